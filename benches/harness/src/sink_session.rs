@@ -1,0 +1,321 @@
+//! One sink connection: a small ESMTP server that accepts everything and keeps nothing.
+//!
+//! Input is processed as far as it goes before anything is written, so a pipelined group
+//! of commands gets all its replies in one write (RFC 2920 asks servers to batch).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::data::DataReader;
+use crate::sink_state::SinkState;
+use crate::stream::Stream;
+
+/// Longest command line accepted (RFC 5321 allows 512; extensions add a little).
+const MAX_COMMAND: usize = 4096;
+/// A client idle this long is dropped, so a forgotten connection cannot outlive the run.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+const READ_CHUNK: usize = 64 * 1024;
+
+enum Mode {
+    Command,
+    Data(DataReader),
+    /// Reading a BDAT chunk; `accept` is false when the chunk arrived outside a valid
+    /// transaction and must be read and thrown away.
+    Bdat {
+        remaining: u64,
+        size: u64,
+        last: bool,
+        accept: bool,
+    },
+}
+
+/// What processing the buffered input asks the connection loop to do next.
+#[derive(PartialEq, Eq)]
+enum Next {
+    Read,
+    StartTls,
+    Close,
+}
+
+struct Session<'a> {
+    state: &'a SinkState,
+    mode: Mode,
+    have_mail: bool,
+    rcpts: u32,
+    tls_active: bool,
+    /// BDAT chunks of the current message, summed (and kept when dumping).
+    bdat_bytes: u64,
+    bdat_kept: Option<Vec<u8>>,
+    out: Vec<u8>,
+}
+
+pub fn serve(tcp: TcpStream, state: &SinkState) {
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(IDLE_TIMEOUT));
+    let _ = tcp.set_write_timeout(Some(IDLE_TIMEOUT));
+    let mut stream = Stream::Plain(tcp);
+    if state.implicit_tls {
+        let cfg = state.tls.as_ref().expect("implicit TLS has a config");
+        if stream.upgrade_server(cfg).is_err() {
+            return;
+        }
+    }
+    let mut s = Session {
+        state,
+        mode: Mode::Command,
+        have_mail: false,
+        rcpts: 0,
+        tls_active: state.implicit_tls,
+        bdat_bytes: 0,
+        bdat_kept: None,
+        out: b"220 sink.test ESMTP mxring-bench sink\r\n".to_vec(),
+    };
+    // Unprocessed input lives in buf[start..end]; the buffer is allocated (and zeroed)
+    // once, not per read, since reads happen tens of thousands of times per second.
+    let mut buf = vec![0u8; READ_CHUNK];
+    let (mut start, mut end) = (0, 0);
+    loop {
+        let (consumed, next) = s.process(&buf[start..end]);
+        start += consumed;
+        if !s.out.is_empty() {
+            if stream
+                .write_all(&s.out)
+                .and_then(|_| stream.flush())
+                .is_err()
+            {
+                return;
+            }
+            s.out.clear();
+        }
+        match next {
+            Next::Close => break,
+            Next::StartTls => {
+                // Anything pipelined after STARTTLS arrived unprotected: RFC 3207 says
+                // discard it.
+                (start, end) = (0, 0);
+                let Some(cfg) = &state.tls else { return };
+                if stream.upgrade_server(cfg).is_err() {
+                    return;
+                }
+                s.tls_active = true;
+                s.reset();
+                continue;
+            }
+            Next::Read => {}
+        }
+        if matches!(s.mode, Mode::Command) && end - start > MAX_COMMAND {
+            let _ = stream.write_all(b"500 5.5.2 Line too long\r\n");
+            break;
+        }
+        if start == end {
+            (start, end) = (0, 0);
+        } else if end == buf.len() {
+            buf.copy_within(start..end, 0);
+            (start, end) = (0, end - start);
+            if end == buf.len() {
+                // Only a partial terminator or command line can remain, both short.
+                buf.resize(buf.len() * 2, 0);
+            }
+        }
+        match stream.read(&mut buf[end..]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => end += n,
+        }
+    }
+    if let Stream::Server(tls) = &mut stream {
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+    }
+}
+
+impl Session<'_> {
+    fn reply(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    fn reset(&mut self) {
+        self.have_mail = false;
+        self.rcpts = 0;
+        self.bdat_bytes = 0;
+        self.bdat_kept = None;
+    }
+
+    /// Handles as much of `input` as is complete. Returns bytes consumed and what next.
+    fn process(&mut self, input: &[u8]) -> (usize, Next) {
+        let mut pos = 0;
+        loop {
+            match &mut self.mode {
+                Mode::Data(reader) => {
+                    let (n, done) = reader.feed(&input[pos..]);
+                    pos += n;
+                    if !done {
+                        return (pos, Next::Read);
+                    }
+                    let Mode::Data(reader) = std::mem::replace(&mut self.mode, Mode::Command)
+                    else {
+                        unreachable!("matched Data above")
+                    };
+                    self.finish_message(reader.bytes, reader.kept);
+                }
+                Mode::Bdat {
+                    remaining,
+                    size,
+                    last,
+                    accept,
+                } => {
+                    let n = (*remaining).min((input.len() - pos) as u64) as usize;
+                    if *accept {
+                        self.bdat_bytes += n as u64;
+                        if let Some(k) = &mut self.bdat_kept {
+                            k.extend_from_slice(&input[pos..pos + n]);
+                        }
+                    }
+                    pos += n;
+                    *remaining -= n as u64;
+                    if *remaining > 0 {
+                        return (pos, Next::Read);
+                    }
+                    let (size, last, accept) = (*size, *last, *accept);
+                    self.mode = Mode::Command;
+                    if !accept {
+                        self.reply("503 5.5.1 BDAT without a valid transaction");
+                    } else if last {
+                        let kept = self.bdat_kept.take();
+                        self.finish_message(self.bdat_bytes, kept);
+                    } else {
+                        self.reply(&format!("250 2.0.0 {size} octets received"));
+                    }
+                }
+                Mode::Command => {
+                    let Some(nl) = input[pos..].iter().position(|&b| b == b'\n') else {
+                        return (pos, Next::Read);
+                    };
+                    let line = &input[pos..pos + nl];
+                    pos += nl + 1;
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    let line = String::from_utf8_lossy(line).into_owned();
+                    let next = self.command(&line);
+                    if next != Next::Read {
+                        return (pos, next);
+                    }
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, line: &str) -> Next {
+        let (verb, arg) = line.split_once(' ').unwrap_or((line, ""));
+        match verb.to_ascii_uppercase().as_str() {
+            "EHLO" => {
+                self.reset();
+                let mut lines = vec![
+                    "sink.test greets you".to_string(),
+                    "PIPELINING".into(),
+                    "SIZE 104857600".into(),
+                    "8BITMIME".into(),
+                    "SMTPUTF8".into(),
+                    "ENHANCEDSTATUSCODES".into(),
+                    "CHUNKING".into(),
+                ];
+                if self.state.tls.is_some() && !self.tls_active {
+                    lines.push("STARTTLS".into());
+                }
+                let n = lines.len();
+                for (i, l) in lines.iter().enumerate() {
+                    let sep = if i + 1 == n { ' ' } else { '-' };
+                    self.reply(&format!("250{sep}{l}"));
+                }
+            }
+            "HELO" => {
+                self.reset();
+                self.reply("250 sink.test");
+            }
+            "MAIL" => {
+                if self.have_mail {
+                    self.reply("503 5.5.1 Nested MAIL command");
+                } else if !arg.to_ascii_uppercase().starts_with("FROM:") {
+                    self.reply("501 5.5.4 Syntax: MAIL FROM:<address>");
+                } else {
+                    self.have_mail = true;
+                    self.reply("250 2.1.0 Ok");
+                }
+            }
+            "RCPT" => {
+                if !self.have_mail {
+                    self.reply("503 5.5.1 Need MAIL first");
+                } else if !arg.to_ascii_uppercase().starts_with("TO:") {
+                    self.reply("501 5.5.4 Syntax: RCPT TO:<address>");
+                } else {
+                    self.rcpts += 1;
+                    self.reply("250 2.1.5 Ok");
+                }
+            }
+            "DATA" => {
+                if !self.have_mail || self.rcpts == 0 {
+                    self.reply("503 5.5.1 Need MAIL and RCPT first");
+                } else {
+                    self.mode = Mode::Data(DataReader::new(self.state.dump_dir.is_some()));
+                    self.reply("354 End data with <CR><LF>.<CR><LF>");
+                }
+            }
+            "BDAT" => self.bdat(arg),
+            "RSET" => {
+                self.reset();
+                self.reply("250 2.0.0 Ok");
+            }
+            "NOOP" => self.reply("250 2.0.0 Ok"),
+            "QUIT" => {
+                self.reply("221 2.0.0 Bye");
+                return Next::Close;
+            }
+            "STARTTLS" => {
+                if self.state.tls.is_none() || self.tls_active {
+                    self.reply("502 5.5.1 STARTTLS not available");
+                } else {
+                    self.reply("220 2.0.0 Ready to start TLS");
+                    return Next::StartTls;
+                }
+            }
+            _ => self.reply("500 5.5.2 Command not recognized"),
+        }
+        Next::Read
+    }
+
+    fn bdat(&mut self, arg: &str) {
+        let mut parts = arg.split_ascii_whitespace();
+        let size = parts.next().and_then(|s| s.parse::<u64>().ok());
+        let last = match parts.next() {
+            None => Some(false),
+            Some(p) if p.eq_ignore_ascii_case("LAST") => Some(true),
+            Some(_) => None,
+        };
+        let (Some(size), Some(last)) = (size, last) else {
+            // Without a valid size the chunk boundary is unknown; nothing sane follows.
+            self.reply("501 5.5.4 Syntax: BDAT size [LAST]");
+            return;
+        };
+        let accept = self.have_mail && self.rcpts > 0;
+        if accept && self.bdat_bytes == 0 && self.bdat_kept.is_none() {
+            self.bdat_kept = self.state.dump_dir.is_some().then(Vec::new);
+        }
+        self.mode = Mode::Bdat {
+            remaining: size,
+            size,
+            last,
+            accept,
+        };
+    }
+
+    fn finish_message(&mut self, bytes: u64, kept: Option<Vec<u8>>) {
+        let code = self.state.reply_code;
+        self.state.record_message(bytes, kept.as_deref());
+        let text = match code {
+            250 => "250 2.0.0 Ok: queued".to_string(),
+            c => format!("{c} {}.0.0 Reply configured by --reply-code", c / 100),
+        };
+        self.reply(&text);
+        self.reset();
+    }
+}

@@ -1,0 +1,89 @@
+//! What all sink connections share: settings and the counters the report is made of.
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rustls::ServerConfig;
+
+pub struct SinkState {
+    pub tls: Option<Arc<ServerConfig>>,
+    /// TLS starts with the connection instead of after STARTTLS.
+    pub implicit_tls: bool,
+    pub reply_code: u16,
+    pub dump_dir: Option<PathBuf>,
+    started: Instant,
+    pub messages: AtomicU64,
+    pub accepted: AtomicU64,
+    pub bytes: AtomicU64,
+    pub connections: AtomicU64,
+    pub active: AtomicU64,
+    pub dump_errors: AtomicU64,
+    first_connection: OnceLock<Instant>,
+    /// Nanoseconds after `started` at which the latest message completed.
+    last_message_ns: AtomicU64,
+}
+
+impl SinkState {
+    pub fn new(
+        tls: Option<Arc<ServerConfig>>,
+        implicit_tls: bool,
+        reply_code: u16,
+        dump_dir: Option<PathBuf>,
+    ) -> Self {
+        SinkState {
+            tls,
+            implicit_tls,
+            reply_code,
+            dump_dir,
+            started: Instant::now(),
+            messages: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            dump_errors: AtomicU64::new(0),
+            first_connection: OnceLock::new(),
+            last_message_ns: AtomicU64::new(0),
+        }
+    }
+
+    pub fn connection_opened(&self) {
+        self.first_connection.get_or_init(Instant::now);
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.active.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn connection_closed(&self) {
+        self.active.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub fn record_message(&self, bytes: u64, kept: Option<&[u8]>) {
+        let n = self.messages.fetch_add(1, Ordering::Relaxed);
+        if (200..300).contains(&self.reply_code) {
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+        }
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        let ns = self.started.elapsed().as_nanos() as u64;
+        self.last_message_ns.fetch_max(ns, Ordering::Relaxed);
+        if let (Some(dir), Some(data)) = (&self.dump_dir, kept) {
+            if fs::write(dir.join(format!("{n:08}.eml")), data).is_err() {
+                self.dump_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The span over which messages arrived: first connection to last message. Idle time
+    /// before the load generator starts or after it stops would only dilute the rate.
+    pub fn active_span(&self) -> Duration {
+        let Some(first) = self.first_connection.get() else {
+            return Duration::ZERO;
+        };
+        let last =
+            self.started + Duration::from_nanos(self.last_message_ns.load(Ordering::Relaxed));
+        last.saturating_duration_since(*first)
+    }
+}

@@ -1,0 +1,375 @@
+//! The configuration model. One TOML file describes a whole mxring; every field has
+//! a documented default, and unknown keys are refused (with the key and its line).
+
+mod load;
+mod units;
+
+pub use load::{load_file, load_str, ConfigError, EMBEDDED_DEFAULT};
+pub use units::{canonical_ip, ByteSize, Cidr, Dur};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub relay: RelayConfig,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    #[serde(default)]
+    pub inbound_tls: Vec<InboundTlsRule>,
+    #[serde(default)]
+    pub outbound_tls: Vec<OutboundTlsRule>,
+    #[serde(default)]
+    pub outbound: OutboundConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub dns: DnsConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// `[server]`: identity, sharding, spool and per-connection limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Name in the banner, EHLO reply, Received headers and DSNs. Default "mxring.localhost".
+    pub hostname: String,
+    /// Number of shard threads; 0 = one per core. Default 0.
+    pub shards: usize,
+    /// Spool directory holding the sled queue. Default "./mxring-spool".
+    pub spool: PathBuf,
+    /// Largest message accepted (SIZE and DATA). Default 50MiB.
+    pub max_message_size: ByteSize,
+    /// Recipients per transaction; more get 452 4.5.3. Default 1000.
+    pub max_recipients: usize,
+    /// Open connections per shard; more get 421 4.7.0 and are closed. Default 10000.
+    pub max_connections_per_shard: usize,
+    /// Idle time allowed between commands (RFC 5321 4.5.3.2: at least 5 minutes). Default 5m.
+    pub command_timeout: Dur,
+    /// Idle time allowed inside DATA or BDAT (RFC 5321 data block: 3 minutes). Default 3m.
+    pub data_timeout: Dur,
+    /// Errors in one session before it is closed with 421. Default 20.
+    pub max_errors: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            hostname: "mxring.localhost".into(),
+            shards: 0,
+            spool: PathBuf::from("./mxring-spool"),
+            max_message_size: ByteSize(50 << 20),
+            max_recipients: 1000,
+            max_connections_per_shard: 10_000,
+            command_timeout: Dur(std::time::Duration::from_secs(300)),
+            data_timeout: Dur(std::time::Duration::from_secs(180)),
+            max_errors: 20,
+        }
+    }
+}
+
+/// How a listener treats TLS.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerTls {
+    /// Plain SMTP, STARTTLS not offered.
+    None,
+    /// STARTTLS offered, plaintext allowed (opportunistic).
+    Starttls,
+    /// STARTTLS offered and mandatory before MAIL, RCPT, DATA and BDAT.
+    Required,
+    /// TLS from the first byte (port 465 style).
+    Implicit,
+}
+
+/// `[[listener]]`: one address to accept SMTP on; every shard binds it with SO_REUSEPORT.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Name for logs and policy explanations.
+    #[serde(default = "default_listener_name")]
+    pub name: String,
+    /// Address and port; port 0 picks a free port (tests).
+    pub address: SocketAddr,
+    /// none | starttls | required | implicit. Default starttls.
+    #[serde(default = "default_listener_tls")]
+    pub tls: ListenerTls,
+}
+
+fn default_listener_name() -> String {
+    "mx".into()
+}
+fn default_listener_tls() -> ListenerTls {
+    ListenerTls::Starttls
+}
+
+/// TLS protocol floor.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+impl TlsVersion {
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+        }
+    }
+}
+
+/// `[tls]`: the server certificate and the protocol floor for inbound TLS.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain. Empty: a self-signed ECDSA P-256 certificate for
+    /// server.hostname is generated at start.
+    pub certificate: Option<PathBuf>,
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1).
+    pub private_key: Option<PathBuf>,
+    /// Lowest protocol offered: "1.2" or "1.3". Default "1.2".
+    pub min_version: TlsVersion,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            certificate: None,
+            private_key: None,
+            min_version: TlsVersion::Tls12,
+        }
+    }
+}
+
+/// `[relay]`: who may send where. Never an open relay.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Clients that may relay to any domain. Default 127.0.0.0/8 and ::1.
+    pub networks: Vec<Cidr>,
+    /// Domains we are the MX for: accepted from anyone.
+    pub domains: Vec<String>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            networks: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            domains: vec![],
+        }
+    }
+}
+
+/// `[[route]]`: a fixed next hop for some domains instead of an MX lookup.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub domains: Vec<String>,
+    /// `host`, `host:port`, `[ip]` or `[ip]:port`. A bracketed host is used as is
+    /// (no MX lookup), as in Postfix's relayhost.
+    pub next_hop: String,
+}
+
+/// `[[inbound_tls]]`: when TLS is mandatory for mail we receive. First match wins.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct InboundTlsRule {
+    /// Recipient matchers: `user@domain`, `*@domain`, `domain`, a local part, or `*`.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// Sender matchers: `user@domain` or `*@domain`.
+    #[serde(default)]
+    pub senders: Vec<String>,
+    /// Client addresses or CIDR ranges, IPv4 or IPv6.
+    #[serde(default)]
+    pub clients: Vec<Cidr>,
+    /// Whether the matched traffic must use TLS. Default true.
+    #[serde(default = "yes")]
+    pub require: bool,
+    /// Lowest TLS version accepted when this rule matches.
+    #[serde(default)]
+    pub min_version: Option<TlsVersion>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Outbound TLS levels, with Postfix's names.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsLevel {
+    None,
+    May,
+    Encrypt,
+    Verify,
+    Dane,
+    DaneOnly,
+}
+
+impl TlsLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsLevel::None => "none",
+            TlsLevel::May => "may",
+            TlsLevel::Encrypt => "encrypt",
+            TlsLevel::Verify => "verify",
+            TlsLevel::Dane => "dane",
+            TlsLevel::DaneOnly => "dane-only",
+        }
+    }
+    /// Levels at which a delivery without TLS is not acceptable.
+    pub fn is_mandatory(self) -> bool {
+        matches!(
+            self,
+            TlsLevel::Encrypt | TlsLevel::Verify | TlsLevel::DaneOnly
+        )
+    }
+}
+
+/// What to do when a mandatory outbound level cannot be met.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTlsFailure {
+    /// Retry on the queue schedule: delay DSN, then failure DSN at give_up_after.
+    #[default]
+    Defer,
+    /// Fail the recipient at once with a failure DSN.
+    Bounce,
+}
+
+/// `[[outbound_tls]]`: the TLS level for mail we send. First match wins.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundTlsRule {
+    /// Recipient domains: exact, or `.domain` for every subdomain.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// MX host names: exact, or `.domain` for subdomains.
+    #[serde(default)]
+    pub mx_hosts: Vec<String>,
+    /// MX addresses or CIDR ranges (evaluated per MX host tried).
+    #[serde(default)]
+    pub mx_ips: Vec<Cidr>,
+    /// Sending accounts: `user@domain` or `*@domain`.
+    #[serde(default)]
+    pub senders: Vec<String>,
+    /// Recipient addresses.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    pub level: TlsLevel,
+    /// Lowest TLS version accepted under a mandatory level. Default "1.2".
+    #[serde(default)]
+    pub min_version: Option<TlsVersion>,
+    /// Names the peer certificate may carry under `verify` (default: the MX host name).
+    #[serde(default)]
+    pub match_names: Vec<String>,
+    /// PEM CA bundle for `verify` (default: the system roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub on_failure: OnTlsFailure,
+}
+
+/// `[outbound]`: defaults for delivery.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Level when no `[[outbound_tls]]` rule matches. Default "may".
+    pub default_tls: TlsLevel,
+    /// Parallel connections per next hop (per shard). Default 20.
+    pub max_connections_per_host: usize,
+    /// Parallel deliveries per shard. Default 200.
+    pub max_deliveries_per_shard: usize,
+    /// TCP connect timeout. Default 30s.
+    pub connect_timeout: Dur,
+    /// How long an idle outbound connection is kept for reuse. Default 5s.
+    pub idle_timeout: Dur,
+    /// Port used for MX hosts. Default 25.
+    pub port: u16,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            default_tls: TlsLevel::May,
+            max_connections_per_host: 20,
+            max_deliveries_per_shard: 200,
+            connect_timeout: Dur(std::time::Duration::from_secs(30)),
+            idle_timeout: Dur(std::time::Duration::from_secs(5)),
+            port: 25,
+        }
+    }
+}
+
+/// `[queue]`: retry schedule and group commit.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Delays between attempts; the last one repeats. Default 5m 10m 20m 40m 1h.
+    pub retry: Vec<Dur>,
+    /// After this long in the queue, one delay DSN goes to the sender. Default 1h.
+    pub delay_warning_after: Dur,
+    /// After this long, a failure DSN and the message leaves the queue. Default 24h.
+    pub give_up_after: Dur,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        let m = |n: u64| Dur(std::time::Duration::from_secs(n * 60));
+        QueueConfig {
+            retry: vec![m(5), m(10), m(20), m(40), m(60)],
+            delay_warning_after: m(60),
+            give_up_after: m(24 * 60),
+        }
+    }
+}
+
+/// `[dns]`: resolver settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Nameservers (`ip` or `ip:port`). Empty: the system's /etc/resolv.conf.
+    pub nameservers: Vec<String>,
+    /// Per-query timeout. Default 5s.
+    pub timeout: Dur,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            nameservers: vec![],
+            timeout: Dur(std::time::Duration::from_secs(5)),
+        }
+    }
+}
+
+/// `[admin]`: the loopback HTTP API used by `mxring queue ...`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address of the admin API; keep it on loopback. Empty string disables it.
+    pub address: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            address: "127.0.0.1:9725".into(),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The first part: what happened, in words a sender can act on.
+
+use super::date::{human_age, rfc5322};
+use super::kind::DsnKind;
+use super::report::{DsnRecipient, DsnReport};
+use super::text::{one_line, truncate, write_paragraph, MAX_DIAGNOSTIC};
+
+pub(super) fn notification(report: &DsnReport) -> Vec<u8> {
+    let mut out = Vec::new();
+    let host = one_line(report.reporting_mta);
+    let kind = report.kind();
+    write_paragraph(
+        &mut out,
+        &format!("This is the mail system at host {host}."),
+        "",
+    );
+    out.extend_from_slice(b"\r\n");
+
+    match kind {
+        DsnKind::Failed => {
+            write_paragraph(
+                &mut out,
+                "I'm sorry to have to tell you that your message could not be \
+                 delivered to one or more recipients. The reasons are listed \
+                 below, and the message is attached.",
+                "",
+            );
+        }
+        DsnKind::Delayed => {
+            write_paragraph(
+                &mut out,
+                "THIS IS A WARNING ONLY. YOU DO NOT NEED TO RESEND YOUR MESSAGE.",
+                "",
+            );
+            out.extend_from_slice(b"\r\n");
+            let age = report
+                .now
+                .duration_since(report.arrival)
+                .unwrap_or_default();
+            let mut text = format!(
+                "Your message could not be delivered for {}.",
+                human_age(age)
+            );
+            let until = report
+                .recipients
+                .iter()
+                .filter(|r| r.action == DsnKind::Delayed)
+                .filter_map(|r| r.will_retry_until)
+                .max();
+            if let Some(until) = until {
+                text.push_str(&format!(
+                    " The mail system will keep trying until {}.",
+                    rfc5322(until)
+                ));
+            }
+            write_paragraph(&mut out, &text, "");
+        }
+        DsnKind::Relayed => {
+            write_paragraph(
+                &mut out,
+                "Your message was successfully delivered to the destinations \
+                 listed below. If a destination passed it on to a system that \
+                 does not send delivery reports, you may still hear of later \
+                 problems from that system.",
+                "",
+            );
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    if kind != DsnKind::Relayed {
+        write_paragraph(
+            &mut out,
+            &format!(
+                "For further help, send mail to postmaster@{host} and include \
+                 this report. You may delete your own text from the attached \
+                 message."
+            ),
+            "",
+        );
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"                   The mail system\r\n");
+
+    for r in report.recipients {
+        out.extend_from_slice(b"\r\n");
+        write_paragraph(&mut out, &recipient_line(r), "    ");
+    }
+    out
+}
+
+fn recipient_line(r: &DsnRecipient) -> String {
+    let addr = one_line(&r.final_recipient);
+    let remote = r.remote_mta.as_deref().map(one_line);
+    let diag = r
+        .diagnostic
+        .as_deref()
+        .map(|d| truncate(&one_line(d), MAX_DIAGNOSTIC));
+    let status = one_line(&r.status);
+    let what = match (r.action, remote, diag) {
+        (DsnKind::Relayed, Some(host), Some(diag)) => format!("delivered via {host}: {diag}"),
+        (DsnKind::Relayed, Some(host), None) => format!("delivered via {host}"),
+        (DsnKind::Relayed, None, Some(diag)) => format!("delivered: {diag}"),
+        (DsnKind::Relayed, None, None) => "delivered".to_string(),
+        (DsnKind::Delayed, Some(host), Some(diag)) => {
+            format!("delivery temporarily suspended: host {host} said: {diag}")
+        }
+        (DsnKind::Delayed, _, Some(diag)) => format!("delivery temporarily suspended: {diag}"),
+        (DsnKind::Delayed, _, None) => format!("delivery temporarily suspended ({status})"),
+        (DsnKind::Failed, Some(host), Some(diag)) => format!("host {host} said: {diag}"),
+        (DsnKind::Failed, _, Some(diag)) => diag,
+        (DsnKind::Failed, _, None) => format!("delivery failed ({status})"),
+    };
+    format!("<{addr}>: {what}")
+}

@@ -1,0 +1,221 @@
+//! Outbound TLS rules: which level applies to a recipient when delivering through a
+//! given MX host and address. Rules with MX matchers are evaluated per MX tried.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::config::{Cidr, OnTlsFailure, OutboundTlsRule, TlsLevel, TlsVersion};
+
+use super::matchers::{AddressMatcher, DomainMatcher};
+
+#[derive(Clone, Debug)]
+pub struct OutboundRule {
+    pub domains: Vec<DomainMatcher>,
+    pub mx_hosts: Vec<DomainMatcher>,
+    pub mx_ips: Vec<Cidr>,
+    pub senders: Vec<AddressMatcher>,
+    pub recipients: Vec<AddressMatcher>,
+    pub level: TlsLevel,
+    pub min_version: Option<TlsVersion>,
+    pub match_names: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+    pub on_failure: OnTlsFailure,
+}
+
+impl OutboundRule {
+    pub fn from_config(r: &OutboundTlsRule) -> Self {
+        OutboundRule {
+            domains: r.domains.iter().map(|s| DomainMatcher::parse(s)).collect(),
+            mx_hosts: r.mx_hosts.iter().map(|s| DomainMatcher::parse(s)).collect(),
+            mx_ips: r.mx_ips.clone(),
+            senders: r.senders.iter().map(|s| AddressMatcher::parse(s)).collect(),
+            recipients: r
+                .recipients
+                .iter()
+                .map(|s| AddressMatcher::parse(s))
+                .collect(),
+            level: r.level,
+            min_version: r.min_version,
+            match_names: r.match_names.clone(),
+            ca_file: r.ca_file.clone(),
+            on_failure: r.on_failure,
+        }
+    }
+}
+
+/// What is known about one recipient's delivery attempt.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OutboundFacts<'a> {
+    pub sender: &'a str,
+    pub recipient: &'a str,
+    /// The recipient's domain (routing is per recipient domain, never per MX).
+    pub domain: &'a str,
+    pub mx_host: Option<&'a str>,
+    pub mx_ip: Option<IpAddr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OutboundDecision {
+    /// Index of the matching rule; None for `[outbound] default_tls`.
+    pub rule: Option<usize>,
+    pub matched: String,
+    pub level: TlsLevel,
+    pub min_version: TlsVersion,
+    pub match_names: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+    pub on_failure: OnTlsFailure,
+}
+
+fn any_hit<T>(
+    list: &[T],
+    hit: impl Fn(&T) -> bool,
+    label: &str,
+    show: impl Fn(&T) -> String,
+) -> Option<String> {
+    if list.is_empty() {
+        return Some(String::new());
+    }
+    list.iter()
+        .find(|m| hit(m))
+        .map(|m| format!("{label} {}", show(m)))
+}
+
+pub fn decide(rules: &[OutboundRule], default: TlsLevel, f: &OutboundFacts) -> OutboundDecision {
+    for (i, r) in rules.iter().enumerate() {
+        let hit = (|| {
+            Some(vec![
+                any_hit(
+                    &r.domains,
+                    |m| m.matches(f.domain),
+                    "domain",
+                    |m| m.to_string(),
+                )?,
+                any_hit(
+                    &r.recipients,
+                    |m| m.matches(f.recipient),
+                    "recipient",
+                    |m| m.to_string(),
+                )?,
+                any_hit(
+                    &r.senders,
+                    |m| m.matches(f.sender),
+                    "sender",
+                    |m| m.to_string(),
+                )?,
+                any_hit(
+                    &r.mx_hosts,
+                    |m| f.mx_host.is_some_and(|h| m.matches(h)),
+                    "mx_host",
+                    |m| m.to_string(),
+                )?,
+                any_hit(
+                    &r.mx_ips,
+                    |c| f.mx_ip.is_some_and(|ip| c.contains(ip)),
+                    "mx_ip",
+                    |c| c.to_string(),
+                )?,
+            ])
+        })();
+        if let Some(parts) = hit {
+            let parts: Vec<String> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+            return OutboundDecision {
+                rule: Some(i),
+                matched: if parts.is_empty() {
+                    "(rule with no matchers)".into()
+                } else {
+                    parts.join(", ")
+                },
+                level: r.level,
+                min_version: r.min_version.unwrap_or(TlsVersion::Tls12),
+                match_names: r.match_names.clone(),
+                ca_file: r.ca_file.clone(),
+                on_failure: r.on_failure,
+            };
+        }
+    }
+    OutboundDecision {
+        rule: None,
+        matched: "default_tls".into(),
+        level: default,
+        min_version: TlsVersion::Tls12,
+        match_names: vec![],
+        ca_file: None,
+        on_failure: OnTlsFailure::Defer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(level: TlsLevel) -> OutboundRule {
+        OutboundRule {
+            domains: vec![],
+            mx_hosts: vec![],
+            mx_ips: vec![],
+            senders: vec![],
+            recipients: vec![],
+            level,
+            min_version: None,
+            match_names: vec![],
+            ca_file: None,
+            on_failure: OnTlsFailure::Defer,
+        }
+    }
+
+    fn facts<'a>(sender: &'a str, recipient: &'a str) -> OutboundFacts<'a> {
+        let domain = recipient.rsplit_once('@').map(|x| x.1).unwrap_or("");
+        OutboundFacts {
+            sender,
+            recipient,
+            domain,
+            mx_host: None,
+            mx_ip: None,
+        }
+    }
+
+    #[test]
+    fn each_matcher_kind() {
+        let mut by_domain = rule(TlsLevel::Encrypt);
+        by_domain.domains = vec![
+            DomainMatcher::parse("their-domain.com"),
+            DomainMatcher::parse(".their-domain.com"),
+        ];
+        let mut by_sender = rule(TlsLevel::None);
+        by_sender.senders = vec![AddressMatcher::parse("*@plain.example")];
+        let mut by_ip = rule(TlsLevel::Verify);
+        by_ip.mx_ips = vec!["207.219.44.0/24".parse().unwrap()];
+        let mut by_host = rule(TlsLevel::Encrypt);
+        by_host.mx_hosts = vec![DomainMatcher::parse(".secure-mx.example")];
+        let mut by_rcpt = rule(TlsLevel::Encrypt);
+        by_rcpt.recipients = vec![AddressMatcher::parse("vip@anywhere.example")];
+        let rules = vec![by_domain, by_sender, by_ip, by_host, by_rcpt];
+
+        let d = decide(
+            &rules,
+            TlsLevel::May,
+            &facts("a@b", "x@Sub.Their-Domain.com"),
+        );
+        assert_eq!((d.rule, d.level), (Some(0), TlsLevel::Encrypt));
+        let d = decide(
+            &rules,
+            TlsLevel::May,
+            &facts("boss@plain.example", "x@else.example"),
+        );
+        assert_eq!((d.rule, d.level), (Some(1), TlsLevel::None));
+        let mut f = facts("a@b", "x@else.example");
+        assert_eq!(decide(&rules, TlsLevel::May, &f).rule, None);
+        f.mx_ip = Some("207.219.44.20".parse().unwrap());
+        assert_eq!(decide(&rules, TlsLevel::May, &f).rule, Some(2));
+        f.mx_ip = Some("::1".parse().unwrap());
+        f.mx_host = Some("mx1.secure-mx.example");
+        assert_eq!(decide(&rules, TlsLevel::May, &f).rule, Some(3));
+        let d = decide(&rules, TlsLevel::May, &facts("a@b", "VIP@anywhere.example"));
+        assert_eq!((d.rule, d.level), (Some(4), TlsLevel::Encrypt));
+        let d = decide(&rules, TlsLevel::May, &facts("a@b", "x@else.example"));
+        assert_eq!(
+            (d.rule, d.level, d.matched.as_str()),
+            (None, TlsLevel::May, "default_tls")
+        );
+    }
+}

@@ -1,0 +1,266 @@
+//! The DATA decoder: removes dot-stuffing, finds the end marker and enforces the
+//! message limits. The end of data is CRLF "." CRLF and nothing else; a bare CR or
+//! LF anywhere is recorded as an error, never normalised (the SMTP smuggling class).
+
+/// Longest text line RFC 5321 4.5.3.1.6 allows, CRLF included.
+pub const MAX_TEXT_LINE: usize = 1000;
+
+/// What made a message unacceptable. The decoder keeps reading to the end marker
+/// so the session stays in sync, then the session refuses the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataError {
+    BareLineEnding,
+    LineTooLong,
+    TooBig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// At the start of a line.
+    LineStart,
+    /// Saw "." at the start of a line.
+    Dot,
+    /// Saw ".\r" at the start of a line.
+    DotCr,
+    /// Inside a line.
+    Text,
+    /// Saw "\r" inside a line.
+    Cr,
+}
+
+#[derive(Clone, Debug)]
+pub struct DataDecoder {
+    state: State,
+    line_len: usize,
+    written: u64,
+    max_size: u64,
+    error: Option<DataError>,
+}
+
+impl DataDecoder {
+    pub fn new(max_size: u64) -> Self {
+        DataDecoder {
+            state: State::LineStart,
+            line_len: 0,
+            written: 0,
+            max_size,
+            error: None,
+        }
+    }
+
+    /// The first error seen, if any.
+    pub fn error(&self) -> Option<DataError> {
+        self.error
+    }
+
+    /// Octets of message content so far (after unstuffing).
+    pub fn size(&self) -> u64 {
+        self.written
+    }
+
+    fn fail(&mut self, e: DataError) {
+        self.error.get_or_insert(e);
+    }
+
+    fn emit(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        self.written += bytes.len() as u64;
+        if self.written > self.max_size {
+            self.fail(DataError::TooBig);
+            return;
+        }
+        out.extend_from_slice(bytes);
+    }
+
+    /// Decode from `input`, appending content to `out`. Returns the bytes consumed
+    /// and whether the end marker was reached (bytes after it are not consumed).
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> (usize, bool) {
+        let mut i = 0;
+        while i < input.len() {
+            match self.state {
+                State::LineStart => {
+                    if input[i] == b'.' {
+                        self.state = State::Dot;
+                        self.line_len = 1;
+                        i += 1;
+                    } else {
+                        self.state = State::Text;
+                        self.line_len = 0;
+                    }
+                }
+                State::Dot => match input[i] {
+                    b'\r' => {
+                        self.state = State::DotCr;
+                        i += 1;
+                    }
+                    b'\n' => {
+                        // A bare LF never starts a line: "\n.\r\n" must not end DATA.
+                        self.fail(DataError::BareLineEnding);
+                        self.state = State::Text;
+                        i += 1;
+                    }
+                    // A leading dot followed by text is stuffing: drop the dot.
+                    _ => self.state = State::Text,
+                },
+                State::DotCr => {
+                    if input[i] == b'\n' {
+                        self.state = State::LineStart;
+                        return (i + 1, true);
+                    }
+                    self.fail(DataError::BareLineEnding);
+                    self.state = State::Text;
+                }
+                State::Text => {
+                    let rest = &input[i..];
+                    match memchr::memchr2(b'\r', b'\n', rest) {
+                        None => {
+                            self.line_len += rest.len();
+                            self.check_line();
+                            self.emit(out, rest);
+                            i = input.len();
+                        }
+                        Some(p) => {
+                            self.line_len += p;
+                            self.emit(out, &rest[..p]);
+                            if rest[p] == b'\n' {
+                                self.fail(DataError::BareLineEnding);
+                            } else {
+                                self.state = State::Cr;
+                            }
+                            i += p + 1;
+                        }
+                    }
+                }
+                State::Cr => {
+                    if input[i] == b'\n' {
+                        self.line_len += 2;
+                        self.check_line();
+                        self.emit(out, b"\r\n");
+                        self.state = State::LineStart;
+                        i += 1;
+                    } else {
+                        self.fail(DataError::BareLineEnding);
+                        self.state = State::Text;
+                    }
+                }
+            }
+        }
+        (i, false)
+    }
+
+    fn check_line(&mut self) {
+        if self.line_len > MAX_TEXT_LINE {
+            self.fail(DataError::LineTooLong);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> (Vec<u8>, usize, bool, Option<DataError>) {
+        let mut d = DataDecoder::new(1 << 20);
+        let mut out = Vec::new();
+        let (n, done) = d.decode(input, &mut out);
+        (out, n, done, d.error())
+    }
+
+    /// Feed the input split at every position, and one byte at a time; the result
+    /// must be the same as feeding it whole.
+    fn decode_split_everywhere(input: &[u8]) {
+        let whole = decode_all(input);
+        for cut in 0..=input.len() {
+            let mut d = DataDecoder::new(1 << 20);
+            let mut out = Vec::new();
+            let (a, done_a) = d.decode(&input[..cut], &mut out);
+            let (n, done) = if done_a {
+                (a, true)
+            } else {
+                let (b, done_b) = d.decode(&input[cut..], &mut out);
+                (a + b, done_b)
+            };
+            assert_eq!((out.clone(), n, done, d.error()), whole, "cut at {cut}");
+        }
+        let mut d = DataDecoder::new(1 << 20);
+        let mut out = Vec::new();
+        let mut consumed = 0;
+        let mut done = false;
+        for b in input {
+            let (n, dn) = d.decode(std::slice::from_ref(b), &mut out);
+            consumed += n;
+            if dn {
+                done = true;
+                break;
+            }
+        }
+        assert_eq!((out, consumed, done, d.error()), whole, "byte at a time");
+    }
+
+    #[test]
+    fn unstuffs_and_stops_at_the_end_marker() {
+        let input = b"Subject: x\r\n\r\n..leading dot\r\nbody\r\n.\r\nQUIT\r\n";
+        let (out, n, done, err) = decode_all(input);
+        assert!(done);
+        assert_eq!(err, None);
+        assert_eq!(out, b"Subject: x\r\n\r\n.leading dot\r\nbody\r\n");
+        assert_eq!(&input[n..], b"QUIT\r\n");
+        decode_split_everywhere(input);
+    }
+
+    #[test]
+    fn empty_message() {
+        let (out, n, done, err) = decode_all(b".\r\n");
+        assert_eq!((out.len(), n, done, err), (0, 3, true, None));
+    }
+
+    #[test]
+    fn smuggling_markers_do_not_end_data_and_are_refused() {
+        for evil in [
+            &b"a\r\n\n.\r\nMAIL FROM:<x@y>\r\n"[..],
+            b"a\r\n\r.\r\nX\r\n",
+            b"a\n.\nX\r\n",
+            b"a\r\n.\nX",
+        ] {
+            let (_, _, done, err) = decode_all(evil);
+            assert!(
+                !done,
+                "{:?} must not end DATA",
+                String::from_utf8_lossy(evil)
+            );
+            assert_eq!(
+                err,
+                Some(DataError::BareLineEnding),
+                "{:?}",
+                String::from_utf8_lossy(evil)
+            );
+            decode_split_everywhere(evil);
+        }
+        // The real end marker later still ends it, with the error kept.
+        let (_, _, done, err) = decode_all(b"a\n.\nb\r\n.\r\n");
+        assert!(done);
+        assert_eq!(err, Some(DataError::BareLineEnding));
+    }
+
+    #[test]
+    fn overlong_text_line_is_an_error() {
+        let mut input = vec![b'x'; 999];
+        input.extend_from_slice(b"\r\n.\r\n");
+        assert_eq!(decode_all(&input).3, Some(DataError::LineTooLong));
+        let mut ok = vec![b'x'; 998];
+        ok.extend_from_slice(b"\r\n.\r\n");
+        assert_eq!(decode_all(&ok).3, None);
+        decode_split_everywhere(&input);
+    }
+
+    #[test]
+    fn size_limit_discards_and_flags() {
+        let mut d = DataDecoder::new(10);
+        let mut out = Vec::new();
+        let (_, done) = d.decode(b"0123456789abc\r\n.\r\n", &mut out);
+        assert!(done);
+        assert_eq!(d.error(), Some(DataError::TooBig));
+    }
+}

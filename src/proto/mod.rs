@@ -1,0 +1,16 @@
+//! Sans-IO SMTP: command parser, replies, addresses, DATA decoding, and the server
+//! and client session state machines. No runtime, no sockets, no clock.
+
+pub mod address;
+pub mod command;
+pub mod data;
+pub mod envelope;
+pub mod params;
+pub mod received;
+pub mod reply;
+pub mod server;
+
+pub use envelope::{Envelope, Recipient, TlsFacts};
+pub use server::{Event, Fed, IdSource, ServerSession, SessionConfig, StoreFailure, Waiting};
+#[cfg(test)]
+mod server_tests;

@@ -1,0 +1,104 @@
+//! The `Received:` trace header (RFC 5321 4.4) mxring prepends to each message,
+//! with the TLS protocol and cipher when the message came over TLS (RFC 3848 names).
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use super::envelope::TlsFacts;
+
+pub struct ReceivedFacts<'a> {
+    pub helo: &'a str,
+    pub client_ip: IpAddr,
+    pub hostname: &'a str,
+    pub esmtp: bool,
+    pub tls: Option<&'a TlsFacts>,
+    pub id: u64,
+    /// The recipient, named only when there is exactly one (privacy of the others).
+    pub single_recipient: Option<&'a str>,
+    pub now: SystemTime,
+}
+
+/// Queue ids are written as 16 upper-case hex digits.
+pub fn format_id(id: u64) -> String {
+    format!("{id:016X}")
+}
+
+pub fn parse_id(s: &str) -> Option<u64> {
+    (s.len() == 16)
+        .then(|| u64::from_str_radix(s, 16).ok())
+        .flatten()
+}
+
+/// RFC 5322 date-time, e.g. `Mon, 23 Nov 2026 18:42:36 +0000`.
+pub fn rfc5322_date(t: SystemTime) -> String {
+    let dt: chrono::DateTime<chrono::Utc> = t.into();
+    dt.format("%a, %d %b %Y %H:%M:%S +0000").to_string()
+}
+
+pub fn write_received(out: &mut Vec<u8>, f: &ReceivedFacts) {
+    let protocol = match (f.esmtp, f.tls.is_some()) {
+        (false, false) => "SMTP",
+        (false, true) => "SMTPS",
+        (true, false) => "ESMTP",
+        (true, true) => "ESMTPS",
+    };
+    let ip = crate::config::canonical_ip(f.client_ip);
+    let helo: String = f
+        .helo
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(255)
+        .collect();
+    let _ = write!(
+        out,
+        "Received: from {helo} ([{ip}])\r\n\tby {} (mxring) with {protocol} id {}",
+        f.hostname,
+        format_id(f.id)
+    );
+    if let Some(tls) = f.tls {
+        let _ = write!(
+            out,
+            "\r\n\t(using {} with cipher {})",
+            tls.version, tls.cipher
+        );
+    }
+    if let Some(rcpt) = f.single_recipient {
+        let _ = write!(out, "\r\n\tfor <{rcpt}>");
+    }
+    let _ = write!(out, ";\r\n\t{}\r\n", rfc5322_date(f.now));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_names_tls_and_single_recipient() {
+        let tls = TlsFacts {
+            version: "TLSv1.3".into(),
+            cipher: "TLS13_AES_128_GCM_SHA256".into(),
+        };
+        let mut out = Vec::new();
+        write_received(
+            &mut out,
+            &ReceivedFacts {
+                helo: "client.example",
+                client_ip: "::ffff:192.0.2.7".parse().unwrap(),
+                hostname: "mx.example.net",
+                esmtp: true,
+                tls: Some(&tls),
+                id: 0xABCDEF,
+                single_recipient: Some("a@b.example"),
+                now: SystemTime::UNIX_EPOCH,
+            },
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "Received: from client.example ([192.0.2.7])\r\n\tby mx.example.net (mxring) with ESMTPS id 0000000000ABCDEF\r\n\t(using TLSv1.3 with cipher TLS13_AES_128_GCM_SHA256)\r\n\tfor <a@b.example>;\r\n\tThu, 01 Jan 1970 00:00:00 +0000\r\n"
+        );
+        assert_eq!(parse_id("0000000000ABCDEF"), Some(0xABCDEF));
+        assert_eq!(parse_id("xyz"), None);
+    }
+}

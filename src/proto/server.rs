@@ -1,0 +1,794 @@
+//! The SMTP server session: a state machine fed bytes, returning replies (written to
+//! the caller's buffer) and events. It owns no socket, no clock and no TLS: the
+//! driver performs the STARTTLS handshake and stores messages, then reports back.
+
+use std::cell::Cell;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::address::{parse_path, split_path, AddressError};
+use super::command::{parse_command, Command, CommandError, MAX_COMMAND_LINE};
+use super::data::{DataDecoder, DataError};
+use super::envelope::{Envelope, Recipient, TlsFacts};
+use super::params::{parse_mail_params, parse_rcpt_params, MailParams};
+use super::received::{format_id, write_received, ReceivedFacts};
+use super::reply::{reply, reply_lines};
+use crate::config::{ListenerTls, TlsVersion};
+use crate::policy::{InboundDecision, Policy, TlsShortfall};
+
+/// What a session needs to know about the listener and server it belongs to.
+#[derive(Debug)]
+pub struct SessionConfig {
+    pub hostname: String,
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub max_errors: usize,
+    pub listener: String,
+    pub listener_tls: ListenerTls,
+    pub policy: Arc<Policy>,
+}
+
+/// Something the driver must act on before feeding more input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The 220 for STARTTLS is in the output: flush it, discard any buffered
+    /// plaintext, run the handshake, then call `tls_established`.
+    StartTls,
+    /// A message is complete: `take_message`, store it durably, then `message_stored`.
+    Message,
+    /// Flush the output and close the connection.
+    Close,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fed {
+    pub consumed: usize,
+    pub event: Option<Event>,
+}
+
+/// Which RFC 5321 timeout applies to the current wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waiting {
+    Command,
+    Data,
+}
+
+/// Why storing a message failed, as the driver reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreFailure {
+    /// The disk is full: 452 4.3.1.
+    NoSpace,
+    /// Any other storage error: 451 4.3.0.
+    Io,
+}
+
+/// Shard-local source of queue ids.
+#[derive(Clone, Debug)]
+pub struct IdSource(Rc<Cell<u64>>);
+
+impl IdSource {
+    /// Ids are `shard << 56 | microseconds`, counting up from the start time, so
+    /// they sort by arrival and stay unique across restarts.
+    pub fn new(shard: u8, now: SystemTime, at_least: u64) -> Self {
+        let micros = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        let seed = ((shard as u64) << 56) | (micros & ((1 << 56) - 1));
+        IdSource(Rc::new(Cell::new(seed.max(at_least))))
+    }
+    pub fn next(&self) -> u64 {
+        let id = self.0.get();
+        self.0.set(id + 1);
+        id
+    }
+}
+
+enum Phase {
+    Command,
+    Data(DataDecoder),
+    Bdat {
+        remaining: u64,
+        last: bool,
+        size: u64,
+    },
+    AwaitingStore,
+    Closed,
+}
+
+struct Transaction {
+    id: u64,
+    sender: String,
+    params: MailParams,
+    mail_decision: Option<InboundDecision>,
+    recipients: Vec<Recipient>,
+    body: Vec<u8>,
+    /// Set once a BDAT chunk was taken: DATA is then out of sequence.
+    chunking: bool,
+    /// Content octets so far (the Received header excluded).
+    content_size: u64,
+    bdat_error: Option<DataError>,
+    arrival_ms: u64,
+}
+
+pub struct ServerSession {
+    cfg: Arc<SessionConfig>,
+    client_ip: IpAddr,
+    ids: IdSource,
+    phase: Phase,
+    helo: Option<String>,
+    esmtp: bool,
+    tls: Option<(TlsVersion, TlsFacts)>,
+    tx: Option<Transaction>,
+    errors: usize,
+    skipping_long_line: bool,
+    ready: Option<(u64, Envelope, Vec<u8>)>,
+    /// A refused BDAT's reply, sent once its chunk has been read and dropped.
+    pending_bdat_refusal: Option<(u16, &'static str, &'static str)>,
+}
+
+impl ServerSession {
+    pub fn new(cfg: Arc<SessionConfig>, client_ip: IpAddr, ids: IdSource) -> Self {
+        ServerSession {
+            cfg,
+            client_ip,
+            ids,
+            phase: Phase::Command,
+            helo: None,
+            esmtp: false,
+            tls: None,
+            tx: None,
+            errors: 0,
+            skipping_long_line: false,
+            ready: None,
+            pending_bdat_refusal: None,
+        }
+    }
+
+    pub fn greeting(&self, out: &mut Vec<u8>) {
+        reply(out, 220, "", &format!("{} ESMTP mxring", self.cfg.hostname));
+    }
+
+    pub fn waiting(&self) -> Waiting {
+        match self.phase {
+            Phase::Data(_) | Phase::Bdat { .. } => Waiting::Data,
+            _ => Waiting::Command,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    pub fn tls_active(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The client was idle too long: say so and close.
+    pub fn timed_out(&mut self, out: &mut Vec<u8>) {
+        reply(
+            out,
+            421,
+            "4.4.2",
+            &format!("{} Error: timeout exceeded", self.cfg.hostname),
+        );
+        self.phase = Phase::Closed;
+    }
+
+    /// The server is shutting down: say so and close.
+    pub fn shutting_down(&mut self, out: &mut Vec<u8>) {
+        reply(
+            out,
+            421,
+            "4.3.2",
+            &format!(
+                "{} Service shutting down, try again later",
+                self.cfg.hostname
+            ),
+        );
+        self.phase = Phase::Closed;
+    }
+
+    /// TLS is up. RFC 3207: forget everything learned before, the client starts over with EHLO.
+    pub fn tls_established(&mut self, version: TlsVersion, facts: TlsFacts) {
+        self.tls = Some((version, facts));
+        self.helo = None;
+        self.esmtp = false;
+        self.tx = None;
+        self.phase = Phase::Command;
+    }
+
+    /// The message of the last `Event::Message`, with its queue id.
+    pub fn take_message(&mut self) -> Option<(u64, Envelope, Vec<u8>)> {
+        self.ready.take()
+    }
+
+    /// The driver stored (or failed to store) the message taken last.
+    pub fn message_stored(&mut self, result: Result<u64, StoreFailure>, out: &mut Vec<u8>) {
+        match result {
+            Ok(id) => reply(
+                out,
+                250,
+                "2.0.0",
+                &format!("Ok: queued as {}", format_id(id)),
+            ),
+            Err(StoreFailure::NoSpace) => reply(out, 452, "4.3.1", "Insufficient system storage"),
+            Err(StoreFailure::Io) => reply(out, 451, "4.3.0", "Error: queue file write error"),
+        }
+        self.tx = None;
+        if matches!(self.phase, Phase::AwaitingStore) {
+            self.phase = Phase::Command;
+        }
+    }
+
+    /// Feed bytes from the client. Replies are appended to `out`; the caller writes
+    /// `out` once per feed, so a pipelined group of commands gets one write.
+    pub fn feed(&mut self, input: &[u8], now: SystemTime, out: &mut Vec<u8>) -> Fed {
+        let mut pos = 0;
+        loop {
+            match &mut self.phase {
+                Phase::Closed => {
+                    return Fed {
+                        consumed: input.len(),
+                        event: None,
+                    }
+                }
+                Phase::AwaitingStore => {
+                    return Fed {
+                        consumed: pos,
+                        event: None,
+                    }
+                }
+                Phase::Data(decoder) => {
+                    let tx = self.tx.as_mut().expect("DATA phase has a transaction");
+                    let (n, done) = decoder.decode(&input[pos..], &mut tx.body);
+                    pos += n;
+                    if !done {
+                        return Fed {
+                            consumed: pos,
+                            event: None,
+                        };
+                    }
+                    let (error, size) = (decoder.error(), decoder.size());
+                    tx.content_size = size;
+                    if let Some(e) = self.finish_body(error, now, out) {
+                        return Fed {
+                            consumed: pos,
+                            event: Some(e),
+                        };
+                    }
+                }
+                Phase::Bdat {
+                    remaining,
+                    last,
+                    size,
+                } => {
+                    let take = (*remaining).min((input.len() - pos) as u64) as usize;
+                    *remaining -= take as u64;
+                    let (done, last, size) = (*remaining == 0, *last, *size);
+                    if let Some(tx) = self
+                        .tx
+                        .as_mut()
+                        .filter(|_| self.pending_bdat_refusal.is_none())
+                    {
+                        tx.content_size += take as u64;
+                        if tx.content_size > self.cfg.max_message_size {
+                            tx.bdat_error.get_or_insert(DataError::TooBig);
+                        }
+                        if tx.bdat_error.is_none() {
+                            tx.body.extend_from_slice(&input[pos..pos + take]);
+                        }
+                    }
+                    pos += take;
+                    if !done {
+                        return Fed {
+                            consumed: pos,
+                            event: None,
+                        };
+                    }
+                    if let Some(e) = self.finish_chunk(last, size, now, out) {
+                        return Fed {
+                            consumed: pos,
+                            event: Some(e),
+                        };
+                    }
+                }
+                Phase::Command => {
+                    let rest = &input[pos..];
+                    if rest.is_empty() {
+                        return Fed {
+                            consumed: pos,
+                            event: None,
+                        };
+                    }
+                    if self.skipping_long_line {
+                        match memchr::memchr(b'\n', rest) {
+                            Some(nl) => {
+                                pos += nl + 1;
+                                self.skipping_long_line = false;
+                                continue;
+                            }
+                            None => {
+                                return Fed {
+                                    consumed: input.len(),
+                                    event: None,
+                                }
+                            }
+                        }
+                    }
+                    let limit = rest.len().min(MAX_COMMAND_LINE);
+                    let Some(nl) = memchr::memchr(b'\n', &rest[..limit]) else {
+                        if rest.len() < MAX_COMMAND_LINE {
+                            return Fed {
+                                consumed: pos,
+                                event: None,
+                            };
+                        }
+                        // Too long to be a command: refuse it once, then skip to its end.
+                        self.skipping_long_line = true;
+                        pos += limit;
+                        if let Some(e) = self.error(out, 500, "5.5.2", "Error: line too long") {
+                            return Fed {
+                                consumed: input.len(),
+                                event: Some(e),
+                            };
+                        }
+                        continue;
+                    };
+                    pos += nl + 1;
+                    let line = &rest[..nl];
+                    let Some(line) = line.strip_suffix(b"\r") else {
+                        if let Some(e) = self.error(out, 500, "5.5.2", "Error: bare <LF> received")
+                        {
+                            return Fed {
+                                consumed: input.len(),
+                                event: Some(e),
+                            };
+                        }
+                        continue;
+                    };
+                    if memchr::memchr(b'\r', line).is_some() {
+                        if let Some(e) = self.error(out, 500, "5.5.2", "Error: bare <CR> received")
+                        {
+                            return Fed {
+                                consumed: input.len(),
+                                event: Some(e),
+                            };
+                        }
+                        continue;
+                    }
+                    match self.command(line, now, out) {
+                        None => {}
+                        // Whatever the client sent after STARTTLS in the same flight
+                        // is dropped unread (the STARTTLS command-injection class).
+                        Some(Event::StartTls) => {
+                            return Fed {
+                                consumed: input.len(),
+                                event: Some(Event::StartTls),
+                            }
+                        }
+                        Some(Event::Close) => {
+                            return Fed {
+                                consumed: input.len(),
+                                event: Some(Event::Close),
+                            }
+                        }
+                        Some(Event::Message) => {
+                            return Fed {
+                                consumed: pos,
+                                event: Some(Event::Message),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Count an error reply; too many close the session.
+    fn error(&mut self, out: &mut Vec<u8>, code: u16, enhanced: &str, text: &str) -> Option<Event> {
+        reply(out, code, enhanced, text);
+        self.errors += 1;
+        if self.errors >= self.cfg.max_errors {
+            reply(
+                out,
+                421,
+                "4.7.0",
+                &format!("{} Error: too many errors", self.cfg.hostname),
+            );
+            self.phase = Phase::Closed;
+            return Some(Event::Close);
+        }
+        None
+    }
+
+    fn listener_requires_tls(&self) -> bool {
+        self.cfg.listener_tls == ListenerTls::Required && self.tls.is_none()
+    }
+
+    fn tls_version(&self) -> Option<TlsVersion> {
+        self.tls.as_ref().map(|t| t.0)
+    }
+
+    fn shortfall_reply(
+        &mut self,
+        s: TlsShortfall,
+        out: &mut Vec<u8>,
+        subject: &str,
+    ) -> Option<Event> {
+        match s {
+            TlsShortfall::NoTls => {
+                self.error(out, 530, "5.7.0", "Must issue a STARTTLS command first")
+            }
+            TlsShortfall::TooOld { required } => {
+                let have = self.tls_version().map(|v| v.name()).unwrap_or("none");
+                let text = format!(
+                    "{subject}{} or later is required, this session uses {have}",
+                    required.name()
+                );
+                self.error(out, 530, "5.7.0", &text)
+            }
+        }
+    }
+
+    fn command(&mut self, line: &[u8], now: SystemTime, out: &mut Vec<u8>) -> Option<Event> {
+        let cmd = match parse_command(line) {
+            Ok(c) => c,
+            Err(CommandError::Unknown) => {
+                return self.error(out, 500, "5.5.2", "Error: command not recognized")
+            }
+            Err(CommandError::NotUtf8) => {
+                return self.error(out, 500, "5.5.2", "Error: command is not valid UTF-8")
+            }
+            Err(CommandError::Syntax(usage)) => {
+                return self.error(out, 501, "5.5.4", &format!("Syntax: {usage}"))
+            }
+        };
+        match cmd {
+            Command::Ehlo(name) | Command::Helo(name) => {
+                self.tx = None;
+                self.helo = Some(name.to_string());
+                self.esmtp = matches!(cmd, Command::Ehlo(_));
+                if self.esmtp {
+                    self.ehlo_reply(out);
+                } else {
+                    reply(out, 250, "", &self.cfg.hostname);
+                }
+                None
+            }
+            Command::Mail(arg) => self.mail(arg, out),
+            Command::Rcpt(arg) => self.rcpt(arg, out),
+            Command::Data => self.data(now, out),
+            Command::Bdat { size, last } => self.bdat(size, last, now, out),
+            Command::Rset => {
+                self.tx = None;
+                reply(out, 250, "2.0.0", "Ok");
+                None
+            }
+            Command::Noop => {
+                reply(out, 250, "2.0.0", "Ok");
+                None
+            }
+            Command::Vrfy => {
+                reply(
+                    out,
+                    252,
+                    "2.0.0",
+                    "Cannot VRFY user, but will accept message and attempt delivery",
+                );
+                None
+            }
+            Command::Help => {
+                reply(out, 214, "2.0.0", "See RFC 5321; commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS");
+                None
+            }
+            Command::Quit => {
+                reply(out, 221, "2.0.0", "Bye");
+                self.phase = Phase::Closed;
+                Some(Event::Close)
+            }
+            Command::StartTls => {
+                if self.tls.is_some() {
+                    return self.error(out, 503, "5.5.1", "Error: TLS already active");
+                }
+                if !matches!(
+                    self.cfg.listener_tls,
+                    ListenerTls::Starttls | ListenerTls::Required
+                ) {
+                    return self.error(out, 502, "5.5.1", "Error: command not implemented");
+                }
+                reply(out, 220, "2.0.0", "Ready to start TLS");
+                Some(Event::StartTls)
+            }
+        }
+    }
+
+    fn ehlo_reply(&self, out: &mut Vec<u8>) {
+        let size = format!("SIZE {}", self.cfg.max_message_size);
+        let mut lines = vec![
+            self.cfg.hostname.as_str(),
+            "PIPELINING",
+            size.as_str(),
+            "8BITMIME",
+            "SMTPUTF8",
+            "ENHANCEDSTATUSCODES",
+            "DSN",
+            "CHUNKING",
+        ];
+        if self.tls.is_none()
+            && matches!(
+                self.cfg.listener_tls,
+                ListenerTls::Starttls | ListenerTls::Required
+            )
+        {
+            lines.push("STARTTLS");
+        }
+        reply_lines(out, 250, &lines);
+    }
+
+    fn mail(&mut self, arg: &str, out: &mut Vec<u8>) -> Option<Event> {
+        if self.helo.is_none() {
+            return self.error(out, 503, "5.5.1", "Error: send HELO/EHLO first");
+        }
+        if self.tx.is_some() {
+            return self.error(out, 503, "5.5.1", "Error: nested MAIL command");
+        }
+        let (path, params) = match split_path(arg) {
+            Ok(p) => p,
+            Err(_) => return self.error(out, 501, "5.1.7", "Bad sender address syntax"),
+        };
+        let params = match parse_mail_params(params) {
+            Ok(p) => p,
+            Err(e) => return self.error(out, 555, "5.5.4", &e.0),
+        };
+        let sender = match parse_path(path, params.smtputf8) {
+            Ok(m) => m
+                .map(|m| format!("{}@{}", m.local, m.domain))
+                .unwrap_or_default(),
+            Err(AddressError::NeedsSmtpUtf8) => {
+                return self.error(out, 553, "5.6.7", "Non-ASCII address requires SMTPUTF8")
+            }
+            Err(_) => return self.error(out, 501, "5.1.7", "Bad sender address syntax"),
+        };
+        if params.size.is_some_and(|s| s > self.cfg.max_message_size) {
+            return self.error(out, 552, "5.3.4", "Message size exceeds fixed limit");
+        }
+        let decision = self.cfg.policy.inbound_at_mail(
+            self.client_ip,
+            &sender,
+            self.cfg.listener_tls == ListenerTls::Required,
+        );
+        if let Some(d) = &decision {
+            if let Err(s) = d.check(self.tls_version()) {
+                return self.shortfall_reply(s, out, "");
+            }
+        }
+        self.tx = Some(Transaction {
+            id: 0,
+            sender,
+            params,
+            mail_decision: decision,
+            recipients: Vec::new(),
+            body: Vec::new(),
+            chunking: false,
+            content_size: 0,
+            bdat_error: None,
+            arrival_ms: 0,
+        });
+        reply(out, 250, "2.1.0", "Ok");
+        None
+    }
+
+    fn rcpt(&mut self, arg: &str, out: &mut Vec<u8>) -> Option<Event> {
+        if self.tx.is_none() && self.listener_requires_tls() {
+            return self.error(out, 530, "5.7.0", "Must issue a STARTTLS command first");
+        }
+        let Some(tx) = self.tx.as_ref() else {
+            return self.error(out, 503, "5.5.1", "Error: need MAIL command");
+        };
+        if tx.chunking {
+            return self.error(out, 503, "5.5.1", "Error: RCPT after BDAT");
+        }
+        let utf8 = tx.params.smtputf8;
+        let (path, params) = match split_path(arg) {
+            Ok(p) => p,
+            Err(_) => return self.error(out, 501, "5.1.3", "Bad recipient address syntax"),
+        };
+        let mailbox = match parse_path(path, utf8) {
+            Ok(Some(m)) => m,
+            Ok(None) => return self.error(out, 501, "5.1.3", "Bad recipient address syntax"),
+            Err(AddressError::NeedsSmtpUtf8) => {
+                return self.error(out, 553, "5.6.7", "Non-ASCII address requires SMTPUTF8")
+            }
+            Err(_) => return self.error(out, 501, "5.1.3", "Bad recipient address syntax"),
+        };
+        let address = format!("{}@{}", mailbox.local, mailbox.domain);
+        if tx.recipients.len() >= self.cfg.max_recipients {
+            reply(out, 452, "4.5.3", "Error: too many recipients");
+            return None;
+        }
+        if !self
+            .cfg
+            .policy
+            .relay_allowed(self.client_ip, mailbox.domain)
+        {
+            return self.error(
+                out,
+                554,
+                "5.7.1",
+                &format!("<{address}>: Relay access denied"),
+            );
+        }
+        if tx.mail_decision.is_none() {
+            let d = self.cfg.policy.inbound_at_rcpt(
+                self.client_ip,
+                Some(&tx.sender),
+                &address,
+                self.cfg.listener_tls == ListenerTls::Required,
+            );
+            if let Err(s) = d.check(self.tls_version()) {
+                return self.shortfall_reply(s, out, &format!("<{address}>: "));
+            }
+        }
+        let params = match parse_rcpt_params(params) {
+            Ok(p) => p,
+            Err(e) => return self.error(out, 555, "5.5.4", &e.0),
+        };
+        let tx = self.tx.as_mut().expect("checked above");
+        tx.recipients.push(Recipient {
+            address,
+            notify: params.notify,
+            orcpt: params.orcpt,
+        });
+        reply(out, 250, "2.1.5", "Ok");
+        None
+    }
+
+    /// Shared checks of DATA and BDAT; on success the transaction has its id and
+    /// its body starts with our Received header.
+    fn begin_body(&mut self, now: SystemTime) -> Result<(), (u16, &'static str, &'static str)> {
+        if self.tx.is_none() && self.listener_requires_tls() {
+            return Err((530, "5.7.0", "Must issue a STARTTLS command first"));
+        }
+        let Some(tx) = self.tx.as_mut() else {
+            return Err((503, "5.5.1", "Error: need MAIL command"));
+        };
+        if tx.recipients.is_empty() {
+            return Err((554, "5.5.1", "Error: no valid recipients"));
+        }
+        if tx.body.is_empty() {
+            tx.id = self.ids.next();
+            tx.arrival_ms = now
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            let single = (tx.recipients.len() == 1).then(|| tx.recipients[0].address.as_str());
+            write_received(
+                &mut tx.body,
+                &ReceivedFacts {
+                    helo: self.helo.as_deref().unwrap_or("unknown"),
+                    client_ip: self.client_ip,
+                    hostname: &self.cfg.hostname,
+                    esmtp: self.esmtp,
+                    tls: self.tls.as_ref().map(|t| &t.1),
+                    id: tx.id,
+                    single_recipient: single,
+                    now,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn data(&mut self, now: SystemTime, out: &mut Vec<u8>) -> Option<Event> {
+        if self.tx.as_ref().is_some_and(|t| t.chunking) {
+            return self.error(out, 503, "5.5.1", "Error: DATA after BDAT");
+        }
+        if let Err((code, enh, text)) = self.begin_body(now) {
+            return self.error(out, code, enh, text);
+        }
+        self.phase = Phase::Data(DataDecoder::new(self.cfg.max_message_size));
+        reply(out, 354, "", "End data with <CR><LF>.<CR><LF>");
+        None
+    }
+
+    fn bdat(&mut self, size: u64, last: bool, now: SystemTime, out: &mut Vec<u8>) -> Option<Event> {
+        // The chunk follows the command whatever we answer, so it is always read
+        // (and dropped when refused) before the reply.
+        match self.begin_body(now) {
+            Ok(()) => {
+                let tx = self.tx.as_mut().expect("begin_body checked");
+                tx.chunking = true;
+            }
+            Err((code, enh, text)) => {
+                self.phase = Phase::Bdat {
+                    remaining: size,
+                    last: false,
+                    size,
+                };
+                self.pending_bdat_refusal = Some((code, enh, text));
+                if size == 0 {
+                    return self.finish_chunk(false, size, now, out);
+                }
+                return None;
+            }
+        }
+        self.phase = Phase::Bdat {
+            remaining: size,
+            last,
+            size,
+        };
+        if size == 0 {
+            return self.finish_chunk(last, size, now, out);
+        }
+        None
+    }
+
+    fn finish_chunk(
+        &mut self,
+        last: bool,
+        size: u64,
+        now: SystemTime,
+        out: &mut Vec<u8>,
+    ) -> Option<Event> {
+        self.phase = Phase::Command;
+        if let Some((code, enh, text)) = self.pending_bdat_refusal.take() {
+            return self.error(out, code, enh, text);
+        }
+        let error = self.tx.as_ref().and_then(|t| t.bdat_error);
+        if error.is_some() || last {
+            return self.finish_body(error, now, out);
+        }
+        reply(out, 250, "2.0.0", &format!("{size} octets received"));
+        None
+    }
+
+    /// The end of DATA or of the last BDAT chunk: refuse the message, or hand it
+    /// to the driver to store.
+    fn finish_body(
+        &mut self,
+        error: Option<DataError>,
+        _now: SystemTime,
+        out: &mut Vec<u8>,
+    ) -> Option<Event> {
+        self.phase = Phase::Command;
+        let Some(tx) = self.tx.take() else {
+            return None;
+        };
+        match error {
+            Some(DataError::TooBig) => {
+                return self.error(out, 552, "5.3.4", "Message size exceeds fixed limit")
+            }
+            Some(DataError::LineTooLong) => {
+                return self.error(out, 500, "5.5.6", "Error: message line too long")
+            }
+            Some(DataError::BareLineEnding) => {
+                return self.error(
+                    out,
+                    550,
+                    "5.6.0",
+                    "Error: bare <CR> or <LF> in message content",
+                )
+            }
+            None => {}
+        }
+        let envelope = Envelope {
+            sender: tx.sender,
+            recipients: tx.recipients,
+            ret: tx.params.ret,
+            envid: tx.params.envid,
+            body_type: tx.params.body,
+            smtputf8: tx.params.smtputf8,
+            client_ip: self.client_ip,
+            helo: self.helo.clone().unwrap_or_default(),
+            tls: self.tls.as_ref().map(|t| t.1.clone()),
+            arrival_ms: tx.arrival_ms,
+            listener: self.cfg.listener.clone(),
+        };
+        self.ready = Some((tx.id, envelope, tx.body));
+        self.phase = Phase::AwaitingStore;
+        Some(Event::Message)
+    }
+}
