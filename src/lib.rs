@@ -1,9 +1,13 @@
 //! mxring: an edge mail transfer agent. Thread-per-core shards on io_uring, a
 //! sans-IO SMTP core, mandatory-TLS policy, and a durable sled queue.
 
+pub mod admin;
 pub mod config;
 pub mod delivery;
 pub mod dsn;
 pub mod policy;
 pub mod proto;
+pub mod queue;
+pub mod shard;
 pub mod timer;
+pub mod tls;

@@ -7,7 +7,7 @@
 use std::net::ToSocketAddrs;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -41,7 +41,9 @@ struct Shared {
     budget: Option<u64>,
     claimed: AtomicU64,
     stop: AtomicBool,
-    soft_end: Option<Instant>,
+    /// End of --duration; set once every worker thread exists (see `run`).
+    soft_end: OnceLock<Instant>,
+    duration: Option<Duration>,
     new_connection_per_message: bool,
     run_id: u32,
 }
@@ -52,7 +54,11 @@ impl Shared {
         if self.stop.load(Ordering::Relaxed) {
             return false;
         }
-        if self.soft_end.is_some_and(|end| Instant::now() >= end) {
+        if self
+            .soft_end
+            .get()
+            .is_some_and(|end| Instant::now() >= *end)
+        {
             return false;
         }
         match self.budget {
@@ -82,13 +88,17 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
         None => vec![(args.size, 1)],
     };
 
-    let start = Instant::now();
+    let server_name = tls::server_name(host)?;
+    if let Some(cfg) = &tls_config {
+        tls::warm_up(cfg, server_name.clone());
+    }
+
     let shared = Arc::new(Shared {
         opts: ClientOpts {
             addrs,
             tls: args.tls,
             tls_config,
-            server_name: tls::server_name(host)?,
+            server_name,
             helo: args.helo.clone(),
             timeout: Duration::from_secs(args.timeout.max(1)),
             allow_pipelining: !args.no_pipelining,
@@ -99,37 +109,49 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
         budget: args.messages,
         claimed: AtomicU64::new(0),
         stop: AtomicBool::new(false),
-        soft_end: args.duration.map(|d| start + Duration::from_secs(d)),
+        soft_end: OnceLock::new(),
+        duration: args.duration.map(Duration::from_secs),
         new_connection_per_message: args.new_connection_per_message,
         run_id: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos() ^ d.as_secs() as u32)
             .unwrap_or(0),
     });
-    let hard_end = start
-        + match args.duration {
-            Some(d) => Duration::from_secs(d) + DURATION_GRACE,
-            None => MESSAGES_ONLY_DEADLINE,
-        };
     signal::install();
 
+    // Workers wait at the barrier until all are spawned and the clock has started: on a
+    // small machine the first workers would otherwise hog the CPU while the rest are still
+    // being created, and a --duration run would end with many connections never used.
+    let barrier = Arc::new(Barrier::new(args.connections as usize + 1));
     let (tx, rx) = mpsc::channel();
     for id in 0..args.connections {
         let worker_shared = shared.clone();
+        let barrier = barrier.clone();
         let tx = tx.clone();
         let spawned = thread::Builder::new()
             .name(format!("conn-{id}"))
             .stack_size(WORKER_STACK)
             .spawn(move || {
+                barrier.wait();
                 let stats = worker(id, &worker_shared);
                 let _ = tx.send(stats);
             });
         if let Err(e) = spawned {
-            shared.stop.store(true, Ordering::Relaxed);
+            // The workers already spawned wait at the barrier forever; exiting ends them.
             return Err(format!("spawning connection thread {id}: {e}"));
         }
     }
     drop(tx);
+    let start = Instant::now();
+    if let Some(d) = shared.duration {
+        let _ = shared.soft_end.set(start + d);
+    }
+    let hard_end = start
+        + match shared.duration {
+            Some(d) => d + DURATION_GRACE,
+            None => MESSAGES_ONLY_DEADLINE,
+        };
+    barrier.wait();
 
     let bar = progress_bar(&args);
     let mut merged = WorkerStats::default();

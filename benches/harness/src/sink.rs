@@ -52,6 +52,13 @@ pub fn run(args: SinkArgs) -> Result<i32, String> {
     }
     let listener =
         TcpListener::bind(&args.listen).map_err(|e| format!("listen {}: {e}", args.listen))?;
+    // std listens with a backlog of 128; a load generator opening hundreds of connections
+    // at once would overflow it and see SYN retransmits (1 s stalls) that are not the
+    // server's doing. Calling listen(2) again on Linux just raises the backlog.
+    // SAFETY: a valid listening socket descriptor.
+    unsafe {
+        libc::listen(listener.as_raw_fd(), 4096);
+    }
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     // Printed even with --json (on stderr) so scripts using port 0 can find the port.
     eprintln!("sink listening on {local}");
@@ -116,7 +123,7 @@ pub fn run(args: SinkArgs) -> Result<i32, String> {
         thread::sleep(Duration::from_millis(10));
     }
 
-    let report = report(&args.listen, &state, local.to_string());
+    let report = report(&state, local.to_string());
     if args.json {
         println!(
             "{}",
@@ -142,7 +149,7 @@ pub fn run(args: SinkArgs) -> Result<i32, String> {
     Ok(0)
 }
 
-fn report(_listen: &str, state: &SinkState, local: String) -> SinkReport {
+fn report(state: &SinkState, local: String) -> SinkReport {
     let messages = state.messages.load(Ordering::Relaxed);
     let accepted = state.accepted.load(Ordering::Relaxed);
     let bytes = state.bytes.load(Ordering::Relaxed);

@@ -59,7 +59,14 @@ impl Failure {
 
     /// A human-readable description, kept as an example of each error kind.
     pub fn detail(&self) -> String {
+        let timed_out = |e: &io::Error| {
+            matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            )
+        };
         match self {
+            Failure::Io(e) | Failure::Tls(e) if timed_out(e) => "no answer within --timeout".into(),
             Failure::Connect(e) => format!("connect: {e}"),
             Failure::Io(e) => format!("i/o: {e}"),
             Failure::Tls(e) => format!("tls: {e}"),

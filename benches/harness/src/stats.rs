@@ -64,7 +64,9 @@ impl WorkerStats {
     }
 
     pub fn failure(&mut self, key: String, detail: impl FnOnce() -> String) {
-        if !self.examples.contains_key(&key) {
+        // Reply codes speak for themselves; examples are for the opaque kinds.
+        let is_code = key.bytes().all(|b| b.is_ascii_digit());
+        if !is_code && !self.examples.contains_key(&key) {
             self.examples.insert(key.clone(), detail());
         }
         self.error(key);

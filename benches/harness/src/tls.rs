@@ -88,6 +88,13 @@ pub fn client_config(version: Option<TlsVersion>) -> Result<Arc<ClientConfig>, S
     Ok(Arc::new(config))
 }
 
+/// Builds (and drops) one client connection, which makes a ClientHello with fresh key
+/// shares. The crypto library's one-time setup (random generator seeding, tables) costs
+/// tens of milliseconds; paying it here keeps it out of the first handshake's latency.
+pub fn warm_up(config: &Arc<ClientConfig>, name: ServerName<'static>) {
+    let _ = rustls::ClientConnection::new(config.clone(), name);
+}
+
 /// Server config from PEM files, or from a fresh self-signed ECDSA P-256 certificate.
 pub fn server_config(cert: Option<&Path>, key: Option<&Path>) -> Result<Arc<ServerConfig>, String> {
     let (chain, key) = match (cert, key) {

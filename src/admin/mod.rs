@@ -1,0 +1,11 @@
+//! The admin HTTP API on loopback: queue listing and operations for `mxring queue`.
+//! Reads go straight to the shards' sled trees (sled is safe to read from any
+//! thread); operations are sent to the owning shard, which alone mutates its slice.
+
+mod client;
+mod server;
+mod views;
+
+pub use client::AdminClient;
+pub use server::{AdminAction, AdminRequest, AdminServer, ShardHandle};
+pub use views::{MessageView, RecipientView};

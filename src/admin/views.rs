@@ -1,0 +1,71 @@
+//! JSON shapes of the admin API, shared by the server and the CLI.
+
+use serde::{Deserialize, Serialize};
+
+use crate::proto::received::format_id;
+use crate::queue::QueuedMessage;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecipientView {
+    pub address: String,
+    pub state: String,
+    pub attempts: u32,
+    pub last_reply: Option<String>,
+    pub remote_mta: Option<String>,
+    pub tls: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MessageView {
+    pub id: String,
+    pub shard: usize,
+    pub sender: String,
+    pub arrival_ms: u64,
+    pub size: u64,
+    pub attempts: u32,
+    pub next_attempt_ms: u64,
+    pub delay_warned: bool,
+    pub client_ip: String,
+    pub helo: String,
+    pub tls: Option<String>,
+    pub recipients: Vec<RecipientView>,
+    /// Only in `show`: the header section of the stored message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<String>,
+}
+
+impl MessageView {
+    pub fn from_record(id: u64, shard: usize, r: &QueuedMessage) -> Self {
+        let tls = |t: &Option<crate::proto::TlsFacts>| {
+            t.as_ref().map(|t| format!("{} {}", t.version, t.cipher))
+        };
+        MessageView {
+            id: format_id(id),
+            shard,
+            sender: r.envelope.sender.clone(),
+            arrival_ms: r.envelope.arrival_ms,
+            size: r.size,
+            attempts: r.attempts,
+            next_attempt_ms: r.next_attempt_ms,
+            delay_warned: r.delay_warned,
+            client_ip: r.envelope.client_ip.to_string(),
+            helo: r.envelope.helo.clone(),
+            tls: tls(&r.envelope.tls),
+            recipients: r
+                .envelope
+                .recipients
+                .iter()
+                .zip(&r.rcpts)
+                .map(|(rc, st)| RecipientView {
+                    address: rc.address.clone(),
+                    state: format!("{:?}", st.state),
+                    attempts: st.attempts,
+                    last_reply: st.last_reply.clone(),
+                    remote_mta: st.remote_mta.clone(),
+                    tls: tls(&st.tls),
+                })
+                .collect(),
+            headers: None,
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `mxring queue ...`: talks to the running server's admin API.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use mxring::admin::{AdminClient, MessageView};
+
+use super::ConfigArg;
+
+#[derive(Subcommand)]
+pub enum QueueAction {
+    /// List queued messages with per-recipient status.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one message: envelope, status and headers.
+    Show { id: String },
+    /// Attempt delivery now.
+    Retry { id: String },
+    /// Remove a message without notice.
+    Delete { id: String },
+    /// Fail a message now and send the sender a failure DSN.
+    Bounce { id: String },
+}
+
+fn when(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    let dt: chrono::DateTime<chrono::Utc> = t.into();
+    dt.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+pub fn run(arg: &ConfigArg, action: QueueAction) -> anyhow::Result<ExitCode> {
+    let (config, _) = arg.load()?;
+    let addr: SocketAddr = config
+        .admin
+        .address
+        .parse()
+        .context("admin.address is not set in this config")?;
+    let client = AdminClient::new(addr);
+    let (status, body) = match &action {
+        QueueAction::List { .. } => client.request("GET", "/queue")?,
+        QueueAction::Show { id } => client.request("GET", &format!("/queue/{id}"))?,
+        QueueAction::Retry { id } => client.request("POST", &format!("/queue/{id}/retry"))?,
+        QueueAction::Delete { id } => client.request("POST", &format!("/queue/{id}/delete"))?,
+        QueueAction::Bounce { id } => client.request("POST", &format!("/queue/{id}/bounce"))?,
+    };
+    if status != 200 {
+        let msg = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or(body);
+        eprintln!("mxring: {msg}");
+        return Ok(ExitCode::from(1));
+    }
+    match action {
+        QueueAction::List { json: true } | QueueAction::Show { .. } => println!("{body}"),
+        QueueAction::List { json: false } => {
+            let list: Vec<MessageView> = serde_json::from_str(&body)?;
+            if list.is_empty() {
+                println!("Mail queue is empty");
+            }
+            for m in &list {
+                let sender = if m.sender.is_empty() { "<>" } else { &m.sender };
+                println!(
+                    "{}  {:>8}  {}  {}",
+                    m.id,
+                    m.size,
+                    when(m.arrival_ms),
+                    sender
+                );
+                println!(
+                    "    attempts {}  next attempt {}",
+                    m.attempts,
+                    when(m.next_attempt_ms)
+                );
+                for r in &m.recipients {
+                    let last = r.last_reply.as_deref().unwrap_or("-");
+                    println!(
+                        "    {:<40} {:<17} tries {:<3} {}",
+                        r.address, r.state, r.attempts, last
+                    );
+                }
+            }
+            println!("-- {} message(s)", list.len());
+        }
+        _ => {
+            let v: serde_json::Value = serde_json::from_str(&body)?;
+            println!("{}", v["result"].as_str().unwrap_or(&body));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,52 @@
+//! The durable queue: message records with per-recipient status, the sled store
+//! behind a narrow interface, and group commit.
+
+mod commit;
+pub mod record;
+mod store;
+
+pub use record::{QueuedMessage, RcptState, RcptStatus};
+pub use store::{ShardQueue, Spool};
+
+/// Storage failures. `NoSpace` is told apart so clients get 452 4.3.1.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("no space left on the spool device")]
+    NoSpace,
+    #[error("spool I/O error: {0}")]
+    Io(String),
+    #[error("spool {0} is in use by another mxring (the server holds its lock)")]
+    Locked(String),
+    #[error("corrupt queue record: {0}")]
+    Corrupt(String),
+    #[error("the spool is closed")]
+    Closed,
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        if e.raw_os_error() == Some(libc::ENOSPC) || e.kind() == std::io::ErrorKind::StorageFull {
+            StoreError::NoSpace
+        } else {
+            StoreError::Io(e.to_string())
+        }
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Io(io) => io.into(),
+            other => StoreError::Io(other.to_string()),
+        }
+    }
+}
+
+impl StoreError {
+    pub fn to_failure(&self) -> crate::proto::StoreFailure {
+        match self {
+            StoreError::NoSpace => crate::proto::StoreFailure::NoSpace,
+            _ => crate::proto::StoreFailure::Io,
+        }
+    }
+}

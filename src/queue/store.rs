@@ -1,0 +1,167 @@
+//! The spool: one sled Db, and per shard two trees (its slice): message records
+//! and bodies, keyed by queue id. This module is the only one that knows sled.
+
+use std::path::Path;
+
+use crossbeam_channel::Sender;
+
+use super::commit::{CommitWaiter, Committer};
+use super::record::QueuedMessage;
+use super::StoreError;
+
+pub struct Spool {
+    db: sled::Db,
+    committer: Committer,
+}
+
+impl Spool {
+    /// Open (or create) the spool. sled's own periodic flusher is off: commits are
+    /// driven by the group committer only.
+    pub fn open(dir: &Path) -> Result<Spool, StoreError> {
+        std::fs::create_dir_all(dir).map_err(StoreError::from)?;
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(256 << 20)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    StoreError::Locked(dir.display().to_string())
+                }
+                other => StoreError::from(other),
+            })?;
+        let committer =
+            Committer::start(db.clone(), dir.to_path_buf()).map_err(StoreError::from)?;
+        Ok(Spool { db, committer })
+    }
+
+    pub fn shard(&self, shard: usize) -> Result<ShardQueue, StoreError> {
+        Ok(ShardQueue {
+            records: self.db.open_tree(format!("shard{shard}/records"))?,
+            bodies: self.db.open_tree(format!("shard{shard}/bodies"))?,
+            commit: self.committer.sender(),
+        })
+    }
+
+    /// Every shard slice present on disk (a restart with fewer shards still sees all).
+    pub fn shard_numbers(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .db
+            .tree_names()
+            .iter()
+            .filter_map(|n| {
+                std::str::from_utf8(n)
+                    .ok()?
+                    .strip_prefix("shard")?
+                    .strip_suffix("/records")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// One shard's slice of the spool. Cloned freely; sled trees are handles.
+#[derive(Clone)]
+pub struct ShardQueue {
+    records: sled::Tree,
+    bodies: sled::Tree,
+    commit: Sender<CommitWaiter>,
+}
+
+impl ShardQueue {
+    /// Write a new message; it is durable only after `commit`.
+    pub fn write_new(
+        &self,
+        id: u64,
+        record: &QueuedMessage,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        let key = id.to_be_bytes();
+        self.bodies.insert(key, body)?;
+        self.records.insert(key, encode(record)?)?;
+        Ok(())
+    }
+
+    /// Wait for a group commit covering every write made before this call.
+    pub async fn commit(&self) -> Result<(), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commit.send(tx).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub fn update(&self, id: u64, record: &QueuedMessage) -> Result<(), StoreError> {
+        self.records.insert(id.to_be_bytes(), encode(record)?)?;
+        Ok(())
+    }
+
+    /// Remove a message (record first, so a crash in between leaves no record
+    /// pointing at a missing body).
+    pub fn remove(&self, id: u64) -> Result<(), StoreError> {
+        let key = id.to_be_bytes();
+        self.records.remove(key)?;
+        self.bodies.remove(key)?;
+        Ok(())
+    }
+
+    pub fn get(&self, id: u64) -> Result<Option<QueuedMessage>, StoreError> {
+        match self.records.get(id.to_be_bytes())? {
+            Some(v) => Ok(Some(decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn body(&self, id: u64) -> Result<Option<sled::IVec>, StoreError> {
+        Ok(self.bodies.get(id.to_be_bytes())?)
+    }
+
+    /// Every message record of this slice, in id (arrival) order. Records that
+    /// cannot be decoded are reported and skipped, never deleted.
+    pub fn scan(&self) -> impl Iterator<Item = (u64, QueuedMessage)> + '_ {
+        self.records.iter().filter_map(|kv| {
+            let (k, v) = kv.ok()?;
+            let id = u64::from_be_bytes(k.as_ref().try_into().ok()?);
+            match decode(&v) {
+                Ok(rec) => Some((id, rec)),
+                Err(e) => {
+                    tracing::error!(id = %crate::proto::received::format_id(id), error = %e, "unreadable queue record");
+                    None
+                }
+            }
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The highest id in this slice, so new ids never collide after a clock step back.
+    pub fn max_id(&self) -> u64 {
+        self.records
+            .last()
+            .ok()
+            .flatten()
+            .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0)
+    }
+}
+
+fn encode(record: &QueuedMessage) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(record).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode(bytes: &[u8]) -> Result<QueuedMessage, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}

@@ -1,0 +1,113 @@
+//! What one shard owns: its queue slice, id source, TLS config, session configs,
+//! connection count and scheduler. Shard-local (Rc, Cell): never shared across cores.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::delivery::Scheduler;
+use crate::policy::Policy;
+use crate::proto::{IdSource, SessionConfig};
+use crate::queue::ShardQueue;
+
+/// Settings that SIGHUP can replace as a whole.
+pub struct Settings {
+    pub config: Arc<Config>,
+    pub policy: Arc<Policy>,
+    pub tls_server: Arc<rustls::ServerConfig>,
+    pub sessions: HashMap<String, Arc<SessionConfig>>,
+}
+
+impl Settings {
+    pub fn build(
+        config: Arc<Config>,
+        policy: Arc<Policy>,
+        tls_server: Arc<rustls::ServerConfig>,
+    ) -> Settings {
+        let sessions = config
+            .listeners
+            .iter()
+            .map(|l| {
+                let cfg = SessionConfig {
+                    hostname: config.server.hostname.clone(),
+                    max_message_size: config.server.max_message_size.0,
+                    max_recipients: config.server.max_recipients,
+                    max_errors: config.server.max_errors,
+                    listener: l.name.clone(),
+                    listener_tls: l.tls,
+                    policy: policy.clone(),
+                };
+                (l.name.clone(), Arc::new(cfg))
+            })
+            .collect();
+        Settings {
+            config,
+            policy,
+            tls_server,
+            sessions,
+        }
+    }
+}
+
+pub struct ShardCtx {
+    pub index: usize,
+    pub config: Arc<Config>,
+    settings: RefCell<Arc<Settings>>,
+    pub queue: ShardQueue,
+    pub ids: IdSource,
+    pub connections: Cell<usize>,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    pub scheduler: Rc<Scheduler>,
+}
+
+impl ShardCtx {
+    pub fn new(
+        index: usize,
+        settings: Arc<Settings>,
+        queue: ShardQueue,
+        ids: IdSource,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+        scheduler: Rc<Scheduler>,
+    ) -> Self {
+        ShardCtx {
+            index,
+            config: settings.config.clone(),
+            settings: RefCell::new(settings),
+            queue,
+            ids,
+            connections: Cell::new(0),
+            shutdown,
+            scheduler,
+        }
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.borrow().clone()
+    }
+
+    pub fn replace_settings(&self, s: Arc<Settings>) {
+        *self.settings.borrow_mut() = s;
+    }
+
+    pub fn tls_server(&self) -> Arc<rustls::ServerConfig> {
+        self.settings.borrow().tls_server.clone()
+    }
+}
+
+/// Counts a connection for its lifetime.
+pub struct ConnectionGuard(pub Rc<ShardCtx>);
+
+impl ConnectionGuard {
+    pub fn new(ctx: Rc<ShardCtx>) -> Self {
+        ctx.connections.set(ctx.connections.get() + 1);
+        ConnectionGuard(ctx)
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.set(self.0.connections.get() - 1);
+    }
+}

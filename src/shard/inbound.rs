@@ -1,0 +1,159 @@
+//! The inbound connection driver: reads from the ring, feeds the sans-IO session,
+//! writes its replies (one write per pipelined group), runs STARTTLS, and stores
+//! messages with a group commit before the 250 goes out.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio_uring::net::TcpStream;
+
+use super::ctx::ShardCtx;
+use super::transport::Transport;
+use crate::config::ListenerTls;
+use crate::proto::{Event, ServerSession, SessionConfig, Waiting};
+use crate::queue::QueuedMessage;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn serve(
+    ctx: Rc<ShardCtx>,
+    session_cfg: Arc<SessionConfig>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let mut transport = Transport::new(stream);
+    let mut out = Vec::with_capacity(512);
+    if session_cfg.listener_tls == ListenerTls::Implicit {
+        let conn = match rustls::ServerConnection::new(ctx.tls_server()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create TLS session");
+                return;
+            }
+        };
+        if let Err(e) = transport.handshake(conn.into(), HANDSHAKE_TIMEOUT).await {
+            tracing::debug!(%peer, error = %e, "implicit TLS handshake failed");
+            return;
+        }
+    }
+    let mut session = ServerSession::new(session_cfg, peer.ip(), ctx.ids.clone());
+    if let Some((version, facts)) = transport.tls().and_then(|c| crate::tls::facts(c)) {
+        session.tls_established(version, facts);
+    }
+    session.greeting(&mut out);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut shutdown = ctx.shutdown.clone();
+    loop {
+        loop {
+            let fed = session.feed(&pending, SystemTime::now(), &mut out);
+            pending.drain(..fed.consumed);
+            match fed.event {
+                None => break,
+                Some(Event::Close) => {
+                    let _ = transport.write(&out).await;
+                    transport.close().await;
+                    return;
+                }
+                Some(Event::StartTls) => {
+                    if transport.write(&out).await.is_err() {
+                        return;
+                    }
+                    out.clear();
+                    pending.clear();
+                    let conn = match rustls::ServerConnection::new(ctx.tls_server()) {
+                        Ok(c) => c,
+                        Err(_) => return,
+                    };
+                    if let Err(e) = transport.handshake(conn.into(), HANDSHAKE_TIMEOUT).await {
+                        tracing::debug!(%peer, error = %e, "STARTTLS handshake failed");
+                        return;
+                    }
+                    let Some((version, facts)) = transport.tls().and_then(|c| crate::tls::facts(c))
+                    else {
+                        return;
+                    };
+                    tracing::debug!(%peer, tls = %facts.version, cipher = %facts.cipher, "STARTTLS done");
+                    session.tls_established(version, facts);
+                }
+                Some(Event::Message) => {
+                    let Some((id, envelope, body)) = session.take_message() else {
+                        continue;
+                    };
+                    let result = store(&ctx, id, envelope, &body).await;
+                    session
+                        .message_stored(result.map(|_| id).map_err(|e| e.to_failure()), &mut out);
+                }
+            }
+        }
+        if !out.is_empty() {
+            let (res, buf) = transport.write_owned(std::mem::take(&mut out)).await;
+            out = buf;
+            out.clear();
+            if res.is_err() {
+                return;
+            }
+        }
+        if session.is_closed() {
+            transport.close().await;
+            return;
+        }
+        if pending.is_empty() && pending.capacity() > 64 * 1024 {
+            pending = Vec::new();
+        }
+        let limit = match session.waiting() {
+            Waiting::Command => ctx.config.server.command_timeout.0,
+            Waiting::Data => ctx.config.server.data_timeout.0,
+        };
+        let idle_between_commands = session.waiting() == Waiting::Command && pending.is_empty();
+        tokio::select! {
+            read = tokio::time::timeout(limit, transport.read(&mut pending)) => match read {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => {}
+                Err(_) => {
+                    session.timed_out(&mut out);
+                    let _ = transport.write(&out).await;
+                    transport.close().await;
+                    return;
+                }
+            },
+            // A shutdown interrupts only a session idle between commands; one in
+            // the middle of DATA may finish (bounded by the drain deadline).
+            _ = shutdown.wait_for(|stop| *stop), if idle_between_commands => {
+                session.shutting_down(&mut out);
+                let _ = transport.write(&out).await;
+                transport.close().await;
+                return;
+            }
+        }
+    }
+}
+
+async fn store(
+    ctx: &ShardCtx,
+    id: u64,
+    envelope: crate::proto::Envelope,
+    body: &[u8],
+) -> Result<(), crate::queue::StoreError> {
+    let record = QueuedMessage::new(envelope, body.len() as u64);
+    ctx.queue.write_new(id, &record, body)?;
+    if let Err(e) = ctx.queue.commit().await {
+        // Not acknowledged, so not kept: a retry by the client must not duplicate it.
+        let _ = ctx.queue.remove(id);
+        return Err(e);
+    }
+    tracing::info!(
+        id = %crate::proto::received::format_id(id),
+        shard = ctx.index,
+        from = %record.envelope.sender,
+        rcpts = record.envelope.recipients.len(),
+        size = body.len(),
+        client = %record.envelope.client_ip,
+        tls = record.envelope.tls.as_ref().map(|t| t.version.as_str()).unwrap_or("none"),
+        cipher = record.envelope.tls.as_ref().map(|t| t.cipher.as_str()).unwrap_or("none"),
+        "queued"
+    );
+    ctx.scheduler.enqueued(id, &record);
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! Threads, pinning, listeners and the io_uring drivers. Each shard is one thread
+//! pinned to one core, with its own tokio-uring runtime, listening sockets, queue
+//! slice and delivery loop. Nothing on the per-message path is shared.
+
+mod ctx;
+mod inbound;
+mod listener;
+pub mod transport;
+
+pub use ctx::{Settings, ShardCtx};
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::policy::Policy;
+use crate::proto::IdSource;
+use crate::queue::Spool;
+
+use ctx::ConnectionGuard;
+
+/// How long a stopping shard waits for sessions and deliveries in progress.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct RunningServer {
+    /// (listener name, bound address) for every listener; ports resolved.
+    pub listeners: Vec<(String, SocketAddr)>,
+    pub admin: Option<SocketAddr>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+    spool: Arc<Spool>,
+    admin_stop: Option<crate::admin::AdminServer>,
+    reload: Vec<tokio::sync::mpsc::UnboundedSender<Arc<Settings>>>,
+}
+
+impl RunningServer {
+    pub fn address(&self, listener: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == listener)
+            .map(|(_, a)| *a)
+    }
+
+    /// Replace policy, routes and certificates in every shard without dropping
+    /// connections. Listener addresses and shard count need a restart.
+    pub fn reload(&self, config: Config, origin: &str) -> anyhow::Result<()> {
+        let settings = Arc::new(build_settings(config, origin)?);
+        for tx in &self.reload {
+            let _ = tx.send(settings.clone());
+        }
+        Ok(())
+    }
+
+    /// Stop accepting, let sessions and deliveries drain, flush the spool.
+    pub fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(a) = self.admin_stop.take() {
+            a.stop();
+        }
+        let _ = self.spool.flush();
+    }
+}
+
+fn build_settings(config: Config, origin: &str) -> anyhow::Result<Settings> {
+    let tls_server = crate::tls::server_config(&config).context("TLS setup")?;
+    let policy = Arc::new(Policy::from_config(&config, origin));
+    Ok(Settings::build(Arc::new(config), policy, tls_server))
+}
+
+pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
+    let shards = match config.server.shards {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        n => n,
+    }
+    .min(255);
+    let spool = Arc::new(
+        Spool::open(&config.server.spool)
+            .with_context(|| format!("opening spool {}", config.server.spool.display()))?,
+    );
+    let settings = Arc::new(build_settings(config.clone(), origin)?);
+
+    let mut bound = Vec::new();
+    let mut per_shard: Vec<Vec<(String, std::net::TcpListener)>> =
+        (0..shards).map(|_| Vec::new()).collect();
+    for l in &config.listeners {
+        let (addr, sockets) = listener::bind_all(l.address, shards)
+            .with_context(|| format!("listener {} on {}", l.name, l.address))?;
+        bound.push((l.name.clone(), addr));
+        for (i, s) in sockets.into_iter().enumerate() {
+            per_shard[i].push((l.name.clone(), s));
+        }
+    }
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let mut threads = Vec::new();
+    let mut admin_shards = Vec::new();
+    let mut reload = Vec::new();
+    // Slices left by a run with more shards are adopted by shard 0.
+    let orphans: Vec<usize> = spool
+        .shard_numbers()
+        .into_iter()
+        .filter(|&n| n >= shards)
+        .collect();
+    for (index, listeners) in per_shard.into_iter().enumerate() {
+        let queue = spool.shard(index)?;
+        let extra: Vec<_> = if index == 0 {
+            orphans
+                .iter()
+                .map(|&n| spool.shard(n))
+                .collect::<Result<_, _>>()?
+        } else {
+            vec![]
+        };
+        let (admin_tx, admin_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+        admin_shards.push(crate::admin::ShardHandle {
+            queue: queue.clone(),
+            commands: admin_tx,
+        });
+        reload.push(reload_tx);
+        let settings = settings.clone();
+        let shutdown = shutdown_rx.clone();
+        let core = cores.get(index % cores.len().max(1)).copied();
+        let t = std::thread::Builder::new()
+            .name(format!("mxring-shard{index}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                tokio_uring::start(shard_main(
+                    index, settings, queue, extra, listeners, shutdown, admin_rx, reload_rx,
+                ));
+            })?;
+        threads.push(t);
+    }
+    let admin = if config.admin.address.is_empty() {
+        None
+    } else {
+        let addr: SocketAddr = config.admin.address.parse().context("admin.address")?;
+        Some(
+            crate::admin::AdminServer::start(addr, admin_shards)
+                .with_context(|| format!("admin API on {addr}"))?,
+        )
+    };
+    Ok(RunningServer {
+        listeners: bound,
+        admin: admin.as_ref().map(|a| a.address()),
+        shutdown: shutdown_tx,
+        threads,
+        spool,
+        admin_stop: admin,
+        reload,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn shard_main(
+    index: usize,
+    settings: Arc<Settings>,
+    queue: crate::queue::ShardQueue,
+    orphan_slices: Vec<crate::queue::ShardQueue>,
+    listeners: Vec<(String, std::net::TcpListener)>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut admin_rx: tokio::sync::mpsc::UnboundedReceiver<crate::admin::AdminRequest>,
+    mut reload_rx: tokio::sync::mpsc::UnboundedReceiver<Arc<Settings>>,
+) {
+    let now = SystemTime::now();
+    let ids = IdSource::new(index as u8, now, queue.max_id() + 1);
+    let scheduler = Rc::new(crate::delivery::Scheduler::new(now));
+    let ctx = Rc::new(ShardCtx::new(
+        index,
+        settings,
+        queue,
+        ids,
+        shutdown.clone(),
+        scheduler,
+    ));
+    crate::delivery::recover(&ctx, &orphan_slices);
+
+    for (name, std_listener) in listeners {
+        let listener = tokio_uring::net::TcpListener::from_std(std_listener);
+        let ctx = ctx.clone();
+        let mut stop = shutdown.clone();
+        tokio_uring::spawn(async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let (stream, peer) = match accepted {
+                            Ok(a) => a,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "accept failed");
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                continue;
+                            }
+                        };
+                        let settings = ctx.settings();
+                        let Some(session_cfg) = settings.sessions.get(&name).cloned() else { continue };
+                        if ctx.connections.get() >= settings.config.server.max_connections_per_shard {
+                            tokio_uring::spawn(refuse(stream, settings.config.server.hostname.clone()));
+                            continue;
+                        }
+                        let guard = ConnectionGuard::new(ctx.clone());
+                        tokio_uring::spawn(async move {
+                            let _guard = guard;
+                            inbound::serve(_guard.0.clone(), session_cfg, stream, peer).await;
+                        });
+                    }
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        });
+    }
+
+    let delivery = tokio_uring::spawn(crate::delivery::run(ctx.clone()));
+    loop {
+        tokio::select! {
+            Some(req) = admin_rx.recv() => crate::delivery::admin_request(&ctx, req),
+            Some(s) = reload_rx.recv() => {
+                ctx.replace_settings(s);
+                tracing::info!(shard = index, "configuration reloaded");
+            }
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+    }
+    // Drain: sessions idle between commands leave at once (421); others finish.
+    let deadline = tokio::time::Instant::now() + DRAIN_DEADLINE;
+    while (ctx.connections.get() > 0 || ctx.scheduler.in_flight() > 0)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = delivery.await;
+}
+
+async fn refuse(stream: tokio_uring::net::TcpStream, hostname: String) {
+    let msg = format!("421 4.7.0 {hostname} Error: too many connections, try again later\r\n")
+        .into_bytes();
+    let _ = stream.write_all(msg).await;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
