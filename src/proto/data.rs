@@ -264,3 +264,54 @@ mod tests {
         assert_eq!(d.error(), Some(DataError::TooBig));
     }
 }
+
+/// Dot-stuff `body` for DATA and append the end marker. A body that does not end
+/// in CRLF gets one, so the marker is always on a line of its own.
+pub fn dot_stuff(body: &[u8], out: &mut Vec<u8>) {
+    out.reserve(body.len() + body.len() / 64 + 5);
+    let mut rest = body;
+    let mut line_start = true;
+    while !rest.is_empty() {
+        if line_start && rest[0] == b'.' {
+            out.push(b'.');
+        }
+        match memchr::memchr(b'\n', rest) {
+            Some(p) => {
+                out.extend_from_slice(&rest[..=p]);
+                rest = &rest[p + 1..];
+                line_start = true;
+            }
+            None => {
+                out.extend_from_slice(rest);
+                rest = &[];
+                line_start = false;
+            }
+        }
+    }
+    if !body.is_empty() && !body.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+}
+
+#[cfg(test)]
+mod stuff_tests {
+    use super::*;
+
+    #[test]
+    fn dot_stuffing_round_trips_through_the_decoder() {
+        for body in [&b""[..], b"a\r\n", b".\r\n", b"..x\r\n.y\r\nz", b"line\r\n.\r\nafter\r\n"] {
+            let mut wire = Vec::new();
+            dot_stuff(body, &mut wire);
+            let mut d = DataDecoder::new(1 << 20);
+            let mut out = Vec::new();
+            let (n, done) = d.decode(&wire, &mut out);
+            assert!(done && n == wire.len(), "{body:?}");
+            let mut expect = body.to_vec();
+            if !expect.is_empty() && !expect.ends_with(b"\r\n") {
+                expect.extend_from_slice(b"\r\n");
+            }
+            assert_eq!(out, expect);
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! and client session state machines. No runtime, no sockets, no clock.
 
 pub mod address;
+pub mod client;
 pub mod command;
 pub mod data;
 pub mod envelope;
@@ -14,3 +15,5 @@ pub use envelope::{Envelope, Recipient, TlsFacts};
 pub use server::{Event, Fed, IdSource, ServerSession, SessionConfig, StoreFailure, Waiting};
 #[cfg(test)]
 mod server_tests;
+#[cfg(test)]
+mod client_tests;

@@ -1,0 +1,466 @@
+//! The SMTP client session: a state machine fed the server's bytes, writing our
+//! commands into the caller's buffer. The driver owns the socket, the TLS
+//! handshake and the clock; it asks `timeout()` which RFC 5321 4.5.3.2 limit applies.
+
+use std::collections::VecDeque;
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::envelope::{xtext_encode, BodyType, Ret};
+use super::reply::{parse_reply, ParsedReply, ReplyError};
+
+/// What the peer announced in its EHLO reply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub pipelining: bool,
+    pub size: Option<u64>,
+    pub eightbitmime: bool,
+    pub smtputf8: bool,
+    pub dsn: bool,
+    pub chunking: bool,
+    pub starttls: bool,
+    pub enhanced_status: bool,
+}
+
+impl Capabilities {
+    pub fn parse(ehlo: &ParsedReply) -> Capabilities {
+        let mut c = Capabilities::default();
+        for line in ehlo.lines.iter().skip(1) {
+            let mut words = line.split_whitespace();
+            let Some(kw) = words.next() else { continue };
+            match kw.to_ascii_uppercase().as_str() {
+                "PIPELINING" => c.pipelining = true,
+                "SIZE" => c.size = words.next().and_then(|n| n.parse().ok()).filter(|&n| n > 0),
+                "8BITMIME" => c.eightbitmime = true,
+                "SMTPUTF8" => c.smtputf8 = true,
+                "DSN" => c.dsn = true,
+                "CHUNKING" => c.chunking = true,
+                "STARTTLS" => c.starttls = true,
+                "ENHANCEDSTATUSCODES" => c.enhanced_status = true,
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
+/// How the session treats STARTTLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsWant {
+    /// Never start TLS (level `none`, or the plaintext retry after a failed handshake).
+    Never,
+    /// Start TLS when offered; carry on in plaintext when not (level `may`).
+    Opportunistic,
+    /// TLS or nothing (levels `encrypt` and `verify`).
+    Required,
+}
+
+/// One recipient of an outbound transaction.
+#[derive(Clone, Debug)]
+pub struct OutboundRcpt {
+    pub address: String,
+    pub notify: Option<String>,
+    pub orcpt: Option<String>,
+}
+
+/// The envelope of an outbound transaction.
+#[derive(Clone, Debug)]
+pub struct OutboundTx {
+    pub sender: String,
+    pub rcpts: Vec<OutboundRcpt>,
+    pub size: u64,
+    pub body_type: BodyType,
+    pub smtputf8: bool,
+    pub ret: Option<Ret>,
+    pub envid: Option<String>,
+}
+
+/// The step at which a session failed as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Greeting,
+    Hello,
+    StartTls,
+    Protocol,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionFailure {
+    pub stage: Stage,
+    pub reply: Option<ParsedReply>,
+    pub reason: String,
+}
+
+/// Replies to one transaction, per recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxOutcome {
+    pub mail: ParsedReply,
+    pub rcpts: Vec<Option<ParsedReply>>,
+    /// The reply to the end of data (or to DATA/BDAT when refused); None when the
+    /// transaction ended before data (MAIL refused or no recipient accepted).
+    pub data: Option<ParsedReply>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientAction {
+    /// Read more from the server.
+    NeedMore,
+    /// The 220 to STARTTLS arrived: run the handshake, then `tls_established`.
+    StartTls,
+    /// Greeting and hello are done: `start_transaction` may be called.
+    Ready,
+    /// 354: write the message with `dot_stuff`, then read on.
+    SendData,
+    /// BDAT was written: write the body octets now, then read on.
+    SendChunk,
+    Done(TxOutcome),
+    Failed(SessionFailure),
+    /// The reply to QUIT arrived.
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Greeting,
+    Ehlo,
+    Helo,
+    StartTls,
+    Mail,
+    Rcpt(usize),
+    Data,
+    DataEnd,
+    Bdat,
+    Rset,
+    Quit,
+}
+
+struct TxState {
+    mail: Option<ParsedReply>,
+    rcpts: Vec<Option<ParsedReply>>,
+    data: Option<ParsedReply>,
+    use_bdat: bool,
+    size: u64,
+    /// Commands not yet sent (when the peer does not pipeline).
+    queued: VecDeque<(Vec<u8>, Expect)>,
+}
+
+pub struct ClientSession {
+    helo: String,
+    tls: TlsWant,
+    tls_active: bool,
+    caps: Capabilities,
+    expect: VecDeque<Expect>,
+    tx: Option<TxState>,
+    failed: bool,
+}
+
+impl ClientSession {
+    pub fn new(helo: &str, tls: TlsWant) -> Self {
+        ClientSession {
+            helo: helo.to_string(),
+            tls,
+            tls_active: false,
+            caps: Capabilities::default(),
+            expect: VecDeque::from([Expect::Greeting]),
+            tx: None,
+            failed: false,
+        }
+    }
+
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    pub fn tls_active(&self) -> bool {
+        self.tls_active
+    }
+
+    /// The RFC 5321 4.5.3.2 limit for the reply awaited now.
+    pub fn timeout(&self) -> Duration {
+        let minutes = match self.expect.front() {
+            Some(Expect::Greeting | Expect::Ehlo | Expect::Helo | Expect::Mail | Expect::Rcpt(_)) => 5,
+            Some(Expect::Data) => 2,
+            Some(Expect::DataEnd | Expect::Bdat) => 10,
+            Some(Expect::StartTls | Expect::Rset | Expect::Quit) | None => 2,
+        };
+        Duration::from_secs(minutes * 60)
+    }
+
+    /// The handshake succeeded: RFC 3207 says to forget what the server said before
+    /// and say hello again.
+    pub fn tls_established(&mut self, out: &mut Vec<u8>) {
+        self.tls_active = true;
+        self.caps = Capabilities::default();
+        self.send(out, format!("EHLO {}\r\n", self.helo).into_bytes(), Expect::Ehlo);
+    }
+
+    fn send(&mut self, out: &mut Vec<u8>, cmd: Vec<u8>, expect: Expect) {
+        out.extend_from_slice(&cmd);
+        self.expect.push_back(expect);
+    }
+
+    /// Write MAIL, RCPT and DATA/BDAT (all at once when the peer pipelines).
+    /// Returns `SendChunk` when the body must follow at once (pipelined BDAT),
+    /// else `NeedMore`. Fails without writing when the peer cannot take the message.
+    pub fn start_transaction(&mut self, tx: &OutboundTx, out: &mut Vec<u8>) -> Result<ClientAction, SessionFailure> {
+        if let Some(limit) = self.caps.size.filter(|&l| tx.size > l) {
+            return Err(SessionFailure {
+                stage: Stage::Protocol,
+                reply: None,
+                reason: format!("5.3.4 message size {} exceeds the peer's limit {limit}", tx.size),
+            });
+        }
+        if tx.smtputf8 && !self.caps.smtputf8 {
+            return Err(SessionFailure {
+                stage: Stage::Protocol,
+                reply: None,
+                reason: "5.6.7 the peer does not support SMTPUTF8".into(),
+            });
+        }
+        let mut mail = format!("MAIL FROM:<{}>", tx.sender);
+        if self.caps.size.is_some() {
+            let _ = write!(mail, " SIZE={}", tx.size);
+        }
+        if tx.body_type == BodyType::EightBitMime && self.caps.eightbitmime {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if tx.smtputf8 {
+            mail.push_str(" SMTPUTF8");
+        }
+        if self.caps.dsn {
+            match tx.ret {
+                Some(Ret::Full) => mail.push_str(" RET=FULL"),
+                Some(Ret::Hdrs) => mail.push_str(" RET=HDRS"),
+                None => {}
+            }
+            if let Some(envid) = &tx.envid {
+                let _ = write!(mail, " ENVID={}", xtext_encode(envid));
+            }
+        }
+        mail.push_str("\r\n");
+        let mut commands = vec![(mail.into_bytes(), Expect::Mail)];
+        for (i, r) in tx.rcpts.iter().enumerate() {
+            let mut rcpt = format!("RCPT TO:<{}>", r.address);
+            if self.caps.dsn {
+                if let Some(n) = &r.notify {
+                    let _ = write!(rcpt, " NOTIFY={n}");
+                }
+                if let Some(o) = &r.orcpt {
+                    let _ = write!(rcpt, " ORCPT={}", xtext_encode(o));
+                }
+            }
+            rcpt.push_str("\r\n");
+            commands.push((rcpt.into_bytes(), Expect::Rcpt(i)));
+        }
+        let use_bdat = self.caps.chunking;
+        let mut state = TxState {
+            mail: None,
+            rcpts: vec![None; tx.rcpts.len()],
+            data: None,
+            use_bdat,
+            size: tx.size,
+            queued: VecDeque::new(),
+        };
+        if self.caps.pipelining {
+            for (cmd, e) in commands {
+                self.send(out, cmd, e);
+            }
+            if use_bdat {
+                self.send(out, format!("BDAT {} LAST\r\n", tx.size).into_bytes(), Expect::Bdat);
+                self.tx = Some(state);
+                return Ok(ClientAction::SendChunk);
+            }
+            self.send(out, b"DATA\r\n".to_vec(), Expect::Data);
+        } else {
+            let mut it = commands.into_iter();
+            let (cmd, e) = it.next().expect("MAIL is always there");
+            self.send(out, cmd, e);
+            state.queued.extend(it);
+        }
+        self.tx = Some(state);
+        Ok(ClientAction::NeedMore)
+    }
+
+    /// Write QUIT; `Closed` follows its reply.
+    pub fn quit(&mut self, out: &mut Vec<u8>) {
+        self.send(out, b"QUIT\r\n".to_vec(), Expect::Quit);
+    }
+
+    /// Feed server bytes. Returns the bytes consumed and what to do next; commands
+    /// to send are appended to `out` (write them before reading again).
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> (usize, ClientAction) {
+        let mut pos = 0;
+        loop {
+            if self.failed {
+                return (input.len(), ClientAction::Failed(self.protocol_failure("session already failed")));
+            }
+            let reply = match parse_reply(&input[pos..]) {
+                Ok(None) => return (pos, ClientAction::NeedMore),
+                Ok(Some((r, n))) => {
+                    pos += n;
+                    r
+                }
+                Err(e) => return (input.len(), ClientAction::Failed(self.protocol_failure(&reply_error_text(e)))),
+            };
+            let Some(expect) = self.expect.pop_front() else {
+                return (input.len(), ClientAction::Failed(self.protocol_failure("unexpected reply")));
+            };
+            match self.on_reply(expect, reply, out) {
+                ClientAction::NeedMore => continue,
+                // Nothing may follow the 220 to STARTTLS in plaintext.
+                ClientAction::StartTls => return (input.len(), ClientAction::StartTls),
+                other => return (pos, other),
+            }
+        }
+    }
+
+    fn protocol_failure(&mut self, reason: &str) -> SessionFailure {
+        self.failed = true;
+        SessionFailure { stage: Stage::Protocol, reply: None, reason: reason.to_string() }
+    }
+
+    fn fail(&mut self, stage: Stage, reply: Option<ParsedReply>, reason: &str) -> ClientAction {
+        self.failed = true;
+        ClientAction::Failed(SessionFailure { stage, reply, reason: reason.to_string() })
+    }
+
+    fn after_hello(&mut self, out: &mut Vec<u8>) -> ClientAction {
+        if !self.tls_active && self.tls != TlsWant::Never && self.caps.starttls {
+            self.send(out, b"STARTTLS\r\n".to_vec(), Expect::StartTls);
+            return ClientAction::NeedMore;
+        }
+        if !self.tls_active && self.tls == TlsWant::Required {
+            return self.fail(Stage::StartTls, None, "TLS is required, but was not offered");
+        }
+        ClientAction::Ready
+    }
+
+    fn on_reply(&mut self, expect: Expect, reply: ParsedReply, out: &mut Vec<u8>) -> ClientAction {
+        match expect {
+            Expect::Greeting => {
+                if reply.code != 220 {
+                    return self.fail(Stage::Greeting, Some(reply), "greeting refused");
+                }
+                self.send(out, format!("EHLO {}\r\n", self.helo).into_bytes(), Expect::Ehlo);
+                ClientAction::NeedMore
+            }
+            Expect::Ehlo => {
+                if reply.code == 250 {
+                    self.caps = Capabilities::parse(&reply);
+                    return self.after_hello(out);
+                }
+                if reply.is_permanent() {
+                    self.send(out, format!("HELO {}\r\n", self.helo).into_bytes(), Expect::Helo);
+                    return ClientAction::NeedMore;
+                }
+                self.fail(Stage::Hello, Some(reply), "EHLO refused")
+            }
+            Expect::Helo => {
+                if reply.code != 250 {
+                    return self.fail(Stage::Hello, Some(reply), "HELO refused");
+                }
+                self.caps = Capabilities::default();
+                self.after_hello(out)
+            }
+            Expect::StartTls => {
+                if reply.code == 220 {
+                    return ClientAction::StartTls;
+                }
+                if self.tls == TlsWant::Required {
+                    return self.fail(Stage::StartTls, Some(reply), "STARTTLS refused");
+                }
+                // Opportunistic: the peer changed its mind; carry on in plaintext.
+                ClientAction::Ready
+            }
+            Expect::Mail | Expect::Rcpt(_) | Expect::Data | Expect::DataEnd | Expect::Bdat => self.on_tx_reply(expect, reply, out),
+            Expect::Rset => {
+                if self.expect.is_empty() {
+                    return self.finish_tx();
+                }
+                ClientAction::NeedMore
+            }
+            Expect::Quit => ClientAction::Closed,
+        }
+    }
+
+    fn on_tx_reply(&mut self, expect: Expect, reply: ParsedReply, out: &mut Vec<u8>) -> ClientAction {
+        let Some(tx) = self.tx.as_mut() else {
+            return self.fail(Stage::Protocol, Some(reply), "reply outside a transaction");
+        };
+        match expect {
+            Expect::Mail => {
+                let ok = reply.is_positive();
+                tx.mail = Some(reply);
+                if !ok && !tx.queued.is_empty() {
+                    // Not pipelining: nothing more to send for this transaction.
+                    tx.queued.clear();
+                    return self.finish_tx();
+                }
+            }
+            Expect::Rcpt(i) => tx.rcpts[i] = Some(reply),
+            Expect::Data => {
+                if reply.code == 354 {
+                    let any = tx.mail.as_ref().is_some_and(|m| m.is_positive())
+                        && tx.rcpts.iter().any(|r| r.as_ref().is_some_and(|r| r.is_positive()));
+                    if !any {
+                        // RFC 2920: DATA was pipelined but nobody will take the mail:
+                        // end the (empty) data at once and report the refusals.
+                        self.send(out, b".\r\n".to_vec(), Expect::DataEnd);
+                        if let Some(tx) = self.tx.as_mut() {
+                            tx.data = None;
+                        }
+                        return ClientAction::NeedMore;
+                    }
+                    self.expect.push_back(Expect::DataEnd);
+                    return ClientAction::SendData;
+                }
+                tx.data = Some(reply);
+            }
+            Expect::DataEnd | Expect::Bdat => {
+                let accepted = tx.rcpts.iter().any(|r| r.as_ref().is_some_and(|r| r.is_positive()));
+                if accepted {
+                    tx.data = Some(reply);
+                }
+            }
+            _ => unreachable!("only transaction replies come here"),
+        }
+        let tx = self.tx.as_mut().expect("present");
+        if let Some((cmd, e)) = tx.queued.pop_front() {
+            out.extend_from_slice(&cmd);
+            self.expect.push_back(e);
+            return ClientAction::NeedMore;
+        }
+        if matches!(expect, Expect::Rcpt(_)) && self.expect.is_empty() {
+            // Not pipelining and every RCPT answered: data, or give up politely.
+            let any = tx.rcpts.iter().any(|r| r.as_ref().is_some_and(|r| r.is_positive()));
+            if !any {
+                self.send(out, b"RSET\r\n".to_vec(), Expect::Rset);
+                return ClientAction::NeedMore;
+            }
+            if tx.use_bdat {
+                let size = tx.size;
+                self.send(out, format!("BDAT {size} LAST\r\n").into_bytes(), Expect::Bdat);
+                return ClientAction::SendChunk;
+            }
+            self.send(out, b"DATA\r\n".to_vec(), Expect::Data);
+            return ClientAction::NeedMore;
+        }
+        if self.expect.is_empty() {
+            return self.finish_tx();
+        }
+        ClientAction::NeedMore
+    }
+
+    fn finish_tx(&mut self) -> ClientAction {
+        let Some(tx) = self.tx.take() else { return ClientAction::Ready };
+        let mail = tx.mail.unwrap_or(ParsedReply { code: 451, lines: vec!["no reply to MAIL".into()] });
+        // A reply to DATA/BDAT only means something when someone took the mail.
+        let taken = mail.is_positive() && tx.rcpts.iter().any(|r| r.as_ref().is_some_and(|r| r.is_positive()));
+        let data = if taken { tx.data } else { None };
+        ClientAction::Done(TxOutcome { mail, rcpts: tx.rcpts, data })
+    }
+}
+
+fn reply_error_text(e: ReplyError) -> String {
+    format!("protocol error: {e}")
+}
