@@ -1,10 +1,22 @@
-//! The shard's delivery loop.
+//! The shard's delivery loop: sleeps on the timer wheel, starts attempts for due
+//! messages (bounded per shard), records outcomes, queues DSNs, reschedules.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::Semaphore;
+
+use super::attempt::{attempt, Delivery};
+use super::dns::Dns;
+use super::notify::queue_dsn;
+use super::outcome::apply;
+use super::pool::Pool;
+use super::scheduler::ms;
 use crate::admin::{AdminAction, AdminRequest};
-use crate::queue::ShardQueue;
+use crate::dsn::DsnKind;
+use crate::proto::received::format_id;
+use crate::queue::{QueuedMessage, RcptState, ShardQueue};
 use crate::shard::ShardCtx;
 
 /// At start, every queued message of the shard gets its next attempt back.
@@ -16,7 +28,7 @@ pub fn recover(ctx: &Rc<ShardCtx>, orphan_slices: &[ShardQueue]) {
     }
     for slice in orphan_slices {
         for (id, rec) in slice.scan() {
-            // Adopt: move into our slice, keeping the id.
+            // Adopt a slice left by a run with more shards: move it into ours.
             if let Ok(Some(body)) = slice.body(id) {
                 if ctx.queue.write_new(id, &rec, &body).is_ok() && slice.remove(id).is_ok() {
                     ctx.scheduler.enqueued(id, &rec);
@@ -31,25 +43,179 @@ pub fn recover(ctx: &Rc<ShardCtx>, orphan_slices: &[ShardQueue]) {
 }
 
 pub async fn run(ctx: Rc<ShardCtx>) {
+    let config = ctx.settings().config.clone();
+    let dns = match Dns::new(&config.dns) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "no DNS resolver; delivery is stopped on this shard");
+            return;
+        }
+    };
+    let d = Rc::new(Delivery {
+        dns,
+        pool: Pool::new(config.outbound.max_connections_per_host),
+    });
+    let limit = Arc::new(Semaphore::new(
+        config.outbound.max_deliveries_per_shard.max(1),
+    ));
     let mut shutdown = ctx.shutdown.clone();
     loop {
         let (due, sleep) = ctx.scheduler.due(SystemTime::now());
         for id in due {
-            let _ = id;
+            let permit = tokio::select! {
+                p = limit.clone().acquire_owned() => p.expect("never closed"),
+                _ = shutdown.wait_for(|s| *s) => {
+                    d.pool.close_all();
+                    return;
+                }
+            };
+            let (ctx, d) = (ctx.clone(), d.clone());
+            ctx.scheduler.begin();
+            tokio_uring::spawn(async move {
+                process(&ctx, &d, id).await;
+                ctx.scheduler.end();
+                drop(permit);
+            });
         }
-        let sleep = sleep.unwrap_or(Duration::from_secs(3600));
+        let idle_open = d.pool.sweep(config.outbound.idle_timeout.0);
+        let mut sleep = sleep.unwrap_or(Duration::from_secs(3600));
+        if idle_open > 0 {
+            sleep = sleep.min(Duration::from_secs(1));
+        }
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             _ = ctx.scheduler.woken() => {}
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = shutdown.wait_for(|s| *s) => {
+                d.pool.close_all();
+                return;
+            }
         }
     }
 }
 
+async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, id: u64) {
+    let settings = ctx.settings();
+    let Ok(Some(mut rec)) = ctx.queue.get(id) else {
+        return;
+    };
+    let body = match ctx.queue.body(id) {
+        Ok(Some(b)) => b,
+        other => {
+            tracing::error!(id = %format_id(id), error = ?other.err(), "message body missing; record kept for the operator");
+            return;
+        }
+    };
+    let results = attempt(d, &settings.config, &settings.policy, id, &rec, &body).await;
+    let now = SystemTime::now();
+    let f = apply(&mut rec, &results, ms(now), &settings.config.queue);
+    if !matches!(ctx.queue.get(id), Ok(Some(_))) {
+        // Deleted by the operator while we were delivering.
+        return;
+    }
+    let mut new = Vec::new();
+    for (kind, who) in [
+        (DsnKind::Failed, &f.failed),
+        (DsnKind::Delayed, &f.delayed),
+        (DsnKind::Relayed, &f.relayed),
+    ] {
+        if who.is_empty() {
+            continue;
+        }
+        match queue_dsn(ctx, &rec, &body, kind, who, now) {
+            Ok(Some(m)) => new.push(m),
+            Ok(None) => {}
+            Err(e) => tracing::error!(id = %format_id(id), error = %e, "cannot queue DSN"),
+        }
+    }
+    let write = if f.done {
+        ctx.queue.remove(id)
+    } else {
+        ctx.queue.update(id, &rec)
+    };
+    if let Err(e) = write {
+        tracing::error!(id = %format_id(id), error = %e, "cannot update queue record");
+    }
+    if let Err(e) = ctx.queue.commit().await {
+        tracing::error!(id = %format_id(id), error = %e, "commit after delivery failed");
+    }
+    for (nid, nrec) in new {
+        ctx.scheduler.enqueued(nid, &nrec);
+    }
+    if f.done {
+        tracing::info!(id = %format_id(id), "removed: every recipient done");
+    } else if let Some(next) = f.next_attempt_ms {
+        ctx.scheduler.schedule(id, next);
+    }
+}
+
 pub fn admin_request(ctx: &Rc<ShardCtx>, req: AdminRequest) {
-    let _ = ctx;
-    let _ = req.reply.send(Err(format!(
-        "{:?} is not available yet",
-        req.action as AdminAction
-    )));
+    let id = req.id;
+    let exists = matches!(ctx.queue.get(id), Ok(Some(_)));
+    if !exists {
+        let _ = req.reply.send(Err(format!("no message {}", format_id(id))));
+        return;
+    }
+    match req.action {
+        AdminAction::Retry => {
+            ctx.scheduler.schedule(id, ms(SystemTime::now()));
+            let _ = req
+                .reply
+                .send(Ok(format!("{}: scheduled for delivery now", format_id(id))));
+        }
+        AdminAction::Delete => {
+            ctx.scheduler.cancel(id);
+            let ctx = ctx.clone();
+            tokio_uring::spawn(async move {
+                let r = match ctx.queue.remove(id) {
+                    Ok(()) => ctx
+                        .queue
+                        .commit()
+                        .await
+                        .map(|_| format!("{}: deleted", format_id(id))),
+                    Err(e) => Err(e),
+                };
+                tracing::info!(id = %format_id(id), "deleted by the operator");
+                let _ = req.reply.send(r.map_err(|e| e.to_string()));
+            });
+        }
+        AdminAction::Bounce => {
+            ctx.scheduler.cancel(id);
+            let ctx = ctx.clone();
+            tokio_uring::spawn(async move {
+                let r = bounce(&ctx, id).await;
+                let _ = req.reply.send(r.map_err(|e| e.to_string()));
+            });
+        }
+    }
+}
+
+async fn bounce(ctx: &Rc<ShardCtx>, id: u64) -> Result<String, crate::queue::StoreError> {
+    let Some(mut rec) = ctx.queue.get(id)? else {
+        return Ok(format!("no message {}", format_id(id)));
+    };
+    let body = ctx.queue.body(id)?.unwrap_or_default();
+    let now = SystemTime::now();
+    let pending: Vec<usize> = (0..rec.rcpts.len())
+        .filter(|&i| !rec.rcpts[i].state.is_done())
+        .collect();
+    for &i in &pending {
+        let st = &mut rec.rcpts[i];
+        st.state = RcptState::Failed;
+        st.status = Some("5.0.0".into());
+        st.last_reply = Some("bounced by the mail system administrator".into());
+        st.last_attempt_ms = Some(ms(now));
+    }
+    let dsn: Option<(u64, QueuedMessage)> =
+        queue_dsn(ctx, &rec, &body, DsnKind::Failed, &pending, now)?;
+    ctx.queue.remove(id)?;
+    ctx.queue.commit().await?;
+    if let Some((nid, nrec)) = dsn {
+        ctx.scheduler.enqueued(nid, &nrec);
+    }
+    tracing::info!(id = %format_id(id), "bounced by the operator");
+    Ok(format!(
+        "{}: bounced ({} recipient(s))",
+        format_id(id),
+        pending.len()
+    ))
 }

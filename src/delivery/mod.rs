@@ -1,9 +1,17 @@
-//! Delivery: routing, MX resolution, outbound sessions and outcomes.
+//! Delivery: routing, MX resolution, connection reuse, outbound sessions, outcome
+//! classification, retries and DSNs.
 
+mod attempt;
+mod dns;
 mod engine;
 mod nexthop;
+mod notify;
+pub mod outbound;
+pub mod outcome;
+mod pool;
 mod scheduler;
 
+pub use dns::{Dns, DnsFailure, MxHost};
 pub use engine::{admin_request, recover, run};
 pub use nexthop::{parse_nameserver, NextHop};
 pub use scheduler::Scheduler;

@@ -178,7 +178,9 @@ impl ClientSession {
     /// The RFC 5321 4.5.3.2 limit for the reply awaited now.
     pub fn timeout(&self) -> Duration {
         let minutes = match self.expect.front() {
-            Some(Expect::Greeting | Expect::Ehlo | Expect::Helo | Expect::Mail | Expect::Rcpt(_)) => 5,
+            Some(
+                Expect::Greeting | Expect::Ehlo | Expect::Helo | Expect::Mail | Expect::Rcpt(_),
+            ) => 5,
             Some(Expect::Data) => 2,
             Some(Expect::DataEnd | Expect::Bdat) => 10,
             Some(Expect::StartTls | Expect::Rset | Expect::Quit) | None => 2,
@@ -191,7 +193,11 @@ impl ClientSession {
     pub fn tls_established(&mut self, out: &mut Vec<u8>) {
         self.tls_active = true;
         self.caps = Capabilities::default();
-        self.send(out, format!("EHLO {}\r\n", self.helo).into_bytes(), Expect::Ehlo);
+        self.send(
+            out,
+            format!("EHLO {}\r\n", self.helo).into_bytes(),
+            Expect::Ehlo,
+        );
     }
 
     fn send(&mut self, out: &mut Vec<u8>, cmd: Vec<u8>, expect: Expect) {
@@ -202,12 +208,19 @@ impl ClientSession {
     /// Write MAIL, RCPT and DATA/BDAT (all at once when the peer pipelines).
     /// Returns `SendChunk` when the body must follow at once (pipelined BDAT),
     /// else `NeedMore`. Fails without writing when the peer cannot take the message.
-    pub fn start_transaction(&mut self, tx: &OutboundTx, out: &mut Vec<u8>) -> Result<ClientAction, SessionFailure> {
+    pub fn start_transaction(
+        &mut self,
+        tx: &OutboundTx,
+        out: &mut Vec<u8>,
+    ) -> Result<ClientAction, SessionFailure> {
         if let Some(limit) = self.caps.size.filter(|&l| tx.size > l) {
             return Err(SessionFailure {
                 stage: Stage::Protocol,
                 reply: None,
-                reason: format!("5.3.4 message size {} exceeds the peer's limit {limit}", tx.size),
+                reason: format!(
+                    "5.3.4 message size {} exceeds the peer's limit {limit}",
+                    tx.size
+                ),
             });
         }
         if tx.smtputf8 && !self.caps.smtputf8 {
@@ -266,7 +279,11 @@ impl ClientSession {
                 self.send(out, cmd, e);
             }
             if use_bdat {
-                self.send(out, format!("BDAT {} LAST\r\n", tx.size).into_bytes(), Expect::Bdat);
+                self.send(
+                    out,
+                    format!("BDAT {} LAST\r\n", tx.size).into_bytes(),
+                    Expect::Bdat,
+                );
                 self.tx = Some(state);
                 return Ok(ClientAction::SendChunk);
             }
@@ -292,7 +309,10 @@ impl ClientSession {
         let mut pos = 0;
         loop {
             if self.failed {
-                return (input.len(), ClientAction::Failed(self.protocol_failure("session already failed")));
+                return (
+                    input.len(),
+                    ClientAction::Failed(self.protocol_failure("session already failed")),
+                );
             }
             let reply = match parse_reply(&input[pos..]) {
                 Ok(None) => return (pos, ClientAction::NeedMore),
@@ -300,10 +320,18 @@ impl ClientSession {
                     pos += n;
                     r
                 }
-                Err(e) => return (input.len(), ClientAction::Failed(self.protocol_failure(&reply_error_text(e)))),
+                Err(e) => {
+                    return (
+                        input.len(),
+                        ClientAction::Failed(self.protocol_failure(&reply_error_text(e))),
+                    )
+                }
             };
             let Some(expect) = self.expect.pop_front() else {
-                return (input.len(), ClientAction::Failed(self.protocol_failure("unexpected reply")));
+                return (
+                    input.len(),
+                    ClientAction::Failed(self.protocol_failure("unexpected reply")),
+                );
             };
             match self.on_reply(expect, reply, out) {
                 ClientAction::NeedMore => continue,
@@ -316,12 +344,20 @@ impl ClientSession {
 
     fn protocol_failure(&mut self, reason: &str) -> SessionFailure {
         self.failed = true;
-        SessionFailure { stage: Stage::Protocol, reply: None, reason: reason.to_string() }
+        SessionFailure {
+            stage: Stage::Protocol,
+            reply: None,
+            reason: reason.to_string(),
+        }
     }
 
     fn fail(&mut self, stage: Stage, reply: Option<ParsedReply>, reason: &str) -> ClientAction {
         self.failed = true;
-        ClientAction::Failed(SessionFailure { stage, reply, reason: reason.to_string() })
+        ClientAction::Failed(SessionFailure {
+            stage,
+            reply,
+            reason: reason.to_string(),
+        })
     }
 
     fn after_hello(&mut self, out: &mut Vec<u8>) -> ClientAction {
@@ -330,7 +366,11 @@ impl ClientSession {
             return ClientAction::NeedMore;
         }
         if !self.tls_active && self.tls == TlsWant::Required {
-            return self.fail(Stage::StartTls, None, "TLS is required, but was not offered");
+            return self.fail(
+                Stage::StartTls,
+                None,
+                "TLS is required, but was not offered",
+            );
         }
         ClientAction::Ready
     }
@@ -341,7 +381,11 @@ impl ClientSession {
                 if reply.code != 220 {
                     return self.fail(Stage::Greeting, Some(reply), "greeting refused");
                 }
-                self.send(out, format!("EHLO {}\r\n", self.helo).into_bytes(), Expect::Ehlo);
+                self.send(
+                    out,
+                    format!("EHLO {}\r\n", self.helo).into_bytes(),
+                    Expect::Ehlo,
+                );
                 ClientAction::NeedMore
             }
             Expect::Ehlo => {
@@ -350,7 +394,11 @@ impl ClientSession {
                     return self.after_hello(out);
                 }
                 if reply.is_permanent() {
-                    self.send(out, format!("HELO {}\r\n", self.helo).into_bytes(), Expect::Helo);
+                    self.send(
+                        out,
+                        format!("HELO {}\r\n", self.helo).into_bytes(),
+                        Expect::Helo,
+                    );
                     return ClientAction::NeedMore;
                 }
                 self.fail(Stage::Hello, Some(reply), "EHLO refused")
@@ -372,7 +420,9 @@ impl ClientSession {
                 // Opportunistic: the peer changed its mind; carry on in plaintext.
                 ClientAction::Ready
             }
-            Expect::Mail | Expect::Rcpt(_) | Expect::Data | Expect::DataEnd | Expect::Bdat => self.on_tx_reply(expect, reply, out),
+            Expect::Mail | Expect::Rcpt(_) | Expect::Data | Expect::DataEnd | Expect::Bdat => {
+                self.on_tx_reply(expect, reply, out)
+            }
             Expect::Rset => {
                 if self.expect.is_empty() {
                     return self.finish_tx();
@@ -383,7 +433,12 @@ impl ClientSession {
         }
     }
 
-    fn on_tx_reply(&mut self, expect: Expect, reply: ParsedReply, out: &mut Vec<u8>) -> ClientAction {
+    fn on_tx_reply(
+        &mut self,
+        expect: Expect,
+        reply: ParsedReply,
+        out: &mut Vec<u8>,
+    ) -> ClientAction {
         let Some(tx) = self.tx.as_mut() else {
             return self.fail(Stage::Protocol, Some(reply), "reply outside a transaction");
         };
@@ -401,7 +456,10 @@ impl ClientSession {
             Expect::Data => {
                 if reply.code == 354 {
                     let any = tx.mail.as_ref().is_some_and(|m| m.is_positive())
-                        && tx.rcpts.iter().any(|r| r.as_ref().is_some_and(|r| r.is_positive()));
+                        && tx
+                            .rcpts
+                            .iter()
+                            .any(|r| r.as_ref().is_some_and(|r| r.is_positive()));
                     if !any {
                         // RFC 2920: DATA was pipelined but nobody will take the mail:
                         // end the (empty) data at once and report the refusals.
@@ -417,7 +475,10 @@ impl ClientSession {
                 tx.data = Some(reply);
             }
             Expect::DataEnd | Expect::Bdat => {
-                let accepted = tx.rcpts.iter().any(|r| r.as_ref().is_some_and(|r| r.is_positive()));
+                let accepted = tx
+                    .rcpts
+                    .iter()
+                    .any(|r| r.as_ref().is_some_and(|r| r.is_positive()));
                 if accepted {
                     tx.data = Some(reply);
                 }
@@ -432,14 +493,21 @@ impl ClientSession {
         }
         if matches!(expect, Expect::Rcpt(_)) && self.expect.is_empty() {
             // Not pipelining and every RCPT answered: data, or give up politely.
-            let any = tx.rcpts.iter().any(|r| r.as_ref().is_some_and(|r| r.is_positive()));
+            let any = tx
+                .rcpts
+                .iter()
+                .any(|r| r.as_ref().is_some_and(|r| r.is_positive()));
             if !any {
                 self.send(out, b"RSET\r\n".to_vec(), Expect::Rset);
                 return ClientAction::NeedMore;
             }
             if tx.use_bdat {
                 let size = tx.size;
-                self.send(out, format!("BDAT {size} LAST\r\n").into_bytes(), Expect::Bdat);
+                self.send(
+                    out,
+                    format!("BDAT {size} LAST\r\n").into_bytes(),
+                    Expect::Bdat,
+                );
                 return ClientAction::SendChunk;
             }
             self.send(out, b"DATA\r\n".to_vec(), Expect::Data);
@@ -452,12 +520,25 @@ impl ClientSession {
     }
 
     fn finish_tx(&mut self) -> ClientAction {
-        let Some(tx) = self.tx.take() else { return ClientAction::Ready };
-        let mail = tx.mail.unwrap_or(ParsedReply { code: 451, lines: vec!["no reply to MAIL".into()] });
+        let Some(tx) = self.tx.take() else {
+            return ClientAction::Ready;
+        };
+        let mail = tx.mail.unwrap_or(ParsedReply {
+            code: 451,
+            lines: vec!["no reply to MAIL".into()],
+        });
         // A reply to DATA/BDAT only means something when someone took the mail.
-        let taken = mail.is_positive() && tx.rcpts.iter().any(|r| r.as_ref().is_some_and(|r| r.is_positive()));
+        let taken = mail.is_positive()
+            && tx
+                .rcpts
+                .iter()
+                .any(|r| r.as_ref().is_some_and(|r| r.is_positive()));
         let data = if taken { tx.data } else { None };
-        ClientAction::Done(TxOutcome { mail, rcpts: tx.rcpts, data })
+        ClientAction::Done(TxOutcome {
+            mail,
+            rcpts: tx.rcpts,
+            data,
+        })
     }
 }
 

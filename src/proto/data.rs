@@ -300,7 +300,13 @@ mod stuff_tests {
 
     #[test]
     fn dot_stuffing_round_trips_through_the_decoder() {
-        for body in [&b""[..], b"a\r\n", b".\r\n", b"..x\r\n.y\r\nz", b"line\r\n.\r\nafter\r\n"] {
+        for body in [
+            &b""[..],
+            b"a\r\n",
+            b".\r\n",
+            b"..x\r\n.y\r\nz",
+            b"line\r\n.\r\nafter\r\n",
+        ] {
             let mut wire = Vec::new();
             dot_stuff(body, &mut wire);
             let mut d = DataDecoder::new(1 << 20);

@@ -14,6 +14,6 @@ pub mod server;
 pub use envelope::{Envelope, Recipient, TlsFacts};
 pub use server::{Event, Fed, IdSource, ServerSession, SessionConfig, StoreFailure, Waiting};
 #[cfg(test)]
-mod server_tests;
-#[cfg(test)]
 mod client_tests;
+#[cfg(test)]
+mod server_tests;

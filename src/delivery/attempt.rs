@@ -1,0 +1,382 @@
+//! One delivery attempt of one message: recipients grouped by domain (policy is
+//! decided per recipient domain, never per MX), each domain routed or MX-resolved,
+//! recipients split by their TLS decision per MX tried, results recorded.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+use super::dns::{Dns, DnsFailure};
+use super::nexthop::NextHop;
+use super::outbound::{open, AttemptError, OutboundConn, TlsPlan};
+use super::outcome::{RcptResult, ResultKind};
+use super::pool::Pool;
+use crate::config::{Config, OnTlsFailure};
+use crate::policy::{DomainMatcher, OutboundDecision, OutboundFacts, Policy};
+use crate::proto::client::{OutboundRcpt, OutboundTx, TxOutcome};
+use crate::proto::received::format_id;
+use crate::queue::QueuedMessage;
+
+/// MX hosts tried per attempt, and addresses per host (Postfix's limits are similar).
+const MAX_HOSTS: usize = 5;
+const MAX_ADDRS_PER_HOST: usize = 2;
+
+pub struct Delivery {
+    pub dns: Dns,
+    pub pool: Pool,
+}
+
+/// The hosts for a domain: from `[[route]]`, else by MX lookup.
+async fn targets(
+    d: &Delivery,
+    config: &Config,
+    domain: &str,
+) -> Result<Vec<(String, u16, bool)>, DnsFailure> {
+    let route = config.routes.iter().find(|r| {
+        r.domains
+            .iter()
+            .any(|m| DomainMatcher::parse(m).matches(domain) || m == "*")
+    });
+    match route.map(|r| NextHop::parse(&r.next_hop)) {
+        Some(Ok(NextHop::Addr(a))) => Ok(vec![(a.ip().to_string(), a.port(), true)]),
+        Some(Ok(NextHop::Host {
+            name,
+            port,
+            no_mx: true,
+        })) => Ok(vec![(name, port, false)]),
+        Some(Ok(NextHop::Host {
+            name,
+            port,
+            no_mx: false,
+        })) => Ok(d
+            .dns
+            .mx_hosts(&name)
+            .await?
+            .into_iter()
+            .map(|h| (h.name, port, false))
+            .collect()),
+        Some(Err(e)) => Err(DnsFailure::Temporary {
+            text: format!("bad route: {e}"),
+        }),
+        None => Ok(d
+            .dns
+            .mx_hosts(domain)
+            .await?
+            .into_iter()
+            .map(|h| (h.name, config.outbound.port, false))
+            .collect()),
+    }
+}
+
+fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+fn failure(kind: ResultKind, status: &str, text: String) -> RcptResult {
+    RcptResult {
+        kind,
+        status: status.into(),
+        text,
+        remote_mta: None,
+        tls: None,
+        peer_dsn: false,
+    }
+}
+
+/// Deliver every pending recipient of `rec` once. Returns one result per recipient tried.
+pub async fn attempt(
+    d: &Delivery,
+    config: &Config,
+    policy: &Policy,
+    id: u64,
+    rec: &QueuedMessage,
+    body: &[u8],
+) -> Vec<(usize, RcptResult)> {
+    let mut by_domain: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, r) in rec.envelope.recipients.iter().enumerate() {
+        if !rec.rcpts[i].state.is_done() {
+            by_domain.entry(domain_of(&r.address)).or_default().push(i);
+        }
+    }
+    let mut results = Vec::new();
+    for (domain, idxs) in by_domain {
+        results.extend(deliver_domain(d, config, policy, id, rec, body, &domain, idxs).await);
+    }
+    results
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn deliver_domain(
+    d: &Delivery,
+    config: &Config,
+    policy: &Policy,
+    id: u64,
+    rec: &QueuedMessage,
+    body: &[u8],
+    domain: &str,
+    idxs: Vec<usize>,
+) -> Vec<(usize, RcptResult)> {
+    let hosts = match targets(d, config, domain).await {
+        Ok(h) => h,
+        Err(DnsFailure::Permanent { status, text }) => {
+            return idxs
+                .into_iter()
+                .map(|i| (i, failure(ResultKind::Permanent, status, text.clone())))
+                .collect()
+        }
+        Err(DnsFailure::Temporary { text }) => {
+            return idxs
+                .into_iter()
+                .map(|i| (i, failure(ResultKind::Temporary, "4.4.3", text.clone())))
+                .collect()
+        }
+    };
+    let mut remaining = idxs;
+    let mut last: BTreeMap<usize, RcptResult> = BTreeMap::new();
+    let mut results = Vec::new();
+    'hosts: for (host, port, literal) in hosts.into_iter().take(MAX_HOSTS) {
+        let addrs = if literal {
+            vec![host.parse().expect("literal next hop is an address")]
+        } else {
+            match d.dns.addresses(&host).await {
+                Ok(a) => a,
+                Err(e) => {
+                    let text = match e {
+                        DnsFailure::Permanent { text, .. } | DnsFailure::Temporary { text } => text,
+                    };
+                    for &i in &remaining {
+                        last.insert(i, failure(ResultKind::Temporary, "4.4.3", text.clone()));
+                    }
+                    continue;
+                }
+            }
+        };
+        for ip in addrs.into_iter().take(MAX_ADDRS_PER_HOST) {
+            let addr = SocketAddr::new(ip, port);
+            // Split by TLS decision for this MX: one recipient's rule never changes
+            // another's delivery.
+            let mut groups: Vec<(OutboundDecision, Vec<usize>)> = Vec::new();
+            for &i in &remaining {
+                let rcpt = &rec.envelope.recipients[i].address;
+                let decision = policy.outbound(&OutboundFacts {
+                    sender: &rec.envelope.sender,
+                    recipient: rcpt,
+                    domain,
+                    mx_host: Some(&host),
+                    mx_ip: Some(ip),
+                });
+                match groups.iter_mut().find(|(dec, _)| *dec == decision) {
+                    Some((_, v)) => v.push(i),
+                    None => groups.push((decision, vec![i])),
+                }
+            }
+            let mut still = Vec::new();
+            for (decision, group) in groups {
+                let plan = TlsPlan {
+                    level: decision.level,
+                    min_version: decision.min_version,
+                    peer_name: decision
+                        .match_names
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| host.clone()),
+                    ca_file: decision.ca_file.clone(),
+                };
+                let started = Instant::now();
+                match deliver_group(d, config, addr, &host, &plan, rec, body, &group).await {
+                    Ok((conn_remote, tls, peer_dsn, outcome)) => {
+                        for (k, &i) in group.iter().enumerate() {
+                            let mut r = classify(&outcome, k);
+                            r.remote_mta = Some(conn_remote.clone());
+                            r.tls = tls.clone();
+                            r.peer_dsn = peer_dsn;
+                            log_attempt(id, rec, i, &addr, &host, &r, started);
+                            results.push((i, r));
+                        }
+                    }
+                    Err(e) => {
+                        let bounce = e.tls_policy && decision.on_failure == OnTlsFailure::Bounce;
+                        let kind = if bounce || !e.temporary {
+                            ResultKind::Permanent
+                        } else {
+                            ResultKind::Temporary
+                        };
+                        let status = if bounce {
+                            e.status.replacen('4', "5", 1)
+                        } else {
+                            e.status.clone()
+                        };
+                        let mut r = failure(kind, &status, e.text.clone());
+                        r.remote_mta = Some(format!("{host}[{}]:{}", addr.ip(), addr.port()));
+                        for &i in &group {
+                            log_attempt(id, rec, i, &addr, &host, &r, started);
+                            if kind == ResultKind::Permanent {
+                                results.push((i, r.clone()));
+                            } else {
+                                last.insert(i, r.clone());
+                                still.push(i);
+                            }
+                        }
+                    }
+                }
+            }
+            remaining = still;
+            if remaining.is_empty() {
+                break 'hosts;
+            }
+        }
+    }
+    for i in remaining {
+        let r = last.remove(&i).unwrap_or_else(|| {
+            failure(
+                ResultKind::Temporary,
+                "4.4.1",
+                format!("no reachable host for {domain}"),
+            )
+        });
+        results.push((i, r));
+    }
+    results
+}
+
+fn log_attempt(
+    id: u64,
+    rec: &QueuedMessage,
+    i: usize,
+    addr: &SocketAddr,
+    host: &str,
+    r: &RcptResult,
+    started: Instant,
+) {
+    let delay = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+        .saturating_sub(rec.envelope.arrival_ms);
+    tracing::info!(
+        id = %format_id(id),
+        to = %rec.envelope.recipients[i].address,
+        relay = %host,
+        mx_ip = %addr,
+        tls = r.tls.as_ref().map(|t| t.version.as_str()).unwrap_or("none"),
+        cipher = r.tls.as_ref().map(|t| t.cipher.as_str()).unwrap_or("none"),
+        status = %r.status,
+        result = ?r.kind,
+        reply = %r.text,
+        delay_ms = delay,
+        attempt_ms = started.elapsed().as_millis() as u64,
+        "delivery attempt"
+    );
+}
+
+/// The result for the `k`th recipient of a transaction.
+fn classify(o: &TxOutcome, k: usize) -> RcptResult {
+    let from = |reply: &crate::proto::reply::ParsedReply| {
+        let kind = if reply.is_positive() {
+            ResultKind::Delivered
+        } else if reply.is_transient() {
+            ResultKind::Temporary
+        } else {
+            ResultKind::Permanent
+        };
+        let status = reply.enhanced().map(str::to_string).unwrap_or_else(|| {
+            match kind {
+                ResultKind::Delivered => "2.0.0",
+                ResultKind::Temporary => "4.0.0",
+                ResultKind::Permanent => "5.0.0",
+            }
+            .to_string()
+        });
+        RcptResult {
+            kind,
+            status,
+            text: reply.one_line(),
+            remote_mta: None,
+            tls: None,
+            peer_dsn: false,
+        }
+    };
+    if !o.mail.is_positive() {
+        return from(&o.mail);
+    }
+    match &o.rcpts[k] {
+        Some(r) if !r.is_positive() => from(r),
+        Some(_) => match &o.data {
+            Some(d) => from(d),
+            None => failure(
+                ResultKind::Temporary,
+                "4.4.2",
+                "no reply to the end of data".into(),
+            ),
+        },
+        None => failure(ResultKind::Temporary, "4.4.2", "no reply to RCPT".into()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn deliver_group(
+    d: &Delivery,
+    config: &Config,
+    addr: SocketAddr,
+    host: &str,
+    plan: &TlsPlan,
+    rec: &QueuedMessage,
+    body: &[u8],
+    group: &[usize],
+) -> Result<(String, Option<crate::proto::TlsFacts>, bool, TxOutcome), AttemptError> {
+    let _slot = d.pool.slot(addr).await;
+    let tx = OutboundTx {
+        sender: rec.envelope.sender.clone(),
+        rcpts: group
+            .iter()
+            .map(|&i| {
+                let r = &rec.envelope.recipients[i];
+                OutboundRcpt {
+                    address: r.address.clone(),
+                    notify: r.notify.clone(),
+                    orcpt: r.orcpt.clone(),
+                }
+            })
+            .collect(),
+        size: body.len() as u64,
+        body_type: rec.envelope.body_type,
+        smtputf8: rec.envelope.smtputf8,
+        ret: rec.envelope.ret,
+        envid: rec.envelope.envid.clone(),
+    };
+    let idle = config.outbound.idle_timeout.0;
+    if let Some(mut conn) = d.pool.checkout(addr, plan, idle) {
+        if let Ok(outcome) = conn.send(&tx, body).await {
+            return Ok(finish(d, plan, conn, outcome));
+        }
+        // A reused connection may have been closed by the peer: use a fresh one.
+    }
+    let helo = &config.server.hostname;
+    let timeout = config.outbound.connect_timeout.0;
+    let mut conn = match open(addr, host, plan, helo, timeout, false).await {
+        Ok(c) => c,
+        // Postfix at level `may`: a failed handshake is retried in plaintext.
+        Err(e) if e.handshake_failed => {
+            tracing::info!(relay = %host, mx_ip = %addr, error = %e.text, "TLS handshake failed; retrying in plaintext");
+            open(addr, host, plan, helo, timeout, true).await?
+        }
+        Err(e) => return Err(e),
+    };
+    let outcome = conn.send(&tx, body).await?;
+    Ok(finish(d, plan, conn, outcome))
+}
+
+fn finish(
+    d: &Delivery,
+    plan: &TlsPlan,
+    conn: OutboundConn,
+    outcome: TxOutcome,
+) -> (String, Option<crate::proto::TlsFacts>, bool, TxOutcome) {
+    let info = (conn.remote(), conn.tls.clone(), conn.peer_dsn);
+    d.pool.checkin(plan.clone(), conn);
+    (info.0, info.1, info.2, outcome)
+}

@@ -1,0 +1,122 @@
+//! Turning outcomes into DSN messages and queueing them like any other mail.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::dsn::{
+    build_dsn, should_notify, DsnKind, DsnRecipient, DsnReport, NotifyFlags, ReturnContent,
+};
+use crate::proto::envelope::Ret;
+use crate::proto::{Envelope, Recipient};
+use crate::queue::{QueuedMessage, StoreError};
+use crate::shard::ShardCtx;
+
+fn at(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// Queue a DSN of `kind` for `rcpts` of `rec` (written, not yet committed). Returns
+/// the new message's id and record, or None when nobody is to be told.
+pub fn queue_dsn(
+    ctx: &ShardCtx,
+    rec: &QueuedMessage,
+    body: &[u8],
+    kind: DsnKind,
+    rcpts: &[usize],
+    now: SystemTime,
+) -> Result<Option<(u64, QueuedMessage)>, StoreError> {
+    let sender_is_null = rec.envelope.sender.is_empty();
+    let told: Vec<usize> = rcpts
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let flags = match &rec.envelope.recipients[i].notify {
+                Some(n) => {
+                    NotifyFlags::parse(n).unwrap_or_else(|_| NotifyFlags::default_when_absent())
+                }
+                None => NotifyFlags::default_when_absent(),
+            };
+            should_notify(&flags, kind, sender_is_null)
+        })
+        .collect();
+    if told.is_empty() {
+        return Ok(None);
+    }
+    let settings = ctx.settings();
+    let config = &settings.config;
+    let give_up = rec.envelope.arrival_ms + config.queue.give_up_after.0.as_millis() as u64;
+    let recipients: Vec<DsnRecipient> = told
+        .iter()
+        .map(|&i| {
+            let r = &rec.envelope.recipients[i];
+            let st = &rec.rcpts[i];
+            let remote = st.remote_mta.as_ref().map(|m| match &st.tls {
+                Some(t) => format!("{m} (TLS {} {})", t.version, t.cipher),
+                None => m.clone(),
+            });
+            DsnRecipient {
+                final_recipient: r.address.clone(),
+                original_recipient: r.orcpt.clone(),
+                action: kind,
+                status: st.status.clone().unwrap_or_else(|| match kind {
+                    DsnKind::Relayed => "2.0.0".into(),
+                    DsnKind::Delayed => "4.0.0".into(),
+                    DsnKind::Failed => "5.0.0".into(),
+                }),
+                remote_mta: remote,
+                diagnostic: st.last_reply.clone(),
+                last_attempt: st.last_attempt_ms.map(at),
+                will_retry_until: (kind == DsnKind::Delayed).then(|| at(give_up)),
+            }
+        })
+        .collect();
+    let id = ctx.ids.next();
+    let report = DsnReport {
+        reporting_mta: &config.server.hostname,
+        original_sender: &rec.envelope.sender,
+        original_envid: rec.envelope.envid.as_deref(),
+        arrival: at(rec.envelope.arrival_ms),
+        recipients: &recipients,
+        ret: match rec.envelope.ret {
+            Some(Ret::Full) if kind == DsnKind::Failed => ReturnContent::Full,
+            _ => ReturnContent::Headers,
+        },
+        original_message: body,
+        now,
+        message_id_seed: id,
+    };
+    let dsn = build_dsn(&report);
+    let envelope = Envelope {
+        sender: String::new(),
+        recipients: vec![Recipient {
+            address: rec.envelope.sender.clone(),
+            notify: Some("NEVER".into()),
+            orcpt: None,
+        }],
+        ret: None,
+        envid: None,
+        body_type: if dsn.is_ascii() {
+            Default::default()
+        } else {
+            crate::proto::envelope::BodyType::EightBitMime
+        },
+        smtputf8: false,
+        client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+        helo: config.server.hostname.clone(),
+        tls: None,
+        arrival_ms: now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        listener: "dsn".into(),
+    };
+    let record = QueuedMessage::new(envelope, dsn.len() as u64);
+    ctx.queue.write_new(id, &record, &dsn)?;
+    tracing::info!(
+        id = %crate::proto::received::format_id(id),
+        kind = kind.action(),
+        to = %rec.envelope.sender,
+        rcpts = told.len(),
+        "DSN queued"
+    );
+    Ok(Some((id, record)))
+}
