@@ -13,21 +13,36 @@ use super::StoreError;
 pub type CommitWaiter = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
 
 pub struct Committer {
-    tx: Sender<CommitWaiter>,
+    tx: Option<Sender<CommitWaiter>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Committer {
     pub fn start(db: sled::Db, dir: PathBuf) -> std::io::Result<Committer> {
         let (tx, rx) = crossbeam_channel::bounded::<CommitWaiter>(65_536);
         let syncer = FileSyncer::new(&dir)?;
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("mxring-commit".into())
             .spawn(move || run(db, syncer, rx))?;
-        Ok(Committer { tx })
+        Ok(Committer {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     pub fn sender(&self) -> Sender<CommitWaiter> {
-        self.tx.clone()
+        self.tx.clone().expect("committer running")
+    }
+}
+
+impl Drop for Committer {
+    /// Waits for the thread once every sender is gone, so the store's lock is
+    /// released when the spool is dropped (a restart in the same process works).
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

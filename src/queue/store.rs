@@ -26,7 +26,10 @@ impl Spool {
             .cache_capacity(256 << 20)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock") =>
+                {
                     StoreError::Locked(dir.display().to_string())
                 }
                 other => StoreError::from(other),

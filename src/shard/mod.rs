@@ -66,6 +66,9 @@ impl RunningServer {
             a.stop();
         }
         let _ = self.spool.flush();
+        self.reload.clear();
+        // The last handle closes the store and releases its lock.
+        drop(self.spool);
     }
 }
 

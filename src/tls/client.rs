@@ -26,8 +26,16 @@ pub fn client_config(
     verification: &ClientVerification,
     min: TlsVersion,
 ) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(protocol_versions(min))?;
+    client_config_versions(verification, protocol_versions(min))
+}
+
+/// A client offering exactly `versions` (check-tls probes each one alone).
+pub fn client_config_versions(
+    verification: &ClientVerification,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
+    let builder =
+        rustls::ClientConfig::builder_with_provider(provider()).with_protocol_versions(versions)?;
     let config = match verification {
         ClientVerification::None => builder
             .dangerous()

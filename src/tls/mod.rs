@@ -5,7 +5,7 @@ mod client;
 mod selfsigned;
 mod server;
 
-pub use client::{client_config, ClientVerification};
+pub use client::{client_config, client_config_versions, ClientVerification};
 pub use selfsigned::self_signed;
 pub use server::{load_certified_key, server_config};
 

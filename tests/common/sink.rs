@@ -1,0 +1,229 @@
+//! A scriptable receiving SMTP server: the next hop in delivery tests. Each message
+//! it accepts is sent on a channel, so tests wait on arrivals, never on sleeps.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+#[derive(Clone, Debug)]
+pub struct Arrival {
+    pub from: String,
+    pub rcpts: Vec<String>,
+    pub data: Vec<u8>,
+    pub tls: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Script {
+    /// Replies to the end of data, used in order; when empty, `250 2.0.0 Ok`.
+    pub data_replies: VecDeque<String>,
+    /// A reply to every RCPT instead of 250 (e.g. "550 5.1.1 no such user").
+    pub rcpt_reply: Option<String>,
+    /// Offer STARTTLS with this certificate.
+    pub tls: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    /// Only TLS 1.2 on offer.
+    pub tls12_only: bool,
+}
+
+pub struct Sink {
+    pub addr: SocketAddr,
+    pub arrivals: Receiver<Arrival>,
+    pub script: Arc<Mutex<Script>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Sink {
+    pub fn start(script: Script) -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = channel();
+        let script = Arc::new(Mutex::new(script));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s2, st2) = (script.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !st2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (s3, tx3) = (s2.clone(), tx.clone());
+                        std::thread::spawn(move || {
+                            let _ = serve(stream, s3, tx3);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Sink {
+            addr,
+            arrivals: rx,
+            script,
+            stop,
+        }
+    }
+
+    pub fn with_tls() -> Sink {
+        Sink::start(Script {
+            tls: Some(mxring::tls::self_signed("sink.test").unwrap()),
+            ..Default::default()
+        })
+    }
+
+    /// Wait for the next message (fails the test after `secs`).
+    pub fn next(&self, secs: u64) -> Arrival {
+        self.arrivals
+            .recv_timeout(Duration::from_secs(secs))
+            .expect("no message arrived in time")
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+trait Io: Read + Write + Send {}
+impl<T: Read + Write + Send> Io for T {}
+
+fn serve(
+    stream: TcpStream,
+    script: Arc<Mutex<Script>>,
+    tx: Sender<Arrival>,
+) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut tcp = Some(stream.try_clone()?);
+    let mut r: BufReader<Box<dyn Io>> = BufReader::new(Box::new(stream));
+    let mut tls_version: Option<String> = None;
+    let send = |r: &mut BufReader<Box<dyn Io>>, s: &str| -> std::io::Result<()> {
+        r.get_mut().write_all(s.as_bytes())?;
+        r.get_mut().flush()
+    };
+    send(&mut r, "220 sink.test ESMTP\r\n")?;
+    let (mut from, mut rcpts) = (String::new(), Vec::new());
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("EHLO") {
+            let starttls = script.lock().unwrap().tls.is_some() && tls_version.is_none();
+            let mut s = String::from(
+                "250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 100000000\r\n",
+            );
+            if starttls {
+                s.push_str("250-STARTTLS\r\n");
+            }
+            s.push_str("250 ENHANCEDSTATUSCODES\r\n");
+            send(&mut r, &s)?;
+        } else if upper.starts_with("HELO")
+            || upper.starts_with("RSET")
+            || upper.starts_with("NOOP")
+        {
+            from.clear();
+            rcpts.clear();
+            send(&mut r, "250 2.0.0 Ok\r\n")?;
+        } else if upper.starts_with("STARTTLS") {
+            let (certs, key, only12) = {
+                let s = script.lock().unwrap();
+                let Some((c, k)) = &s.tls else {
+                    send(&mut r, "502 5.5.1 no TLS\r\n")?;
+                    continue;
+                };
+                (c.clone(), k.clone_key(), s.tls12_only)
+            };
+            send(&mut r, "220 2.0.0 Go ahead\r\n")?;
+            let versions: &[&rustls::SupportedProtocolVersion] = if only12 {
+                &[&rustls::version::TLS12]
+            } else {
+                &[&rustls::version::TLS13, &rustls::version::TLS12]
+            };
+            let config = rustls::ServerConfig::builder_with_provider(mxring::tls::provider())
+                .with_protocol_versions(versions)
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap();
+            let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+            let mut s = rustls::StreamOwned::new(conn, tcp.take().unwrap());
+            while s.conn.is_handshaking() {
+                s.conn.complete_io(&mut s.sock)?;
+            }
+            tls_version = Some(format!("{:?}", s.conn.protocol_version().unwrap()));
+            r = BufReader::new(Box::new(s));
+        } else if upper.starts_with("MAIL FROM:") {
+            from = extract(&line);
+            rcpts.clear();
+            send(&mut r, "250 2.1.0 Ok\r\n")?;
+        } else if upper.starts_with("RCPT TO:") {
+            let reply = script.lock().unwrap().rcpt_reply.clone();
+            match reply {
+                Some(rep) => send(&mut r, &format!("{rep}\r\n"))?,
+                None => {
+                    rcpts.push(extract(&line));
+                    send(&mut r, "250 2.1.5 Ok\r\n")?;
+                }
+            }
+        } else if upper.starts_with("DATA") {
+            if rcpts.is_empty() {
+                send(&mut r, "554 5.5.1 no valid recipients\r\n")?;
+                continue;
+            }
+            send(&mut r, "354 go\r\n")?;
+            let mut data = Vec::new();
+            loop {
+                let mut l = Vec::new();
+                if r.read_until(b'\n', &mut l)? == 0 {
+                    return Ok(());
+                }
+                if l == b".\r\n" {
+                    break;
+                }
+                let content = if l.starts_with(b"..") {
+                    &l[1..]
+                } else {
+                    &l[..]
+                };
+                data.extend_from_slice(content);
+            }
+            let reply = script
+                .lock()
+                .unwrap()
+                .data_replies
+                .pop_front()
+                .unwrap_or_else(|| "250 2.0.0 Ok: queued".into());
+            if reply.starts_with('2') {
+                let _ = tx.send(Arrival {
+                    from: from.clone(),
+                    rcpts: rcpts.clone(),
+                    data,
+                    tls: tls_version.clone(),
+                });
+            }
+            send(&mut r, &format!("{reply}\r\n"))?;
+            rcpts.clear();
+        } else if upper.starts_with("QUIT") {
+            send(&mut r, "221 2.0.0 Bye\r\n")?;
+            return Ok(());
+        } else {
+            send(&mut r, "500 5.5.2 unknown\r\n")?;
+        }
+    }
+}
+
+fn extract(line: &str) -> String {
+    let start = line.find('<').map(|i| i + 1).unwrap_or(0);
+    let end = line[start..]
+        .find('>')
+        .map(|i| start + i)
+        .unwrap_or(line.len());
+    line[start..end].to_string()
+}

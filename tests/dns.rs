@@ -1,0 +1,504 @@
+//! MX resolution against a real DNS server on loopback (tests/dns_server), and one
+//! message delivered end to end by MX lookup: client → mxring → DNS → SMTP sink.
+
+mod dns_server;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use mxring::config::{DnsConfig, Dur};
+use mxring::delivery::{Dns, DnsFailure, MxHost};
+
+use dns_server::{DnsServer, Zone};
+
+/// Run `f` with a resolver pointed at `server`, on a current-thread runtime (as in a shard).
+fn with_dns<T>(server: &DnsServer, timeout: Duration, f: impl AsyncFnOnce(&Dns) -> T) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let dns = Dns::new(&DnsConfig {
+            nameservers: vec![server.nameserver()],
+            timeout: Dur(timeout),
+        })
+        .expect("resolver");
+        f(&dns).await
+    })
+}
+
+fn names(hosts: &[MxHost]) -> Vec<&str> {
+    hosts.iter().map(|h| h.name.as_str()).collect()
+}
+
+const T: Duration = Duration::from_secs(2);
+
+#[test]
+fn mx_sorted_by_preference() {
+    // The server answers in file order: the higher preference first.
+    let server = DnsServer::start(Zone::new().mx("pref.test", 20, "mx2.pref.test").mx(
+        "pref.test",
+        10,
+        "mx1.pref.test",
+    ));
+    let hosts = with_dns(&server, T, async |dns| dns.mx_hosts("pref.test").await).unwrap();
+    assert_eq!(
+        hosts,
+        vec![
+            MxHost {
+                name: "mx1.pref.test".into(),
+                preference: 10
+            },
+            MxHost {
+                name: "mx2.pref.test".into(),
+                preference: 20
+            },
+        ]
+    );
+}
+
+#[test]
+fn mx_equal_preference_order_is_random() {
+    let server = DnsServer::start(
+        Zone::new()
+            .mx("eq.test", 10, "a.eq.test")
+            .mx("eq.test", 10, "b.eq.test")
+            .mx("eq.test", 20, "backup.eq.test"),
+    );
+    let seen = with_dns(&server, T, async |dns| {
+        let mut seen = HashSet::new();
+        for _ in 0..50 {
+            let hosts = dns.mx_hosts("eq.test").await.unwrap();
+            let order: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+            assert_eq!(hosts.len(), 3, "{hosts:?}");
+            assert_eq!(order[2], "backup.eq.test", "preference 20 always last");
+            assert!(hosts[0].preference == 10 && hosts[1].preference == 10);
+            seen.insert(order);
+        }
+        seen
+    });
+    let ab = vec!["a.eq.test", "b.eq.test", "backup.eq.test"];
+    let ba = vec!["b.eq.test", "a.eq.test", "backup.eq.test"];
+    let seen: HashSet<Vec<&str>> = seen
+        .iter()
+        .map(|v| v.iter().map(String::as_str).collect())
+        .collect();
+    assert_eq!(seen, HashSet::from([ab, ba]), "both orders in 50 lookups");
+}
+
+#[test]
+fn implicit_mx_when_domain_has_only_an_address() {
+    // MX query: NOERROR with no answer (and the zone's SOA); the domain has an A.
+    let server = DnsServer::start(Zone::new().a("implicit.test", Ipv4Addr::new(192, 0, 2, 7)));
+    let (hosts, addrs) = with_dns(&server, T, async |dns| {
+        (
+            dns.mx_hosts("implicit.test").await,
+            dns.addresses("implicit.test").await,
+        )
+    });
+    assert_eq!(
+        hosts.unwrap(),
+        vec![MxHost {
+            name: "implicit.test".into(),
+            preference: 0
+        }]
+    );
+    assert_eq!(
+        addrs.unwrap(),
+        vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))]
+    );
+}
+
+#[test]
+fn null_mx_is_permanent_5_1_10() {
+    let server = DnsServer::start(
+        Zone::new()
+            .mx("nullmx.test", 0, ".")
+            .a("nullmx.test", Ipv4Addr::new(192, 0, 2, 8)),
+    );
+    let r = with_dns(&server, T, async |dns| dns.mx_hosts("nullmx.test").await);
+    match r {
+        Err(DnsFailure::Permanent { status, text }) => {
+            assert_eq!(status, "5.1.10");
+            assert!(text.contains("nullmx.test"), "{text}");
+        }
+        other => panic!("null MX must fail permanently with 5.1.10, got {other:?}"),
+    }
+}
+
+#[test]
+fn nxdomain_is_permanent_5_1_2() {
+    // Only other names exist: "missing.test" gets NXDOMAIN with the SOA.
+    let server = DnsServer::start(Zone::new().mx("other.test", 10, "mx.other.test"));
+    let (mx, addrs) = with_dns(&server, T, async |dns| {
+        (
+            dns.mx_hosts("missing.test").await,
+            dns.addresses("missing.test").await,
+        )
+    });
+    match mx {
+        Err(DnsFailure::Permanent { status, text }) => {
+            assert_eq!(status, "5.1.2");
+            assert!(text.contains("missing.test"), "{text}");
+        }
+        other => panic!("NXDOMAIN must fail permanently with 5.1.2, got {other:?}"),
+    }
+    assert!(
+        matches!(
+            addrs,
+            Err(DnsFailure::Permanent {
+                status: "5.1.2",
+                ..
+            })
+        ),
+        "{addrs:?}"
+    );
+}
+
+#[test]
+fn servfail_is_temporary() {
+    let server = DnsServer::start(
+        Zone::new()
+            .rcode("broken.test", RecordType::MX, ResponseCode::ServFail)
+            .rcode("broken.test", RecordType::A, ResponseCode::ServFail)
+            .rcode("broken.test", RecordType::AAAA, ResponseCode::ServFail),
+    );
+    let (mx, addrs) = with_dns(&server, T, async |dns| {
+        (
+            dns.mx_hosts("broken.test").await,
+            dns.addresses("broken.test").await,
+        )
+    });
+    assert!(matches!(mx, Err(DnsFailure::Temporary { .. })), "{mx:?}");
+    assert!(
+        matches!(addrs, Err(DnsFailure::Temporary { .. })),
+        "{addrs:?}"
+    );
+}
+
+#[test]
+fn silent_server_is_temporary_within_bounded_time() {
+    let server = DnsServer::silent();
+    let start = Instant::now();
+    let r = with_dns(&server, Duration::from_secs(1), async |dns| {
+        dns.mx_hosts("silent.test").await
+    });
+    let took = start.elapsed();
+    match r {
+        Err(DnsFailure::Temporary { text }) => assert!(text.contains("silent.test"), "{text}"),
+        other => panic!("no answer must be a temporary failure, got {other:?}"),
+    }
+    // timeout 1 s, 2 attempts: a few seconds at most, never the default 5 s × n.
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    assert!(
+        server.counters.udp.load(Ordering::SeqCst) >= 1,
+        "the query reached the server"
+    );
+}
+
+#[test]
+fn addresses_include_ipv6_and_ipv4() {
+    let v4 = Ipv4Addr::new(192, 0, 2, 25);
+    let v6: Ipv6Addr = "2001:db8::25".parse().unwrap();
+    let server = DnsServer::start(
+        Zone::new()
+            .mx("dual.test", 10, "mx.dual.test")
+            .a("mx.dual.test", v4)
+            .aaaa("mx.dual.test", v6),
+    );
+    let addrs = with_dns(&server, T, async |dns| dns.addresses("mx.dual.test").await).unwrap();
+    let set: HashSet<IpAddr> = addrs.iter().copied().collect();
+    assert_eq!(
+        set,
+        HashSet::from([IpAddr::V4(v4), IpAddr::V6(v6)]),
+        "{addrs:?}"
+    );
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+}
+
+#[test]
+fn truncated_udp_answer_is_retried_over_tcp() {
+    let server = DnsServer::start(
+        Zone::new()
+            .mx("big.test", 10, "mx1.big.test")
+            .mx("big.test", 20, "mx2.big.test")
+            .truncate_udp("big.test", RecordType::MX),
+    );
+    let hosts = with_dns(&server, T, async |dns| dns.mx_hosts("big.test").await).unwrap();
+    assert_eq!(names(&hosts), ["mx1.big.test", "mx2.big.test"]);
+    assert!(server.counters.udp.load(Ordering::SeqCst) >= 1);
+    assert!(
+        server.counters.tcp.load(Ordering::SeqCst) >= 1,
+        "the full answer came over TCP"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// End to end: a message to user@dest.test goes to dest.test's MX, found in DNS.
+
+/// One message as the sink received it.
+#[derive(Debug)]
+struct Received {
+    mail_from: String,
+    rcpts: Vec<String>,
+    body: String,
+}
+
+/// A plaintext SMTP server that accepts everything and hands each message over a channel.
+struct Sink {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sink {
+    fn start(tx: mpsc::Sender<Received>) -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind sink");
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("test-smtp-sink".into())
+                .spawn(move || {
+                    let mut conns = Vec::new();
+                    for stream in listener.incoming() {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let Ok(stream) = stream else { continue };
+                        let (tx, stop) = (tx.clone(), stop.clone());
+                        conns.push(std::thread::spawn(move || sink_session(stream, &tx, &stop)));
+                    }
+                    for c in conns {
+                        let _ = c.join();
+                    }
+                })
+                .expect("spawn sink")
+        };
+        Sink {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Read one CRLF line; None at EOF, on error, or when the sink stops.
+fn read_line(r: &mut BufReader<TcpStream>, stop: &AtomicBool) -> Option<String> {
+    let mut line = Vec::new();
+    loop {
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) => return None,
+            Ok(_) if line.ends_with(b"\n") => return Some(String::from_utf8_lossy(&line).into()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if stop.load(Ordering::SeqCst) {
+                    return None;
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The `<path>` of a MAIL or RCPT command, without its parameters.
+fn path(cmd: &str) -> String {
+    match (cmd.find('<'), cmd.find('>')) {
+        (Some(a), Some(b)) if a < b => cmd[a..=b].to_string(),
+        _ => cmd.to_string(),
+    }
+}
+
+fn sink_session(stream: TcpStream, tx: &mpsc::Sender<Received>, stop: &AtomicBool) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut w = stream.try_clone().expect("clone stream");
+    let mut r = BufReader::new(stream);
+    let mut say = |s: &str| w.write_all(s.as_bytes()).is_ok();
+    if !say("220 sink.test ESMTP test sink\r\n") {
+        return;
+    }
+    let mut mail_from = String::new();
+    let mut rcpts = Vec::new();
+    while let Some(line) = read_line(&mut r, stop) {
+        let cmd = line.trim_end().to_string();
+        let verb = cmd
+            .split([' ', ':'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let ok = match verb.as_str() {
+            "EHLO" => say("250-sink.test\r\n250 8BITMIME\r\n"),
+            "HELO" | "NOOP" => say("250 2.0.0 Ok\r\n"),
+            "MAIL" => {
+                mail_from = path(&cmd);
+                rcpts.clear();
+                say("250 2.1.0 Ok\r\n")
+            }
+            "RCPT" => {
+                rcpts.push(path(&cmd));
+                say("250 2.1.5 Ok\r\n")
+            }
+            "DATA" => {
+                if !say("354 End data with <CR><LF>.<CR><LF>\r\n") {
+                    return;
+                }
+                let mut body = String::new();
+                loop {
+                    let Some(l) = read_line(&mut r, stop) else {
+                        return;
+                    };
+                    if l == ".\r\n" {
+                        break;
+                    }
+                    body.push_str(l.strip_prefix('.').unwrap_or(&l));
+                }
+                let _ = tx.send(Received {
+                    mail_from: std::mem::take(&mut mail_from),
+                    rcpts: std::mem::take(&mut rcpts),
+                    body,
+                });
+                say("250 2.0.0 Ok: delivered\r\n")
+            }
+            "RSET" => {
+                mail_from.clear();
+                rcpts.clear();
+                say("250 2.0.0 Ok\r\n")
+            }
+            "QUIT" => {
+                say("221 2.0.0 Bye\r\n");
+                return;
+            }
+            _ => say("502 5.5.2 Error: command not recognized\r\n"),
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+/// Read one (possibly multi-line) reply; returns its last line.
+fn reply(r: &mut BufReader<TcpStream>) -> String {
+    loop {
+        let mut line = String::new();
+        let n = r.read_line(&mut line).expect("read reply");
+        assert!(n > 0, "mxring closed the connection");
+        if line.len() < 4 || line.as_bytes()[3] != b'-' {
+            return line.trim_end().to_string();
+        }
+    }
+}
+
+fn command(w: &mut TcpStream, r: &mut BufReader<TcpStream>, cmd: &str, code: &str) -> String {
+    w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+    let rep = reply(r);
+    assert!(rep.starts_with(code), "{cmd} -> {rep}");
+    rep
+}
+
+#[test]
+fn delivers_to_mx_found_in_dns() {
+    let (tx, rx) = mpsc::channel();
+    let sink = Sink::start(tx);
+    let dns = DnsServer::start(
+        Zone::new()
+            .mx("dest.test", 10, "mx1.dest.test")
+            .a("mx1.dest.test", Ipv4Addr::LOCALHOST),
+    );
+    let spool = tempfile::tempdir().expect("tempdir");
+    let toml = format!(
+        r#"
+[server]
+hostname = "mx.test"
+spool = "{spool}"
+shards = 1
+
+[[listener]]
+address = "127.0.0.1:0"
+tls = "none"
+
+[admin]
+address = ""
+
+[dns]
+nameservers = ["{ns}"]
+timeout = "2s"
+
+[outbound]
+port = {port}
+"#,
+        spool = spool.path().display(),
+        ns = dns.nameserver(),
+        port = sink.addr.port(),
+    );
+    let config = mxring::config::load_str(&toml, "test").expect("config");
+    let server = mxring::shard::start(config, "test").expect("start mxring");
+    let addr = server.listeners[0].1;
+
+    let stream = TcpStream::connect(addr).expect("connect to mxring");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let mut r = BufReader::new(stream);
+    let banner = reply(&mut r);
+    assert!(banner.starts_with("220 "), "{banner}");
+    command(&mut w, &mut r, "EHLO client.test", "250");
+    command(&mut w, &mut r, "MAIL FROM:<sender@client.test>", "250");
+    command(&mut w, &mut r, "RCPT TO:<user@dest.test>", "250");
+    command(&mut w, &mut r, "DATA", "354");
+    let queued = command(
+        &mut w,
+        &mut r,
+        "Subject: via MX\r\n\r\nHello through DNS.\r\n..dot-stuffed line\r\n.",
+        "250",
+    );
+    assert!(queued.contains("queued as"), "{queued}");
+    command(&mut w, &mut r, "QUIT", "221");
+    drop((w, r));
+
+    let got = rx.recv_timeout(Duration::from_secs(20));
+    server.shutdown();
+    drop(sink);
+    drop(dns);
+    let got = got.expect("message delivered to the MX within 20 s");
+
+    assert_eq!(got.mail_from, "<sender@client.test>");
+    assert_eq!(got.rcpts, ["<user@dest.test>"]);
+    assert!(
+        got.body.starts_with("Received: "),
+        "Received: header at the top: {}",
+        got.body
+    );
+    assert!(got.body.contains("by mx.test"), "{}", got.body);
+    assert!(
+        got.body
+            .ends_with("Subject: via MX\r\n\r\nHello through DNS.\r\n.dot-stuffed line\r\n"),
+        "{}",
+        got.body
+    );
+}
