@@ -28,6 +28,11 @@ use mxring::proto::{Envelope, Event, IdSource, Recipient, ServerSession, Session
 use mxring::queue::{QueuedMessage, ShardQueue, Spool};
 use mxring::timer::TimerWheel;
 
+// The server binary runs on mimalloc (src/main.rs); measure with the same allocator,
+// since sled inserts and message buffers spend much of their time in it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
 

@@ -1,6 +1,8 @@
 //! Subcommands. Every one takes `--config FILE` (default: the embedded config), so
 //! it finds the same admin address, spool and rules as the server it speaks of.
 
+mod checktls;
+mod explain;
 mod queue;
 mod serve;
 
@@ -53,6 +55,15 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Explain which TLS policy rule applies, and why.
+    Policy {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+    /// Show what a peer offers: a timed transcript of the SMTP and TLS exchange.
+    CheckTls(checktls::CheckTlsArgs),
     /// Inspect and act on a running server's queue.
     Queue {
         #[command(flatten)]
@@ -60,6 +71,12 @@ enum Command {
         #[command(subcommand)]
         action: queue::QueueAction,
     },
+}
+
+#[derive(Subcommand)]
+enum PolicyAction {
+    /// Print the rule that applies (its file and index, the matcher that hit) and the result.
+    Explain(explain::ExplainArgs),
 }
 
 #[derive(Subcommand)]
@@ -88,5 +105,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Queue { config, action } => queue::run(&config, action),
+        Command::Policy {
+            config,
+            action: PolicyAction::Explain(args),
+        } => {
+            let (c, origin) = config.load()?;
+            explain::explain(&c, &origin, &args)
+        }
+        Command::CheckTls(args) => checktls::run(&args),
     }
 }

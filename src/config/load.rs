@@ -79,6 +79,16 @@ fn validate(c: &Config, _text: &str) -> Result<(), Problem> {
             "at least one [[listener]] is needed".into(),
         ));
     }
+    for (i, l) in c.listeners.iter().enumerate() {
+        if l.proxy_protocol && l.proxy_networks.is_empty() {
+            return Err((
+                "listener",
+                Some(i),
+                "proxy_networks",
+                "proxy_protocol needs the load balancers' addresses in proxy_networks".into(),
+            ));
+        }
+    }
     if c.tls.certificate.is_some() != c.tls.private_key.is_some() {
         return Err((
             "tls",

@@ -105,6 +105,13 @@ pub struct ListenerConfig {
     /// none | starttls | required | implicit. Default starttls.
     #[serde(default = "default_listener_tls")]
     pub tls: ListenerTls,
+    /// Expect a PROXY protocol v1/v2 header (HAProxy, cloud load balancers) first;
+    /// its source address is the client for policy and Received headers. Default false.
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// Load balancers allowed to send PROXY headers; anyone else is disconnected.
+    #[serde(default)]
+    pub proxy_networks: Vec<Cidr>,
 }
 
 fn default_listener_name() -> String {

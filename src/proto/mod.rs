@@ -7,6 +7,7 @@ pub mod command;
 pub mod data;
 pub mod envelope;
 pub mod params;
+pub mod proxy;
 pub mod received;
 pub mod reply;
 pub mod server;

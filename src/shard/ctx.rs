@@ -17,7 +17,7 @@ pub struct Settings {
     pub config: Arc<Config>,
     pub policy: Arc<Policy>,
     pub tls_server: Arc<rustls::ServerConfig>,
-    pub sessions: HashMap<String, Arc<SessionConfig>>,
+    pub sessions: HashMap<String, (Arc<SessionConfig>, Arc<crate::config::ListenerConfig>)>,
 }
 
 impl Settings {
@@ -39,7 +39,7 @@ impl Settings {
                     listener_tls: l.tls,
                     policy: policy.clone(),
                 };
-                (l.name.clone(), Arc::new(cfg))
+                (l.name.clone(), (Arc::new(cfg), Arc::new(l.clone())))
             })
             .collect();
         Settings {

@@ -20,11 +20,21 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn serve(
     ctx: Rc<ShardCtx>,
     session_cfg: Arc<SessionConfig>,
+    listener: Arc<crate::config::ListenerConfig>,
     stream: TcpStream,
-    peer: SocketAddr,
+    mut peer: SocketAddr,
 ) {
     let mut transport = Transport::new(stream);
     let mut out = Vec::with_capacity(512);
+    if listener.proxy_protocol {
+        match read_proxy_header(&mut transport, &listener, peer).await {
+            Some(real) => peer = real,
+            None => {
+                transport.close().await;
+                return;
+            }
+        }
+    }
     if session_cfg.listener_tls == ListenerTls::Implicit {
         let conn = match rustls::ServerConnection::new(ctx.tls_server()) {
             Ok(c) => c,
@@ -126,6 +136,46 @@ pub async fn serve(
                 transport.close().await;
                 return;
             }
+        }
+    }
+}
+
+/// Read the PROXY header: only from `proxy_networks`, well-formed, within 10 s.
+/// Returns the real client address; None closes the connection.
+async fn read_proxy_header(
+    transport: &mut Transport,
+    listener: &crate::config::ListenerConfig,
+    peer: SocketAddr,
+) -> Option<SocketAddr> {
+    use crate::proto::proxy::{parse_proxy_header, ProxyHeader};
+    if !listener
+        .proxy_networks
+        .iter()
+        .any(|n| n.contains(peer.ip()))
+    {
+        tracing::warn!(%peer, listener = %listener.name, "PROXY listener: connection from outside proxy_networks refused");
+        return None;
+    }
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match parse_proxy_header(&buf) {
+            Ok(Some((header, used))) => {
+                transport.unread(&buf[used..]);
+                return Some(match header {
+                    ProxyHeader::Proxied { source, .. } => source,
+                    ProxyHeader::Local => peer,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "bad PROXY header; connection closed");
+                return None;
+            }
+        }
+        match tokio::time::timeout_at(deadline, transport.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return None,
         }
     }
 }

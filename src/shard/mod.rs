@@ -208,7 +208,7 @@ async fn shard_main(
                             }
                         };
                         let settings = ctx.settings();
-                        let Some(session_cfg) = settings.sessions.get(&name).cloned() else { continue };
+                        let Some((session_cfg, listener_cfg)) = settings.sessions.get(&name).cloned() else { continue };
                         if ctx.connections.get() >= settings.config.server.max_connections_per_shard {
                             tokio_uring::spawn(refuse(stream, settings.config.server.hostname.clone()));
                             continue;
@@ -216,7 +216,7 @@ async fn shard_main(
                         let guard = ConnectionGuard::new(ctx.clone());
                         tokio_uring::spawn(async move {
                             let _guard = guard;
-                            inbound::serve(_guard.0.clone(), session_cfg, stream, peer).await;
+                            inbound::serve(_guard.0.clone(), session_cfg, listener_cfg, stream, peer).await;
                         });
                     }
                     _ = stop.wait_for(|s| *s) => break,

@@ -19,6 +19,8 @@ pub struct Transport {
     tls: Option<rustls::Connection>,
     raw: Vec<u8>,
     wire: Vec<u8>,
+    /// Bytes already read from the socket but not yet consumed (after a PROXY header).
+    carry: Vec<u8>,
 }
 
 fn tls_error(e: rustls::Error) -> io::Error {
@@ -32,6 +34,7 @@ impl Transport {
             tls: None,
             raw: Vec::new(),
             wire: Vec::new(),
+            carry: Vec::new(),
         }
     }
 
@@ -73,8 +76,19 @@ impl Transport {
         }
     }
 
+    /// Give back bytes read ahead (they are read again before the socket).
+    pub fn unread(&mut self, bytes: &[u8]) {
+        self.carry.extend_from_slice(bytes);
+    }
+
     /// Read from the socket into `buf`'s spare capacity, without a copy.
-    async fn read_raw_into(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+    async fn read_raw_into(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        if !self.carry.is_empty() {
+            buf.extend_from_slice(&self.carry);
+            let n = self.carry.len();
+            self.carry.clear();
+            return Ok(n);
+        }
         if buf.capacity() - buf.len() < READ_CHUNK / 2 {
             buf.reserve(READ_CHUNK);
         }

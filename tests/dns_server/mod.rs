@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -166,11 +166,27 @@ impl Zone {
     }
 }
 
-/// Queries the server has read, by transport.
+/// The queries the server has read, as "name TYPE transport".
 #[derive(Debug, Default)]
 pub struct Counters {
-    pub udp: AtomicUsize,
-    pub tcp: AtomicUsize,
+    log: Mutex<Vec<String>>,
+}
+
+impl Counters {
+    fn record(&self, request: &Message, transport: &str) {
+        for q in request.queries() {
+            self.log.lock().unwrap().push(format!(
+                "{} {} {transport}",
+                key(&q.name().to_ascii()),
+                q.query_type()
+            ));
+        }
+    }
+
+    /// The queries read so far, in order.
+    pub fn queries(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
 }
 
 /// A running server; dropping it stops it.
@@ -258,11 +274,11 @@ fn serve_udp(socket: UdpSocket, zone: &Option<Zone>, stop: &AtomicBool, counters
             // The poll timeout (WouldBlock/TimedOut) or an ICMP error from a peer.
             Err(_) => continue,
         };
-        counters.udp.fetch_add(1, Ordering::SeqCst);
-        let Some(zone) = zone else { continue };
         let Ok(request) = Message::from_vec(&buf[..n]) else {
             continue;
         };
+        counters.record(&request, "udp");
+        let Some(zone) = zone else { continue };
         if let Some(resp) = zone.respond(&request, false) {
             let bytes = resp.to_vec().expect("encode response");
             let _ = socket.send_to(&bytes, peer);
@@ -329,11 +345,11 @@ fn serve_tcp_conn(
         if !read_full(&mut stream, &mut msg, stop) {
             return;
         }
-        counters.tcp.fetch_add(1, Ordering::SeqCst);
-        let Some(zone) = zone else { continue };
         let Ok(request) = Message::from_vec(&msg) else {
             return;
         };
+        counters.record(&request, "tcp");
+        let Some(zone) = zone else { continue };
         if let Some(resp) = zone.respond(&request, true) {
             let bytes = resp.to_vec().expect("encode response");
             let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();

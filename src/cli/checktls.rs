@@ -1,0 +1,61 @@
+//! `mxring check-tls DOMAIN|HOST[:PORT]`: a timed transcript of what a peer offers.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use mxring::checktls::{check, CheckOptions};
+
+use super::ConfigArg;
+
+#[derive(Args)]
+pub struct CheckTlsArgs {
+    /// A domain (its first MX is tried), a host, or HOST:PORT.
+    target: String,
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Port for MX hosts and bare hosts.
+    #[arg(long, default_value_t = 25)]
+    port: u16,
+    /// PEM CA bundle for chain verification (default: the system roots).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Also try MAIL FROM with this address (and RCPT TO with --rcpt-to). No DATA is sent.
+    #[arg(long)]
+    mail_from: Option<String>,
+    #[arg(long)]
+    rcpt_to: Option<String>,
+    /// Seconds to wait for each reply.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: &CheckTlsArgs) -> anyhow::Result<ExitCode> {
+    let (config, _) = a.config.load()?;
+    let opts = CheckOptions {
+        target: a.target.clone(),
+        helo: config.server.hostname.clone(),
+        port: a.port,
+        dns: config.dns.clone(),
+        ca_file: a.ca_file.clone(),
+        mail_from: a.mail_from.clone(),
+        rcpt_to: a.rcpt_to.clone(),
+        timeout: Duration::from_secs(a.timeout),
+    };
+    let report = tokio_uring::start(async move { check(&opts).await });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(if report.verdict.may {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

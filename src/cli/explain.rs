@@ -1,0 +1,145 @@
+//! `mxring policy explain`: which rule applies to given facts, and why.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+
+use mxring::config::ListenerTls;
+use mxring::policy::{OutboundFacts, Policy};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    #[arg(long, value_enum)]
+    direction: Direction,
+    /// Inbound: the connecting client's address.
+    #[arg(long)]
+    client_ip: Option<IpAddr>,
+    #[arg(long)]
+    sender: Option<String>,
+    #[arg(long)]
+    recipient: Option<String>,
+    /// Outbound: the MX host tried.
+    #[arg(long)]
+    mx_host: Option<String>,
+    /// Outbound: the MX address tried.
+    #[arg(long)]
+    mx_ip: Option<IpAddr>,
+    /// Inbound: the session already uses TLS (shows whether it would pass).
+    #[arg(long)]
+    tls: bool,
+    /// Inbound: the listener the client connects to (default: the first).
+    #[arg(long)]
+    listener: Option<String>,
+}
+
+pub fn explain(
+    config: &mxring::config::Config,
+    origin: &str,
+    a: &ExplainArgs,
+) -> anyhow::Result<ExitCode> {
+    let policy = Policy::from_config(config, origin);
+    match a.direction {
+        Direction::Inbound => {
+            let listener = match &a.listener {
+                Some(n) => config
+                    .listeners
+                    .iter()
+                    .find(|l| &l.name == n)
+                    .ok_or_else(|| anyhow::anyhow!("no listener named {n}"))?,
+                None => &config.listeners[0],
+            };
+            let required = listener.tls == ListenerTls::Required;
+            let client = a.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            let sender = a.sender.as_deref().unwrap_or("");
+            let decision = match &a.recipient {
+                Some(r) => policy.inbound_at_rcpt(client, Some(sender), r, required),
+                None => match policy.inbound_at_mail(client, sender, required) {
+                    Some(d) => d,
+                    None => {
+                        println!("decided per recipient: an [[inbound_tls]] rule with recipient matchers comes first; give --recipient");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                },
+            };
+            let rule = match decision.rule {
+                Some(i) => format!("{origin}: [[inbound_tls]] #{} (index {i})", i + 1),
+                None => format!("listener {} (tls = {:?})", listener.name, listener.tls),
+            };
+            println!("direction: inbound");
+            println!("rule:      {rule}");
+            println!("matched:   {}", decision.matched);
+            let min = decision
+                .min_version
+                .map(|v| format!(", {} or later", v.name()))
+                .unwrap_or_default();
+            println!(
+                "tls:       {}{min}",
+                if decision.require_tls {
+                    "required"
+                } else {
+                    "optional"
+                }
+            );
+            if a.recipient.as_deref().is_some_and(|r| !r.contains('@')) {
+                println!("note:      --recipient should be a full address");
+            }
+            let have = a.tls.then_some(mxring::config::TlsVersion::Tls13);
+            let verdict = match decision.check(have) {
+                Ok(()) => "accepted".to_string(),
+                Err(mxring::policy::TlsShortfall::NoTls) => {
+                    "refused: 530 5.7.0 Must issue a STARTTLS command first".into()
+                }
+                Err(mxring::policy::TlsShortfall::TooOld { required }) => {
+                    format!("refused: {} required", required.name())
+                }
+            };
+            println!(
+                "verdict:   {verdict} ({})",
+                if a.tls { "with TLS 1.3" } else { "without TLS" }
+            );
+        }
+        Direction::Outbound => {
+            let recipient = a.recipient.as_deref().unwrap_or("");
+            let domain = recipient.rsplit_once('@').map(|x| x.1).unwrap_or(recipient);
+            let d = policy.outbound(&OutboundFacts {
+                sender: a.sender.as_deref().unwrap_or(""),
+                recipient,
+                domain,
+                mx_host: a.mx_host.as_deref(),
+                mx_ip: a.mx_ip,
+            });
+            let rule = match d.rule {
+                Some(i) => format!("{origin}: [[outbound_tls]] #{} (index {i})", i + 1),
+                None => format!("{origin}: [outbound] default_tls"),
+            };
+            println!("direction: outbound");
+            println!("rule:      {rule}");
+            println!("matched:   {}", d.matched);
+            println!("level:     {}", d.level.name());
+            if d.level.is_mandatory() {
+                println!("minimum:   {}", d.min_version.name());
+                println!("on_failure: {:?}", d.on_failure);
+            }
+            if !d.match_names.is_empty() {
+                println!("match:     {}", d.match_names.join(", "));
+            }
+            if a.mx_host.is_none()
+                && a.mx_ip.is_none()
+                && policy
+                    .outbound
+                    .iter()
+                    .any(|r| !r.mx_hosts.is_empty() || !r.mx_ips.is_empty())
+            {
+                println!("note:      rules with mx_hosts/mx_ips are decided per MX tried; give --mx-host/--mx-ip");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
