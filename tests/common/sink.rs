@@ -40,7 +40,12 @@ pub struct Sink {
 
 impl Sink {
     pub fn start(script: Script) -> Sink {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_at("127.0.0.1:0", script)
+    }
+
+    /// Listen on another loopback address (e.g. 127.0.0.2:0).
+    pub fn start_at(bind: &str, script: Script) -> Sink {
+        let listener = TcpListener::bind(bind).unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = channel();

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""CPU time and memory of a process tree, from /proc. Standard library only.
+
+  procstat.py cpu ROOT        CPU seconds used so far by ROOT and its descendants
+  procstat.py mem ROOT        JSON: VmHWM/VmRSS/Pss summed over the tree, process count
+  procstat.py sample ROOT OUT sample mem every 0.25 s until SIGTERM; write the peaks to OUT
+
+CPU: utime+stime of every live process in the tree, plus ROOT's cutime+cstime, which
+holds the time of children that already exited and were reaped (Postfix's master reaps
+its smtpd/cleanup/smtp processes). Take `cpu` before and after and subtract.
+
+Memory: for one process (mxring) VmHWM is its peak RSS. For Postfix, a tree of
+processes sharing libraries, the sum of VmHWM counts shared pages once per process, so
+the peak of the summed Pss (proportional set size, shared pages divided among sharers)
+is reported too; it is the fairer figure for a multi-process server.
+"""
+import json
+import os
+import signal
+import sys
+import time
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def children_map():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        rest = s[s.rindex(")") + 2:].split()
+        ppid = int(rest[1])
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def tree(root):
+    kids = children_map()
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def stat_fields(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        s = f.read()
+    # fields after "pid (comm)": state=0 ppid=1 ... utime=11 stime=12 cutime=13 cstime=14
+    return s[s.rindex(")") + 2:].split()
+
+
+def cpu(root):
+    total = 0
+    for pid in tree(root):
+        try:
+            f = stat_fields(pid)
+        except OSError:
+            continue
+        total += int(f[11]) + int(f[12])
+        if pid == root:
+            total += int(f[13]) + int(f[14])
+    return total / TICK
+
+
+def status_kib(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def pss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def mem(root):
+    hwm = rss = pss = n = 0
+    for pid in tree(root):
+        try:
+            hwm += status_kib(pid, "VmHWM")
+            rss += status_kib(pid, "VmRSS")
+            pss += pss_kib(pid)
+            n += 1
+        except OSError:
+            continue
+    return {"hwm_kib": hwm, "rss_kib": rss, "pss_kib": pss, "procs": n}
+
+
+def sample(root, out):
+    peak = {"hwm_kib": 0, "rss_kib": 0, "pss_kib": 0, "procs": 0}
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+
+    def write():
+        with open(out, "w") as f:
+            json.dump(peak, f)
+
+    while not stop:
+        try:
+            m = mem(root)
+        except Exception:  # the tree changed under us; try again next tick
+            m = None
+        if m:
+            for k in peak:
+                peak[k] = max(peak[k], m[k])
+            write()
+        time.sleep(0.25)
+    write()
+
+
+def main():
+    cmd, root = sys.argv[1], int(sys.argv[2])
+    if cmd == "cpu":
+        print(f"{cpu(root):.2f}")
+    elif cmd == "mem":
+        print(json.dumps(mem(root)))
+    elif cmd == "sample":
+        sample(root, sys.argv[3])
+    else:
+        sys.exit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()
