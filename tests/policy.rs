@@ -366,7 +366,7 @@ fn check_tls_transcript_and_verdict() {
         "--> STARTTLS",
         "STARTTLS command works on this server",
         "Protocol: TLSv1.3",
-        "Cipher in use: TLS13_",
+        "Cipher in use: TLS_AES_",
         "Certificate 1 of 1 in chain: subject= CN=sink.test",
         "Cert NOT VALIDATED",
         "Cert Hostname DOES NOT VERIFY (127.0.0.1 != sink.test)",

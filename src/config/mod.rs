@@ -61,6 +61,13 @@ pub struct ServerConfig {
     pub data_timeout: Dur,
     /// Errors in one session before it is closed with 421. Default 20.
     pub max_errors: usize,
+    /// Open connections from one client address; more get 421 4.7.0. Enforced per
+    /// shard as this share of it (SO_REUSEPORT spreads a client over shards). 0 = no
+    /// limit. Default 100.
+    pub max_connections_per_ip: usize,
+    /// New connections per minute from one client address; more get 421 4.7.0.
+    /// Per shard, as above. 0 = no limit. Default 0.
+    pub connection_rate_per_ip: u32,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +82,8 @@ impl Default for ServerConfig {
             command_timeout: Dur(std::time::Duration::from_secs(300)),
             data_timeout: Dur(std::time::Duration::from_secs(180)),
             max_errors: 20,
+            max_connections_per_ip: 100,
+            connection_rate_per_ip: 0,
         }
     }
 }

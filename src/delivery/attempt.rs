@@ -210,7 +210,7 @@ async fn deliver_domain(
                         } else {
                             e.status.clone()
                         };
-                        let mut r = failure(kind, &status, e.text.clone());
+                        let mut r = failure(kind, &status, format!("{status} {}", e.text));
                         r.remote_mta = Some(format!("{host}[{}]:{}", addr.ip(), addr.port()));
                         for &i in &group {
                             log_attempt(id, rec, i, &addr, &host, &r, started);

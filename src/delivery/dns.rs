@@ -36,6 +36,7 @@ impl Dns {
         let resolver = if cfg.nameservers.is_empty() {
             let (conf, mut opts) = hickory_resolver::system_conf::read_system_conf()?;
             opts.timeout = cfg.timeout.0;
+            opts.ip_strategy = hickory_resolver::config::LookupIpStrategy::Ipv4AndIpv6;
             TokioAsyncResolver::tokio(conf, opts)
         } else {
             let mut conf = ResolverConfig::new();
@@ -47,6 +48,7 @@ impl Dns {
             }
             let mut opts = ResolverOpts::default();
             opts.timeout = cfg.timeout.0;
+            opts.ip_strategy = hickory_resolver::config::LookupIpStrategy::Ipv4AndIpv6;
             opts.attempts = 2;
             opts.use_hosts_file = false;
             TokioAsyncResolver::tokio(conf, opts)

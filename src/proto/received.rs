@@ -77,7 +77,7 @@ mod tests {
     fn received_names_tls_and_single_recipient() {
         let tls = TlsFacts {
             version: "TLSv1.3".into(),
-            cipher: "TLS13_AES_128_GCM_SHA256".into(),
+            cipher: "TLS_AES_128_GCM_SHA256".into(),
         };
         let mut out = Vec::new();
         write_received(
@@ -96,7 +96,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "Received: from client.example ([192.0.2.7])\r\n\tby mx.example.net (mxring) with ESMTPS id 0000000000ABCDEF\r\n\t(using TLSv1.3 with cipher TLS13_AES_128_GCM_SHA256)\r\n\tfor <a@b.example>;\r\n\tThu, 01 Jan 1970 00:00:00 +0000\r\n"
+            "Received: from client.example ([192.0.2.7])\r\n\tby mx.example.net (mxring) with ESMTPS id 0000000000ABCDEF\r\n\t(using TLSv1.3 with cipher TLS_AES_128_GCM_SHA256)\r\n\tfor <a@b.example>;\r\n\tThu, 01 Jan 1970 00:00:00 +0000\r\n"
         );
         assert_eq!(parse_id("0000000000ABCDEF"), Some(0xABCDEF));
         assert_eq!(parse_id("xyz"), None);

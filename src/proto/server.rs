@@ -434,6 +434,9 @@ impl ServerSession {
     }
 
     fn command(&mut self, line: &[u8], now: SystemTime, out: &mut Vec<u8>) -> Option<Event> {
+        if memchr::memchr(0, line).is_some() {
+            return self.error(out, 500, "5.5.2", "Error: NUL character in command");
+        }
         let cmd = match parse_command(line) {
             Ok(c) => c,
             Err(CommandError::Unknown) => {

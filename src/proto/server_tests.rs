@@ -54,7 +54,7 @@ fn drive(cfg: &Arc<SessionConfig>, ip: &str, chunks: &[&[u8]]) -> Run {
                         TlsVersion::Tls13,
                         TlsFacts {
                             version: "TLSv1.3".into(),
-                            cipher: "TLS13_AES_128_GCM_SHA256".into(),
+                            cipher: "TLS_AES_128_GCM_SHA256".into(),
                         },
                     );
                 }
@@ -303,7 +303,7 @@ fn required_listener_refuses_mail_before_tls() {
         .contains("530 5.7.0 Must issue a STARTTLS command first"));
     assert_eq!(run.messages[0].0.tls.as_ref().unwrap().version, "TLSv1.3");
     assert!(String::from_utf8_lossy(&run.messages[0].1)
-        .contains("(using TLSv1.3 with cipher TLS13_AES_128_GCM_SHA256)"));
+        .contains("(using TLSv1.3 with cipher TLS_AES_128_GCM_SHA256)"));
 }
 
 #[test]

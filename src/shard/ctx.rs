@@ -60,6 +60,7 @@ pub struct ShardCtx {
     pub connections: Cell<usize>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub scheduler: Rc<Scheduler>,
+    pub ip_limits: RefCell<super::iplimit::IpLimits>,
 }
 
 impl ShardCtx {
@@ -70,8 +71,16 @@ impl ShardCtx {
         ids: IdSource,
         shutdown: tokio::sync::watch::Receiver<bool>,
         scheduler: Rc<Scheduler>,
+        shards: usize,
     ) -> Self {
+        let s = &settings.config.server;
+        let ip_limits = super::iplimit::IpLimits::new(
+            s.max_connections_per_ip,
+            s.connection_rate_per_ip,
+            shards,
+        );
         ShardCtx {
+            ip_limits: RefCell::new(ip_limits),
             index,
             config: settings.config.clone(),
             settings: RefCell::new(settings),
@@ -96,18 +105,19 @@ impl ShardCtx {
     }
 }
 
-/// Counts a connection for its lifetime.
-pub struct ConnectionGuard(pub Rc<ShardCtx>);
+/// Counts a connection (per shard and per client address) for its lifetime.
+pub struct ConnectionGuard(pub Rc<ShardCtx>, std::net::IpAddr);
 
 impl ConnectionGuard {
-    pub fn new(ctx: Rc<ShardCtx>) -> Self {
+    pub fn new(ctx: Rc<ShardCtx>, ip: std::net::IpAddr) -> Self {
         ctx.connections.set(ctx.connections.get() + 1);
-        ConnectionGuard(ctx)
+        ConnectionGuard(ctx, ip)
     }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.0.connections.set(self.0.connections.get() - 1);
+        self.0.ip_limits.borrow_mut().release(self.1);
     }
 }

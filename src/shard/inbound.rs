@@ -98,7 +98,15 @@ pub async fn serve(
             }
         }
         if !out.is_empty() {
-            let (res, buf) = transport.write_owned(std::mem::take(&mut out)).await;
+            // A client that never reads its replies must not hold the session forever.
+            let write_limit = ctx.config.server.command_timeout.0;
+            let Ok((res, buf)) =
+                tokio::time::timeout(write_limit, transport.write_owned(std::mem::take(&mut out)))
+                    .await
+            else {
+                tracing::info!(%peer, "client does not read its replies; connection dropped");
+                return;
+            };
             out = buf;
             out.clear();
             if res.is_err() {

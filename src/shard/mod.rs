@@ -4,6 +4,7 @@
 
 mod ctx;
 mod inbound;
+mod iplimit;
 mod listener;
 pub mod transport;
 
@@ -142,7 +143,7 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
                     core_affinity::set_for_current(core);
                 }
                 tokio_uring::start(shard_main(
-                    index, settings, queue, extra, listeners, shutdown, admin_rx, reload_rx,
+                    index, settings, queue, extra, listeners, shutdown, admin_rx, reload_rx, shards,
                 ));
             })?;
         threads.push(t);
@@ -177,6 +178,7 @@ async fn shard_main(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     mut admin_rx: tokio::sync::mpsc::UnboundedReceiver<crate::admin::AdminRequest>,
     mut reload_rx: tokio::sync::mpsc::UnboundedReceiver<Arc<Settings>>,
+    shard_count: usize,
 ) {
     let now = SystemTime::now();
     let ids = IdSource::new(index as u8, now, queue.max_id() + 1);
@@ -188,6 +190,7 @@ async fn shard_main(
         ids,
         shutdown.clone(),
         scheduler,
+        shard_count,
     ));
     crate::delivery::recover(&ctx, &orphan_slices);
 
@@ -209,11 +212,21 @@ async fn shard_main(
                         };
                         let settings = ctx.settings();
                         let Some((session_cfg, listener_cfg)) = settings.sessions.get(&name).cloned() else { continue };
+                        let host = settings.config.server.hostname.clone();
                         if ctx.connections.get() >= settings.config.server.max_connections_per_shard {
-                            tokio_uring::spawn(refuse(stream, settings.config.server.hostname.clone()));
+                            tokio_uring::spawn(refuse(stream, format!("{host} Error: too many connections, try again later")));
                             continue;
                         }
-                        let guard = ConnectionGuard::new(ctx.clone());
+                        if let Err(why) = ctx.ip_limits.borrow_mut().admit(peer.ip(), std::time::Instant::now()) {
+                            tracing::info!(%peer, reason = ?why, "connection refused by per-address limit");
+                            let text = match why {
+                                iplimit::Refusal::TooManyOpen => format!("{host} Error: too many connections from your address"),
+                                iplimit::Refusal::TooFast => format!("{host} Error: too many connections from your address per minute"),
+                            };
+                            tokio_uring::spawn(refuse(stream, text));
+                            continue;
+                        }
+                        let guard = ConnectionGuard::new(ctx.clone(), peer.ip());
                         tokio_uring::spawn(async move {
                             let _guard = guard;
                             inbound::serve(_guard.0.clone(), session_cfg, listener_cfg, stream, peer).await;
@@ -246,9 +259,8 @@ async fn shard_main(
     let _ = delivery.await;
 }
 
-async fn refuse(stream: tokio_uring::net::TcpStream, hostname: String) {
-    let msg = format!("421 4.7.0 {hostname} Error: too many connections, try again later\r\n")
-        .into_bytes();
+async fn refuse(stream: tokio_uring::net::TcpStream, text: String) {
+    let msg = format!("421 4.7.0 {text}\r\n").into_bytes();
     let _ = stream.write_all(msg).await;
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }

@@ -58,7 +58,8 @@ pub fn facts(conn: &rustls::CommonState) -> Option<(TlsVersion, TlsFacts)> {
     let cipher = suite
         .suite()
         .as_str()
-        .map(str::to_string)
+        // The IANA names (RFC 8446 writes TLS_AES_128_GCM_SHA256; rustls says TLS13_...).
+        .map(|n| n.replacen("TLS13_", "TLS_", 1))
         .unwrap_or_else(|| format!("{:?}", suite.suite()));
     Some((
         version,

@@ -71,9 +71,9 @@ cleanup() {
     local rc=$?
     set +e
     if [[ -n $PF_DIR ]]; then
-        "$POSTFIX" -c "$PF_DIR" abort >/dev/null 2>&1
         local mpid
         mpid=$(tr -dc 0-9 <"$PF_DIR/queue/pid/master.pid" 2>/dev/null)
+        "$POSTFIX" -c "$PF_DIR" abort >/dev/null 2>&1
         for _ in $(seq 50); do
             [[ -n $mpid ]] && kill -0 "$mpid" 2>/dev/null || break
             sleep 0.1
@@ -160,7 +160,7 @@ wait_ports() {
     shift 3
     local port
     for port in "$@"; do
-        for i in $(seq 100); do
+        for _ in $(seq 100); do
             port_open "$port" && continue 2
             if ! kill -0 "$pid" 2>/dev/null; then
                 echo "$what exited before listening on $port; its log:"

@@ -1,0 +1,357 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: mxring vs a private Postfix instance, same machine, same run,
+# same certificate, same load generator (mxring-bench load). See perf/README.md.
+#
+#   sudo perf/compare.sh                 # ROUNDS=3, about 13 minutes
+#   ROUNDS=1 DURATION=5 perf/compare.sh  # quick look
+#
+# Writes perf/results/<date>.md, <date>.svg and the raw JSON under <date>-raw/.
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$PERF_DIR/postfix.sh"
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}          # seconds of load per run
+CONNECTIONS=${CONNECTIONS:-50}
+DRAIN_MAX=${DRAIN_MAX:-60}        # relay: longest wait for the sink to see every message
+QUIET_BUDGET=${QUIET_BUDGET:-90}  # total seconds we may wait for other jobs to calm down
+QUIET_PCT=${QUIET_PCT:-35}        # "quiet" = machine-wide CPU busy below this, over 1 s
+HALF_PEAK=${HALF_PEAK:-1}         # search the connection count giving half the peak rate
+# Postfix accept-only mode: "closed" (relayhost = a port where nothing listens, exactly
+# what mxring is given) or "hold" (every message to the hold queue: no queue manager work).
+POSTFIX_ACCEPT=${POSTFIX_ACCEPT:-closed}
+MX_PORT=${MX_PORT:-27125}
+MX_ADMIN_PORT=${MX_ADMIN_PORT:-27126}
+PF_PORT=${PF_PORT:-27025}
+SINK_PORT=${SINK_PORT:-27225}
+CEIL_PORT=${CEIL_PORT:-27325}
+CLOSED_PORT=${CLOSED_PORT:-27999}
+DATE=${DATE:-$(date +%F)}
+
+[[ $(id -u) == 0 ]] || die "run as root (Postfix's instance and smtp-sink -u nobody need it)"
+for t in jq ss openssl; do command -v "$t" >/dev/null || apt-get install -y "$t" >/dev/null; done
+install_postfix
+require_free_ports "$MX_PORT" "$MX_ADMIN_PORT" "$PF_PORT" "$SINK_PORT" "$CEIL_PORT" "$CLOSED_PORT"
+
+WORK=$(mktemp -d /tmp/mxring-perf.XXXXXX)
+chmod 755 "$WORK"
+RAW="$RESULTS_DIR/$DATE-raw"
+rm -rf "$RAW"
+mkdir -p "$RAW"
+PFDIR="$WORK/postfix"
+
+BG_PIDS=()
+cleanup() {
+    local rc=$?
+    set +e
+    for p in "${BG_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    [[ -n ${MX_PID:-} ]] && stop_pid "$MX_PID" 10
+    [[ -d $PFDIR ]] && postfix_stop "$PFDIR"
+    for p in "${BG_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    if [[ ${KEEP_WORK:-0} != 1 ]]; then rm -rf "$WORK"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+snapshot_binaries "$WORK"
+make_cert "$WORK"
+postfix_setup "$PFDIR" "$PF_PORT" "$CLOSED_PORT"
+if [[ $POSTFIX_ACCEPT == hold ]]; then
+    postconf -c "$PFDIR" -e "smtpd_data_restrictions = check_client_access static:HOLD"
+fi
+START_TS=$(date +%s)
+echo "$(cut -d' ' -f1-3 /proc/loadavg)" >"$RAW/loadavg-start"
+
+# ---------------------------------------------------------------------------------
+# arithmetic with a leading zero (bc prints ".5", which is not JSON)
+calc() { awk "BEGIN { printf \"%.4f\", $1 }"; }
+
+# machine-wide CPU: busy and total jiffies from /proc/stat
+cpu_jiffies() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
+
+QUIET_SPENT=0
+BUSY_PCT=0
+# Waits (within QUIET_BUDGET overall) until other jobs leave the machine mostly idle;
+# BUSY_PCT = machine-wide busy percentage over the last second.
+wait_quiet() {
+    local b0 t0 b1 t1 pct
+    while :; do
+        read -r b0 t0 < <(cpu_jiffies); sleep 1; read -r b1 t1 < <(cpu_jiffies)
+        pct=$(( (b1 - b0) * 100 / (t1 - t0 > 0 ? t1 - t0 : 1) ))
+        if (( pct < QUIET_PCT || QUIET_SPENT >= QUIET_BUDGET )); then
+            BUSY_PCT=$pct
+            return
+        fi
+        QUIET_SPENT=$((QUIET_SPENT + 2))
+        sleep 1
+    done
+}
+
+# CPU seconds of a process tree; waits until it stops growing (deferred work such as
+# Postfix's queue manager or mxring's delivery attempts finishes after the load).
+cpu_settled() {
+    local root=$1 prev cur
+    prev=$("$PY" "$PERF_DIR/procstat.py" cpu "$root")
+    for ((i = 0; i < 20; i++)); do
+        sleep 0.5
+        cur=$("$PY" "$PERF_DIR/procstat.py" cpu "$root")
+        if awk -v a="$prev" -v b="$cur" 'BEGIN{exit !(b - a < 0.03)}'; then break; fi
+        prev=$cur
+    done
+    echo "$cur"
+}
+
+mx_queued() {
+    curl -s --max-time 30 "http://127.0.0.1:$MX_ADMIN_PORT/queue" | jq 'length' 2>/dev/null || echo -1
+}
+
+# Counts log lines that look like trouble.
+mx_log_problems() { grep -cE ' (WARN|ERROR) |panicked' "$1" || true; }
+pf_log_problems() {
+    grep -E 'postfix/[a-z-]+\[[0-9]+\]: (warning|error|fatal|panic):' "$1" |
+        grep -vcE 'not owned by root|group or other writable' || true
+}
+
+# start_mta MTA NEXT_PORT TAG: sets ROOT_PID and MTA_PORT.
+start_mta() {
+    local mta=$1 next=$2 tag=$3
+    if [[ $mta == mxring ]]; then
+        rm -rf "$WORK/spool"
+        write_mxring_config "$WORK/mxring.toml" "$MX_PORT" "$WORK/spool" "$next" 0 \
+            "127.0.0.1:$MX_ADMIN_PORT"
+        start_mxring "$WORK/mxring.toml" "$MX_PORT" "$RAW/$tag.log"
+        ROOT_PID=$MX_PID
+        MTA_PORT=$MX_PORT
+    else
+        postconf -c "$PFDIR" -e "relayhost = [127.0.0.1]:$next"
+        : >"$PFDIR/maillog"
+        postfix_start "$PFDIR" "$PF_PORT"
+        ROOT_PID=$PF_PID
+        MTA_PORT=$PF_PORT
+    fi
+}
+
+stop_mta() {
+    local mta=$1 tag=$2
+    if [[ $mta == mxring ]]; then
+        stop_pid "$MX_PID" 20 || echo "killed" >"$RAW/$tag.killed"
+        MX_PID=
+        rm -rf "$WORK/spool"
+    else
+        postfix_stop "$PFDIR"
+        cp "$PFDIR/maillog" "$RAW/$tag.log"
+    fi
+}
+
+# run_load TAG ARGS...: mxring-bench load --json into $RAW/TAG.load.json; the load
+# generator's own CPU seconds into LOAD_CPU.
+run_load() {
+    local tag=$1
+    shift
+    local out="$RAW/$tag.load.json" t
+    t=$( { "$BENCH" load --json --quiet "$@" >"$out" 2>"$RAW/$tag.load.err" || true; times; } | tail -1)
+    # `times` second line: children's user and system time, e.g. "0m1.230s 0m0.400s"
+    LOAD_CPU=$(awk '{ s=0; for (i=1;i<=2;i++){ split($i,a,/[ms]/); s+=a[1]*60+a[2] } printf "%.2f", s }' <<<"$t")
+    [[ -s $out ]] || { cat "$RAW/$tag.load.err" >&2; die "load produced no report ($tag)"; }
+}
+
+# workload table: name|size|tls|new connection per message|relay|description
+WORKLOADS=(
+    "accept-1k|1024|none|0|0|accept-only, 1 KiB, plaintext, 50 reused connections"
+    "accept-100k|100k|none|0|0|accept-only, 100 KiB, plaintext, 50 reused connections"
+    "accept-tls-1k|1024|starttls|0|0|accept-only, 1 KiB, STARTTLS, 50 reused connections"
+    "accept-tls-100k|100k|starttls|0|0|accept-only, 100 KiB, STARTTLS, 50 reused connections"
+    "newconn-tls-1k|1024|starttls|1|0|accept-only, 1 KiB, STARTTLS, new connection per message"
+    "relay-1k|1024|none|0|1|relay end to end into mxring-bench sink, 1 KiB, plaintext"
+)
+
+# run_one MTA WORKLOAD ROUND [CONNECTIONS] [DURATION] [KIND]
+run_one() {
+    local mta=$1 wl=$2 round=$3 conns=${4:-$CONNECTIONS} dur=${5:-$DURATION} kind=${6:-main}
+    local name size tls newconn relay desc
+    IFS='|' read -r name size tls newconn relay desc <<<"$wl"
+    local tag="$name.$mta.r$round"
+    [[ $kind == main ]] || tag="$kind.$name.$mta.c$conns"
+    local next=$CLOSED_PORT sink_pid=
+    ((relay)) && next=$SINK_PORT
+
+    start_mta "$mta" "$next" "$tag"
+    if ((relay)); then
+        "$BENCH" sink --listen "127.0.0.1:$SINK_PORT" --duration $((dur + DRAIN_MAX + 30)) \
+            --progress --json >"$RAW/$tag.sink.json" 2>"$RAW/$tag.sink.err" &
+        sink_pid=$!
+        BG_PIDS+=("$sink_pid")
+        wait_port "$SINK_PORT" 100 || die "sink did not start"
+    fi
+    "$PY" "$PERF_DIR/procstat.py" sample "$ROOT_PID" "$RAW/$tag.mem.json" &
+    local sampler=$!
+    BG_PIDS+=("$sampler")
+
+    local quiet loadavg b0 t0 b1 t1 c0 c1
+    wait_quiet
+    quiet=$BUSY_PCT
+    loadavg=$(cut -d' ' -f1 /proc/loadavg)
+    read -r b0 t0 < <(cpu_jiffies)
+    c0=$("$PY" "$PERF_DIR/procstat.py" cpu "$ROOT_PID")
+    local args=(--target "127.0.0.1:$MTA_PORT" --connections "$conns" --duration "$dur"
+        --size "$size" --tls "$tls")
+    ((newconn)) && args+=(--new-connection-per-message)
+    run_load "$tag" "${args[@]}"
+    local ok
+    ok=$(jq '.messages_ok' "$RAW/$tag.load.json")
+
+    local delivered=null sink_s=null drained=true
+    if ((relay)); then
+        # Wait until the sink has every accepted message (or DRAIN_MAX), then stop it.
+        local n=0
+        for ((i = 0; i < DRAIN_MAX * 5; i++)); do
+            n=$(grep -oE '\] [0-9]+ messages' "$RAW/$tag.sink.err" | tail -1 | grep -oE '[0-9]+' || echo 0)
+            ((n >= ok)) && break
+            sleep 0.2
+        done
+        ((n >= ok)) || drained=false
+        sleep 1.2
+        kill -INT "$sink_pid" 2>/dev/null || true
+        wait "$sink_pid" 2>/dev/null || true
+    fi
+    c1=$(cpu_settled "$ROOT_PID")
+    read -r b1 t1 < <(cpu_jiffies)
+    local mem_end queued
+    mem_end=$("$PY" "$PERF_DIR/procstat.py" mem "$ROOT_PID")
+    kill -TERM "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    if ((relay)); then
+        queued=null
+    elif [[ $mta == mxring ]]; then
+        queued=$(mx_queued)
+    else
+        queued=$(postfix_queued "$PFDIR")
+    fi
+    stop_mta "$mta" "$tag"
+    local problems
+    if [[ $mta == mxring ]]; then problems=$(mx_log_problems "$RAW/$tag.log"); else problems=$(pf_log_problems "$RAW/$tag.log"); fi
+
+    local hz; hz=$(getconf CLK_TCK)
+    jq -n -c \
+        --arg mta "$mta" --arg workload "$name" --arg desc "$desc" --arg kind "$kind" \
+        --argjson round "$round" --argjson conns "$conns" \
+        --slurpfile load "$RAW/$tag.load.json" \
+        --argjson sink "$( ((relay)) && jq -c . "$RAW/$tag.sink.json" 2>/dev/null || echo null)" \
+        --argjson cpu "$(calc "$c1 - $c0")" \
+        --argjson machine_busy "$(calc "($b1 - $b0) / $hz")" \
+        --argjson machine_total "$(calc "($t1 - $t0) / $hz")" \
+        --argjson load_cpu "$LOAD_CPU" \
+        --slurpfile mem "$RAW/$tag.mem.json" --argjson mem_end "$mem_end" \
+        --argjson queued "$queued" --argjson drained "$drained" \
+        --argjson problems "$problems" --argjson quiet "$quiet" --argjson loadavg "$loadavg" \
+        '{mta:$mta, workload:$workload, desc:$desc, kind:$kind, round:$round, connections:$conns,
+          load:$load[0], sink:$sink, cpu_s:$cpu, machine_busy_s:$machine_busy, machine_total_s:$machine_total, load_cpu_s:$load_cpu,
+          mem_peak:$mem[0], mem_end:$mem_end, queued:$queued, drained:$drained,
+          log_problems:$problems, busy_pct_before:$quiet, loadavg:$loadavg}' \
+        >>"$RAW/runs.jsonl"
+    local rate
+    if ((relay)); then rate=$(jq '.messages_per_s|floor' "$RAW/$tag.sink.json" 2>/dev/null || echo "?"); else rate=$(jq '.messages_per_s|floor' "$RAW/$tag.load.json"); fi
+    log "$tag: $rate msg/s, ok $ok, queued $queued, p99 $(jq '.data_latency_ms.p99' "$RAW/$tag.load.json") ms, cpu $(calc "$c1 - $c0") s, load avg $loadavg"
+}
+
+# ---------------------------------------------------------------------------------
+log "work dir $WORK, raw results $RAW, $ROUNDS round(s) of ${DURATION}s runs"
+for ((r = 1; r <= ROUNDS; r++)); do
+    for ((w = 0; w < ${#WORKLOADS[@]}; w++)); do
+        # A/B alternation: the order flips with every workload and every round.
+        if (((r + w) % 2)); then order=(postfix mxring); else order=(mxring postfix); fi
+        for mta in "${order[@]}"; do run_one "$mta" "${WORKLOADS[w]}" "$r"; done
+    done
+done
+
+# The ceiling: Postfix's own smtp-source into smtp-sink, plaintext 1 KiB, 50 sessions.
+ceiling_smtp_sink() {
+    smtp-sink -u nobody -c "127.0.0.1:$CEIL_PORT" 1024 >/dev/null 2>&1 &
+    local pid=$!
+    BG_PIDS+=("$pid")
+    wait_port "$CEIL_PORT" || die "smtp-sink did not start"
+    local n=2000 t0 t1 rate
+    # calibrate, then size the real run to about DURATION seconds
+    t0=$(date +%s.%N); smtp-source -s 50 -l 1024 -m "$n" -d -t bench@example.com "127.0.0.1:$CEIL_PORT"; t1=$(date +%s.%N)
+    rate=$(calc "$n / ($t1 - $t0)")
+    n=$(printf '%.0f' "$(calc "$rate * $DURATION")")
+    ((n < 2000)) && n=2000
+    t0=$(date +%s.%N); smtp-source -s 50 -l 1024 -m "$n" -d -t bench@example.com "127.0.0.1:$CEIL_PORT"; t1=$(date +%s.%N)
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    jq -n --argjson n "$n" --argjson s "$(calc "$t1 - $t0")" \
+        '{tool:"smtp-source -s 50 -l 1024 -d -> smtp-sink", messages:$n, elapsed_s:$s, messages_per_s:($n/$s)}' \
+        >"$RAW/ceiling-smtp-sink.json"
+    log "ceiling smtp-source -> smtp-sink: $(jq '.messages_per_s|floor' "$RAW/ceiling-smtp-sink.json") msg/s"
+}
+# The same with our own tools: mxring-bench load into mxring-bench sink.
+ceiling_bench_sink() {
+    "$BENCH" sink --listen "127.0.0.1:$CEIL_PORT" --duration $((DURATION + 30)) --json \
+        >"$RAW/ceiling-bench-sink.sink.json" 2>/dev/null &
+    local pid=$!
+    BG_PIDS+=("$pid")
+    wait_port "$CEIL_PORT" || die "sink did not start"
+    run_load ceiling-bench-sink --target "127.0.0.1:$CEIL_PORT" --connections "$CONNECTIONS" \
+        --duration "$DURATION" --size 1024
+    kill -INT "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    log "ceiling mxring-bench load -> sink: $(jq '.messages_per_s|floor' "$RAW/ceiling-bench-sink.load.json") msg/s"
+}
+wait_quiet
+ceiling_smtp_sink
+wait_quiet
+ceiling_bench_sink
+
+# p99 at half of mxring's peak rate: the load generator has no rate limiter, so find
+# the connection count whose throughput is closest to half the peak (accept-1k).
+if [[ $HALF_PEAK == 1 ]]; then
+    peak=$(jq -s '[.[] | select(.mta=="mxring" and .workload=="accept-1k" and .kind=="main") | .load.messages_per_s] | sort | .[length/2|floor]' "$RAW/runs.jsonl")
+    half=$(calc "$peak / 2")
+    log "half-peak search: mxring accept-1k peak (median) $peak msg/s, looking for about $half"
+    declare -A seen=()
+    probe() {
+        local c=$1
+        [[ -n ${seen[$c]:-} ]] && return
+        run_one mxring "${WORKLOADS[0]}" 0 "$c" 5 halfpeak
+        seen[$c]=$(tail -1 "$RAW/runs.jsonl" | jq '.load.messages_per_s')
+    }
+    lo=0 hi=0
+    for c in 1 2 4 8 16 32; do
+        probe "$c"
+        if awk -v a="${seen[$c]}" -v h="$half" 'BEGIN{exit !(a >= h)}'; then hi=$c; break; fi
+        lo=$c
+    done
+    # bisect between the last count below half and the first above it
+    while ((hi > 0 && lo > 0 && hi - lo > 1)); do
+        mid=$(((lo + hi) / 2))
+        probe "$mid"
+        if awk -v a="${seen[$mid]}" -v h="$half" 'BEGIN{exit !(a >= h)}'; then hi=$mid; else lo=$mid; fi
+    done
+    # Postfix at the chosen count(s), for comparison at the same concurrency
+    best=$(for c in "${!seen[@]}"; do echo "$c ${seen[$c]}"; done |
+        awk -v h="$half" '{d=$2-h; if (d<0) d=-d; print d, $1}' | sort -n | head -1 | cut -d' ' -f2)
+    run_one postfix "${WORKLOADS[0]}" 0 "$best" 5 halfpeak
+    jq -n --argjson peak "$peak" --argjson best "$best" '{peak:$peak, connections:$best}' >"$RAW/halfpeak.json"
+fi
+
+END_TS=$(date +%s)
+cut -d' ' -f1-3 /proc/loadavg >"$RAW/loadavg-end"
+jq -n \
+    --arg date "$DATE" --arg rev "$GIT_REV" --arg bin_date "$BIN_DATE" \
+    --argjson rounds "$ROUNDS" --argjson duration "$DURATION" --argjson conns "$CONNECTIONS" \
+    --arg postfix_accept "$POSTFIX_ACCEPT" \
+    --arg postfix_version "$(postconf -d -h mail_version 2>/dev/null)" \
+    --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
+    --argjson ncpu "$(nproc)" --arg kernel "$(uname -r)" \
+    --arg load_start "$(cat "$RAW/loadavg-start")" --arg load_end "$(cat "$RAW/loadavg-end")" \
+    --argjson wall "$((END_TS - START_TS))" --argjson quiet_spent "$QUIET_SPENT" \
+    --arg fs "$(df -T "$WORK" | awk 'NR==2{print $2" on "$1}')" \
+    '{date:$date, git_rev:$rev, binary_built:$bin_date, rounds:$rounds, duration_s:$duration,
+      connections:$conns, postfix_accept:$postfix_accept, postfix_version:$postfix_version,
+      cpu:$cpu, ncpu:$ncpu, kernel:$kernel, loadavg_start:$load_start, loadavg_end:$load_end,
+      wall_s:$wall, quiet_wait_s:$quiet_spent, spool_fs:$fs}' >"$RAW/meta.json"
+
+"$PY" "$PERF_DIR/report.py" "$RAW" "$RESULTS_DIR/$DATE.md" "$RESULTS_DIR/$DATE.svg"
+log "wrote $RESULTS_DIR/$DATE.md and $RESULTS_DIR/$DATE.svg in $((END_TS - START_TS)) s"
