@@ -18,9 +18,9 @@ DRAIN_MAX=${DRAIN_MAX:-60}        # relay: longest wait for the sink to see ever
 QUIET_BUDGET=${QUIET_BUDGET:-90}  # total seconds we may wait for other jobs to calm down
 QUIET_PCT=${QUIET_PCT:-35}        # "quiet" = machine-wide CPU busy below this, over 1 s
 HALF_PEAK=${HALF_PEAK:-1}         # search the connection count giving half the peak rate
-# Postfix accept-only mode: "closed" (relayhost = a port where nothing listens, exactly
-# what mxring is given) or "hold" (every message to the hold queue: no queue manager work).
-POSTFIX_ACCEPT=${POSTFIX_ACCEPT:-closed}
+# Also run Postfix accept-1k with every message put on the hold queue (no queue-manager
+# work at all), as a second Postfix figure next to the like-for-like one.
+POSTFIX_HOLD_EXTRA=${POSTFIX_HOLD_EXTRA:-1}
 MX_PORT=${MX_PORT:-27125}
 MX_ADMIN_PORT=${MX_ADMIN_PORT:-27126}
 PF_PORT=${PF_PORT:-27025}
@@ -58,9 +58,6 @@ trap 'exit 130' INT TERM
 snapshot_binaries "$WORK"
 make_cert "$WORK"
 postfix_setup "$PFDIR" "$PF_PORT" "$CLOSED_PORT"
-if [[ $POSTFIX_ACCEPT == hold ]]; then
-    postconf -c "$PFDIR" -e "smtpd_data_restrictions = check_client_access static:HOLD"
-fi
 START_TS=$(date +%s)
 echo "$(cut -d' ' -f1-3 /proc/loadavg)" >"$RAW/loadavg-start"
 
@@ -126,6 +123,11 @@ start_mta() {
         MTA_PORT=$MX_PORT
     else
         postconf -c "$PFDIR" -e "relayhost = [127.0.0.1]:$next"
+        if [[ $mta == postfix-hold ]]; then
+            postconf -c "$PFDIR" -e "smtpd_data_restrictions = check_client_access static:HOLD"
+        else
+            postconf -c "$PFDIR" -e "smtpd_data_restrictions ="
+        fi
         : >"$PFDIR/maillog"
         postfix_start "$PFDIR" "$PF_PORT"
         ROOT_PID=$PF_PID
@@ -230,8 +232,19 @@ run_one() {
         queued=$(postfix_queued "$PFDIR")
     fi
     stop_mta "$mta" "$tag"
-    local problems
-    if [[ $mta == mxring ]]; then problems=$(mx_log_problems "$RAW/$tag.log"); else problems=$(pf_log_problems "$RAW/$tag.log"); fi
+    local problems samples
+    if [[ $mta == mxring ]]; then
+        problems=$(mx_log_problems "$RAW/$tag.log")
+        samples=$(grep -E ' (WARN|ERROR) |panicked' "$RAW/$tag.log" || true)
+    else
+        problems=$(pf_log_problems "$RAW/$tag.log")
+        samples=$(grep -E 'postfix/[a-z-]+\[[0-9]+\]: (warning|error|fatal|panic):' "$RAW/$tag.log" |
+            grep -vE 'not owned by root|group or other writable' || true)
+    fi
+    # the three most frequent problem lines, with ids, numbers and timestamps blanked
+    samples=$(sed -E 's/^[0-9T:.Z-]+ +//; s/^[A-Z][a-z]{2} +[0-9]+ [0-9:]+ //; s/\[[0-9]+\]/[N]/g; s/(id|batch)=[0-9A-Fa-f]+/\1=N/g; s/\b[0-9A-F]{10,}\b/ID/g' <<<"$samples" |
+        { grep . || true; } | sort | uniq -c | sort -rn | head -3 |
+        sed -E 's/^ *([0-9]+) (.*)/\1× \2/' | jq -R . | jq -s -c .)
 
     local hz; hz=$(getconf CLK_TCK)
     jq -n -c \
@@ -245,11 +258,11 @@ run_one() {
         --argjson load_cpu "$LOAD_CPU" \
         --slurpfile mem "$RAW/$tag.mem.json" --argjson mem_end "$mem_end" \
         --argjson queued "$queued" --argjson drained "$drained" \
-        --argjson problems "$problems" --argjson quiet "$quiet" --argjson loadavg "$loadavg" \
+        --argjson problems "$problems" --argjson samples "$samples" --argjson quiet "$quiet" --argjson loadavg "$loadavg" \
         '{mta:$mta, workload:$workload, desc:$desc, kind:$kind, round:$round, connections:$conns,
           load:$load[0], sink:$sink, cpu_s:$cpu, machine_busy_s:$machine_busy, machine_total_s:$machine_total, load_cpu_s:$load_cpu,
           mem_peak:$mem[0], mem_end:$mem_end, queued:$queued, drained:$drained,
-          log_problems:$problems, busy_pct_before:$quiet, loadavg:$loadavg}' \
+          log_problems:$problems, log_samples:$samples, busy_pct_before:$quiet, loadavg:$loadavg}' \
         >>"$RAW/runs.jsonl"
     local rate
     if ((relay)); then rate=$(jq '.messages_per_s|floor' "$RAW/$tag.sink.json" 2>/dev/null || echo "?"); else rate=$(jq '.messages_per_s|floor' "$RAW/$tag.load.json"); fi
@@ -263,6 +276,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
         # A/B alternation: the order flips with every workload and every round.
         if (((r + w) % 2)); then order=(postfix mxring); else order=(mxring postfix); fi
         for mta in "${order[@]}"; do run_one "$mta" "${WORKLOADS[w]}" "$r"; done
+        if ((w == 0 && POSTFIX_HOLD_EXTRA)); then run_one postfix-hold "${WORKLOADS[w]}" "$r"; fi
     done
 done
 
@@ -341,7 +355,6 @@ cut -d' ' -f1-3 /proc/loadavg >"$RAW/loadavg-end"
 jq -n \
     --arg date "$DATE" --arg rev "$GIT_REV" --arg bin_date "$BIN_DATE" \
     --argjson rounds "$ROUNDS" --argjson duration "$DURATION" --argjson conns "$CONNECTIONS" \
-    --arg postfix_accept "$POSTFIX_ACCEPT" \
     --arg postfix_version "$(postconf -d -h mail_version 2>/dev/null)" \
     --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
     --argjson ncpu "$(nproc)" --arg kernel "$(uname -r)" \
@@ -349,7 +362,7 @@ jq -n \
     --argjson wall "$((END_TS - START_TS))" --argjson quiet_spent "$QUIET_SPENT" \
     --arg fs "$(df -T "$WORK" | awk 'NR==2{print $2" on "$1}')" \
     '{date:$date, git_rev:$rev, binary_built:$bin_date, rounds:$rounds, duration_s:$duration,
-      connections:$conns, postfix_accept:$postfix_accept, postfix_version:$postfix_version,
+      connections:$conns, postfix_version:$postfix_version,
       cpu:$cpu, ncpu:$ncpu, kernel:$kernel, loadavg_start:$load_start, loadavg_end:$load_end,
       wall_s:$wall, quiet_wait_s:$quiet_spent, spool_fs:$fs}' >"$RAW/meta.json"
 

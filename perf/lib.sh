@@ -68,8 +68,10 @@ require_free_ports() {
 }
 
 # write_mxring_config FILE PORT SPOOL NEXT_HOP_PORT [SHARDS] [ADMIN_ADDR] [MAX_CONN_PER_SHARD]
+#                     [EXTRA_SERVER_KEYS]
 write_mxring_config() {
     local file=$1 port=$2 spool=$3 next=$4 shards=${5:-0} admin=${6:-} maxconn=${7:-10000}
+    local extra=${8:-}
     cat >"$file" <<EOF
 [server]
 hostname = "mxring.bench.localhost"
@@ -77,6 +79,7 @@ shards = $shards
 spool = "$spool"
 max_message_size = "50MiB"
 max_connections_per_shard = $maxconn
+$extra
 
 [[listener]]
 name = "mx"

@@ -139,26 +139,9 @@ fn drive(flags: u8, chunks: &[&[u8]]) -> Run {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, rest)) = data.split_first() else {
+    let Some((flags, whole_input, chunks)) = mxring_fuzz::chunked_input(data) else {
         return;
     };
-    let Some((&n, rest)) = rest.split_first() else {
-        return;
-    };
-    let n = (n % 8) as usize;
-    if rest.len() < n {
-        return;
-    }
-    let (lens, whole_input) = rest.split_at(n);
-    let mut input = whole_input;
-    let mut chunks: Vec<&[u8]> = Vec::with_capacity(n + 1);
-    for &len in lens {
-        let len = (len as usize).min(input.len());
-        let (a, b) = input.split_at(len);
-        chunks.push(a);
-        input = b;
-    }
-    chunks.push(input);
 
     let split = drive(flags, &chunks);
     check_commands(&split.out);

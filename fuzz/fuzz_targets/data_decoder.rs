@@ -5,8 +5,9 @@
 //! - n % 8 chunk lengths, each one byte; the rest of the input is the last chunk.
 //!
 //! Properties:
-//! 1. Split invariance: feeding the bytes in chunks gives the same content,
-//!    consumed count, end-of-data flag and error as feeding them whole.
+//! 1. Split invariance: feeding the bytes in chunks (and one at a time) gives the
+//!    same consumed count, end-of-data flag and error as feeding them whole, and the
+//!    same content when there is no error; content never exceeds the size limit.
 //! 2. Round trip: when the bytes are a body with no bare CR or LF and no line over
 //!    998 octets, `dot_stuff` then decoding gives the body back (plus a CRLF when it
 //!    did not end with one), ends exactly at the end of the stuffed text, with no error.
@@ -33,9 +34,26 @@ fn decode_chunks(max: u64, chunks: &[&[u8]]) -> Outcome {
     (out, consumed, false, d.error())
 }
 
+/// Two decodings agree. After an error the content is only a partial copy that the
+/// session throws away, and how much of it was kept depends on the chunking (text is
+/// appended a run at a time until the size limit trips): compare it only when clean.
+fn assert_same(a: &Outcome, b: &Outcome, what: &str) {
+    if a.3.is_none() && b.3.is_none() {
+        assert_eq!(a, b, "{what}");
+    } else if mxring_fuzz::skip_known_bugs() {
+        // Known bug 2: with several problems, which one is reported depends on the split.
+        assert_eq!((a.1, a.2, a.3.is_some()), (b.1, b.2, b.3.is_some()), "{what}");
+    } else {
+        assert_eq!((a.1, a.2, a.3), (b.1, b.2, b.3), "{what}");
+    }
+}
+
 /// Every CR is followed by LF and every LF follows a CR; lines (without CRLF) are
-/// at most 998 octets.
-fn is_clean_body(body: &[u8]) -> bool {
+/// at most 998 octets. RFC 5321 4.5.3.1.6 does not count the dot added for
+/// transparency, so a 998-octet line starting with "." is fine; known bug 3
+/// (`artifacts-keep/data_decoder/stuffed-dot-*`) is that the decoder counts it, and
+/// `skip_known` makes such lines count 999 here.
+fn is_clean_body(body: &[u8], skip_known: bool) -> bool {
     let mut line = 0usize;
     for (i, &c) in body.iter().enumerate() {
         match c {
@@ -44,7 +62,8 @@ fn is_clean_body(body: &[u8]) -> bool {
             b'\r' => {}
             b'\n' => line = 0,
             _ => {
-                line += 1;
+                let dot_line = skip_known && c == b'.' && line == 0;
+                line += if dot_line { 2 } else { 1 };
                 if line > 998 {
                     return false;
                 }
@@ -55,32 +74,15 @@ fn is_clean_body(body: &[u8]) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&limit, rest)) = data.split_first() else {
+    let Some((limit, whole_input, chunks)) = mxring_fuzz::chunked_input(data) else {
         return;
     };
-    let Some((&n, rest)) = rest.split_first() else {
-        return;
-    };
-    let n = (n % 8) as usize;
-    if rest.len() < n {
-        return;
-    }
-    let (lens, whole_input) = rest.split_at(n);
-    let mut input = whole_input;
-    let mut chunks: Vec<&[u8]> = Vec::with_capacity(n + 1);
-    for &len in lens {
-        let len = (len as usize).min(input.len());
-        let (a, b) = input.split_at(len);
-        chunks.push(a);
-        input = b;
-    }
-    chunks.push(input);
     let max = u64::from(limit) * 16;
 
     // 1. Split invariance.
     let whole = decode_chunks(max, &[whole_input]);
     let split = decode_chunks(max, &chunks);
-    assert_eq!(split, whole, "decoding depends on the split");
+    assert_same(&split, &whole, "decoding depends on the split");
     let (out, consumed, done, error) = &whole;
     assert!(*consumed <= whole_input.len());
     if !done {
@@ -96,12 +98,12 @@ fuzz_target!(|data: &[u8]| {
     // One byte at a time (bounded, to keep executions fast).
     if whole_input.len() <= 512 {
         let bytes: Vec<&[u8]> = whole_input.chunks(1).collect();
-        assert_eq!(decode_chunks(max, &bytes), whole, "byte-at-a-time differs");
+        assert_same(&decode_chunks(max, &bytes), &whole, "byte-at-a-time differs");
     }
 
     // 2. Round trip through dot_stuff.
     let body = whole_input;
-    if is_clean_body(body) {
+    if is_clean_body(body, mxring_fuzz::skip_known_bugs()) {
         let mut wire = Vec::new();
         dot_stuff(body, &mut wire);
         let mut d = DataDecoder::new(1 << 20);

@@ -33,6 +33,7 @@ pub struct ShardHandle {
 
 pub struct AdminServer {
     server: Arc<Server>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -41,25 +42,35 @@ impl AdminServer {
         let server =
             Arc::new(Server::http(addr).map_err(|e| std::io::Error::other(e.to_string()))?);
         let s = server.clone();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("mxring-admin".into())
             .spawn(move || {
-                for request in s.incoming_requests() {
+                // Polls a stop flag: tiny_http's unblock() can be missed by a thread not
+                // yet waiting, and a stuck admin thread would hold the spool open.
+                while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                    let request = match s.recv_timeout(std::time::Duration::from_millis(200)) {
+                        Ok(Some(r)) => r,
+                        Ok(None) => continue,
+                        Err(_) => continue,
+                    };
                     let (status, body) = route(&shards, request.method(), request.url());
-                    let response = Response::from_string(body)
-                        .with_status_code(status)
-                        .with_header(
-                            tiny_http::Header::from_bytes(
-                                &b"Content-Type"[..],
-                                &b"application/json"[..],
-                            )
-                            .expect("static header"),
-                        );
-                    let _ = request.respond(response);
+                    let header = tiny_http::Header::from_bytes(
+                        &b"Content-Type"[..],
+                        &b"application/json"[..],
+                    )
+                    .expect("static header");
+                    let _ = request.respond(
+                        Response::from_string(body)
+                            .with_status_code(status)
+                            .with_header(header),
+                    );
                 }
             })?;
         Ok(AdminServer {
             server,
+            stop,
             thread: Some(thread),
         })
     }
@@ -69,6 +80,7 @@ impl AdminServer {
     }
 
     pub fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.server.unblock();
         if let Some(t) = self.thread.take() {
             let _ = t.join();

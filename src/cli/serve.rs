@@ -23,7 +23,7 @@ pub fn serve(arg: &ConfigArg) -> anyhow::Result<ExitCode> {
             SIGHUP => match arg.load().and_then(|(c, o)| server.reload(c, &o)) {
                 Ok(()) => tracing::info!("configuration reloaded"),
                 Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "reload refused; the running configuration stays")
+                    tracing::error!(error = %format!("{e:#}").replace('\n', " "), "reload refused; the running configuration stays")
                 }
             },
             _ => {

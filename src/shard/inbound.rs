@@ -55,10 +55,14 @@ pub async fn serve(
     session.greeting(&mut out);
     let mut pending: Vec<u8> = Vec::new();
     let mut shutdown = ctx.shutdown.clone();
+    let mut command_deadline: Option<tokio::time::Instant> = None;
     loop {
         loop {
             let fed = session.feed(&pending, SystemTime::now(), &mut out);
             pending.drain(..fed.consumed);
+            if fed.consumed > 0 {
+                command_deadline = None;
+            }
             match fed.event {
                 None => break,
                 Some(Event::Close) => {
@@ -120,13 +124,25 @@ pub async fn serve(
         if pending.is_empty() && pending.capacity() > 64 * 1024 {
             pending = Vec::new();
         }
-        let limit = match session.waiting() {
-            Waiting::Command => ctx.config.server.command_timeout.0,
-            Waiting::Data => ctx.config.server.data_timeout.0,
+        let now = tokio::time::Instant::now();
+        let deadline = match session.waiting() {
+            // A command must be complete within the timeout however it trickles in
+            // (slowloris): the clock starts with its first byte, not each read.
+            Waiting::Command if !pending.is_empty() => {
+                *command_deadline.get_or_insert(now + ctx.config.server.command_timeout.0)
+            }
+            Waiting::Command => {
+                command_deadline = None;
+                now + ctx.config.server.command_timeout.0
+            }
+            Waiting::Data => {
+                command_deadline = None;
+                now + ctx.config.server.data_timeout.0
+            }
         };
         let idle_between_commands = session.waiting() == Waiting::Command && pending.is_empty();
         tokio::select! {
-            read = tokio::time::timeout(limit, transport.read(&mut pending)) => match read {
+            read = tokio::time::timeout_at(deadline, transport.read(&mut pending)) => match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
                 Ok(Ok(_)) => {}
                 Err(_) => {

@@ -29,8 +29,13 @@ impl TestServer {
     }
 
     pub fn start_on(spool: tempfile::TempDir, server_keys: &str, extra: &str) -> TestServer {
+        let timeout = if server_keys.contains("command_timeout") {
+            ""
+        } else {
+            "command_timeout = \"30s\"\n"
+        };
         let text = format!(
-            "[server]\nhostname = \"mx.test\"\nshards = 1\nspool = \"{}\"\ncommand_timeout = \"30s\"\n{server_keys}[admin]\naddress = \"127.0.0.1:0\"\n{extra}",
+            "[server]\nhostname = \"mx.test\"\nshards = 1\nspool = \"{}\"\n{timeout}{server_keys}[admin]\naddress = \"127.0.0.1:0\"\n{extra}",
             spool.path().display()
         );
         let config =

@@ -1,0 +1,240 @@
+//! Hostile clients: slowloris, clients that never read, connection floods from one
+//! address, pipelining floods, huge headers, NUL bytes, invalid UTF-8, STARTTLS
+//! twice, TLS garbage, and a reset in the middle of DATA. Each gets a clear reply
+//! or a closed connection; the server keeps serving and nothing accepted is lost.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::client::Client;
+use common::{closed_port, route_all, TestServer};
+use mxring::config::TlsVersion;
+
+fn server(server_keys: &str) -> TestServer {
+    TestServer::start_cfg(
+        server_keys,
+        &format!(
+            "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n{}",
+            route_all(closed_port())
+        ),
+    )
+}
+
+/// The server still takes mail after the abuse.
+fn still_serves(s: &TestServer) {
+    let mut c = Client::connect(s.addr("mx"));
+    c.cmd("EHLO ok.test");
+    assert_eq!(c.send_mail("a@s.test", &["b@d.test"], "x\n").0, 250);
+}
+
+#[test]
+fn slowloris_one_byte_per_second_hits_the_command_timeout() {
+    let s = server("command_timeout = \"2s\"\n");
+    let mut c = Client::connect(s.addr("mx"));
+    let started = Instant::now();
+    // Trickle a command that never ends; every byte arrives well within any per-read
+    // timeout, but the command as a whole must not take longer than 2 s.
+    let mut raw = TcpStream::connect(s.addr("mx")).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut greeting = [0u8; 128];
+    let _ = raw.read(&mut greeting).unwrap();
+    let mut reply = Vec::new();
+    for b in b"EHLO slow.client.example".iter().cycle().take(10) {
+        if raw.write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        raw.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 256];
+        if let Ok(n) = raw.read(&mut buf) {
+            reply.extend_from_slice(&buf[..n]);
+            if n == 0 || reply.ends_with(b"\r\n") {
+                break;
+            }
+        }
+        raw.set_nonblocking(false).unwrap();
+    }
+    let text = String::from_utf8_lossy(&reply).to_string();
+    assert!(
+        text.starts_with("421 4.4.2 mx.test Error: timeout exceeded"),
+        "{text:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
+    // An honest idle client is timed out too, and others are unaffected.
+    let (code, _) = c.reply();
+    assert_eq!(code, 421);
+    still_serves(&s);
+}
+
+#[test]
+fn a_client_that_never_reads_is_dropped() {
+    let s = server("command_timeout = \"2s\"\n");
+    let mut raw = TcpStream::connect(s.addr("mx")).unwrap();
+    raw.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let flood = b"NOOP\r\n".repeat(10_000);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut closed = false;
+    while Instant::now() < deadline {
+        if raw.write_all(&flood).is_err() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the server kept a non-reading client forever");
+    still_serves(&s);
+}
+
+#[test]
+fn connections_per_address_are_capped_with_421() {
+    let s = server("max_connections_per_ip = 20\n");
+    let mut open = Vec::new();
+    for _ in 0..20 {
+        open.push(Client::connect(s.addr("mx")));
+    }
+    for _ in 0..5 {
+        let c = Client::connect(s.addr("mx"));
+        assert_eq!(c.greeting.0, 421, "{}", c.greeting.1);
+        assert!(c.greeting.1.contains("421 4.7.0"), "{}", c.greeting.1);
+    }
+    drop(open.pop());
+    // A slot frees when a connection closes; wait for the server to notice.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = Client::connect(s.addr("mx"));
+        if c.greeting.0 == 220 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slot never freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn connection_rate_per_address_is_limited() {
+    let s = server("connection_rate_per_ip = 30\n");
+    let mut refused = 0;
+    for _ in 0..40 {
+        let c = Client::connect(s.addr("mx"));
+        if c.greeting.0 == 421 {
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= 9,
+        "only {refused} of 40 refused with a burst of 30"
+    );
+}
+
+#[test]
+fn pipelining_flood_gets_every_reply_in_order() {
+    let s = server("");
+    let mut c = Client::connect(s.addr("mx"));
+    c.cmd("EHLO c");
+    let mut burst = b"NOOP\r\n".repeat(5000);
+    burst.extend_from_slice(b"QUIT\r\n");
+    c.send_raw(&burst);
+    for _ in 0..5000 {
+        assert_eq!(c.reply().0, 250);
+    }
+    assert_eq!(c.reply().0, 221);
+}
+
+#[test]
+fn huge_header_lines_and_many_headers() {
+    let s = server("max_message_size = 100000\n");
+    let mut c = Client::connect(s.addr("mx"));
+    c.cmd("EHLO c");
+    c.cmd("MAIL FROM:<a@s.test>");
+    c.cmd("RCPT TO:<b@d.test>");
+    c.cmd("DATA");
+    c.send_raw(format!("Subject: {}\r\n\r\nbody\r\n.\r\n", "h".repeat(5000)).as_bytes());
+    let (code, text) = c.reply();
+    assert_eq!(code, 500, "{text}");
+    assert!(text.contains("5.5.6"));
+    c.cmd("MAIL FROM:<a@s.test>");
+    c.cmd("RCPT TO:<b@d.test>");
+    c.cmd("DATA");
+    let headers: String = (0..5000)
+        .map(|i| format!("X-H{i}: {}\r\n", "v".repeat(60)))
+        .collect();
+    c.send_raw(format!("{headers}\r\nbody\r\n.\r\n").as_bytes());
+    assert_eq!(c.reply().0, 552);
+    assert!(s.queue().is_empty());
+    still_serves(&s);
+}
+
+#[test]
+fn nul_bytes_and_invalid_utf8_in_commands() {
+    let s = server("");
+    let mut c = Client::connect(s.addr("mx"));
+    c.cmd("EHLO c");
+    c.send_raw(b"NOOP\0\r\n");
+    assert_eq!(c.reply().0, 500);
+    c.send_raw(b"MAIL FROM:<a\0b@s.test>\r\n");
+    assert_eq!(c.reply().0, 500);
+    c.send_raw(b"MAIL FROM:<\xff\xfe@s.test>\r\n");
+    let (code, text) = c.reply();
+    assert_eq!(code, 500, "{text}");
+    assert!(text.contains("not valid UTF-8"));
+    assert_eq!(c.cmd("MAIL FROM:<a@s.test>").0, 250);
+    let (code, text) = c.cmd("RCPT TO:<jörg@d.test>");
+    assert_eq!(code, 553, "{text}");
+    assert!(text.contains("5.6.7"));
+}
+
+#[test]
+fn starttls_twice_and_tls_garbage() {
+    let s = server("");
+    let mut c = Client::connect(s.addr("mx"));
+    c.cmd("EHLO c");
+    c.starttls(TlsVersion::Tls13);
+    c.cmd("EHLO c");
+    let (code, text) = c.cmd("STARTTLS");
+    assert_eq!(code, 503, "{text}");
+    // Garbage instead of a ClientHello: the handshake fails and the connection closes.
+    let mut raw = TcpStream::connect(s.addr("mx")).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 512];
+    let _ = raw.read(&mut buf).unwrap();
+    raw.write_all(b"EHLO x\r\nSTARTTLS\r\n").unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("220 2.0.0") {
+        let n = raw.read(&mut buf).unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&buf[..n]);
+    }
+    raw.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 0xde, 0xad, 0xbe, 0xef, 0x00])
+        .unwrap();
+    raw.write_all(b"this is not TLS at all\r\n").unwrap();
+    let mut rest = Vec::new();
+    let _ = raw.read_to_end(&mut rest);
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("250"),
+        "garbage must not be treated as SMTP"
+    );
+    still_serves(&s);
+}
+
+#[test]
+fn reset_in_the_middle_of_data_queues_nothing() {
+    let s = server("");
+    {
+        let mut c = Client::connect(s.addr("mx"));
+        c.cmd("EHLO c");
+        c.cmd("MAIL FROM:<a@s.test>");
+        c.cmd("RCPT TO:<b@d.test>");
+        c.cmd("DATA");
+        c.send_raw(b"Subject: half\r\n\r\nthe first half of a message\r\n");
+        // Dropped here: the connection closes without the end of data.
+    }
+    still_serves(&s);
+    let q = s.queue();
+    assert_eq!(q.len(), 1, "only the complete message is queued: {q:?}");
+}
