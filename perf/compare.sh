@@ -15,7 +15,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}          # seconds of load per run
 CONNECTIONS=${CONNECTIONS:-50}
 DRAIN_MAX=${DRAIN_MAX:-60}        # relay: longest wait for the sink to see every message
-QUIET_BUDGET=${QUIET_BUDGET:-90}  # total seconds we may wait for other jobs to calm down
+QUIET_BUDGET=${QUIET_BUDGET:-60}  # total seconds we may wait for other jobs to calm down
 QUIET_PCT=${QUIET_PCT:-35}        # "quiet" = machine-wide CPU busy below this, over 1 s
 HALF_PEAK=${HALF_PEAK:-1}         # search the connection count giving half the peak rate
 # Also run Postfix accept-1k with every message put on the hold queue (no queue-manager
@@ -246,6 +246,7 @@ run_one() {
         { grep . || true; } | sort | uniq -c | sort -rn | head -3 |
         sed -E 's/^ *([0-9]+) (.*)/\1× \2/' | jq -R . | jq -s -c .)
 
+    gzip -f "$RAW/$tag.log"   # a Postfix maillog is ~5 lines per message
     local hz; hz=$(getconf CLK_TCK)
     jq -n -c \
         --arg mta "$mta" --arg workload "$name" --arg desc "$desc" --arg kind "$kind" \

@@ -210,10 +210,10 @@ def svg_plot(order, summaries, out):
                     cx = bx + bar_w / 2
                     parts.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{y(s[m]["min"]):.1f}" '
                                  f'y2="{y(s[m]["max"]):.1f}" stroke="black"/>')
-                parts.append(f'<text x="{bx + bar_w / 2:.1f}" y="{y(v) - 4:.1f}" text-anchor="middle" '
-                             f'font-size="9">{v:,.0f}</text>' if v >= 10 else
-                             f'<text x="{bx + bar_w / 2:.1f}" y="{y(v) - 4:.1f}" text-anchor="middle" '
-                             f'font-size="9">{v:.1f}</text>')
+                ly = min(y(v), y(s[m]["max"])) if key == "rate" else y(v)
+                label = f"{v:,.0f}" if v >= 10 else f"{v:.1f}"
+                parts.append(f'<text x="{bx + bar_w / 2:.1f}" y="{ly - 4:.1f}" text-anchor="middle" '
+                             f'font-size="9">{label}</text>')
             lx, ly = gx + bar_w, top + plot_h + 10
             parts.append(f'<text x="{lx:.1f}" y="{ly}" text-anchor="end" '
                          f'transform="rotate(-40 {lx:.1f} {ly})">{wl}</text>')
@@ -281,6 +281,39 @@ def main():
                  f"| {a['p99']:.1f} | {b['p99']:.1f} | {a['cpu1k']:.2f} | {b['cpu1k']:.2f} |")
     L.append("")
 
+    # flags: anything that went wrong, gathered from every run
+    flags = []
+    for w in order:
+        for m in ALL_MTAS:
+            x = summaries[w].get(m)
+            if not x:
+                continue
+            failed = sum(r["load"]["messages_failed"] for r in x["runs"])
+            tried = failed + sum(r["load"]["messages_ok"] for r in x["runs"])
+            if failed:
+                codes = {}
+                for r in x["runs"]:
+                    for k, v in r["load"]["errors"].items():
+                        codes[k] = codes.get(k, 0) + v
+                flags.append(f"{NAMES[m]} {w}: {failed} of {tried} messages refused or failed "
+                             f"({', '.join(f'{k}×{v}' for k, v in codes.items())}) over {len(x['runs'])} runs.")
+            lost = sum(max(0, r["load"]["messages_ok"] - r["queued"]) for r in x["runs"]
+                       if r["queued"] is not None and r["queued"] >= 0)
+            if lost:
+                flags.append(f"{NAMES[m]} {w}: {lost} messages acknowledged with 250 but missing from the queue.")
+            undelivered = sum(max(0, r["load"]["messages_ok"] - r["sink"]["messages"]) for r in x["runs"] if is_relay(r))
+            if undelivered:
+                flags.append(f"{NAMES[m]} {w}: {undelivered} accepted messages had not reached the sink "
+                             f"after the drain time.")
+            logs = sum(r["log_problems"] for r in x["runs"])
+            if logs:
+                top = next((r["log_samples"][0] for r in x["runs"] if r.get("log_samples")), "")
+                flags.append(f"{NAMES[m]} {w}: {logs} warning/error log lines; most frequent: `{top[:200]}`.")
+    L.append("## Flags")
+    L.append("")
+    L += [f"- {f}" for f in flags] if flags else ["- none: no failed or lost messages, no warnings in the logs."]
+    L.append("")
+
     # ceiling
     c1 = jload(raw, "ceiling-smtp-sink.json")
     c2 = jload(raw, "ceiling-bench-sink.load.json")
@@ -334,7 +367,7 @@ def main():
     L += METHOD.format(accept=ACCEPT).strip("\n").split("\n")
     L.append("")
     L.append(f"Raw data: `{os.path.relpath(raw, os.path.dirname(out_md))}/` (one JSON line per run in "
-             "`runs.jsonl`, each load generator and sink report, each run's mxring log or Postfix maillog).")
+             "`runs.jsonl`, each load generator and sink report, each run's mxring log or Postfix maillog, gzipped).")
     with open(out_md, "w") as f:
         f.write("\n".join(L) + "\n")
     svg_plot(order, summaries, out_svg)

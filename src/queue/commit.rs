@@ -91,7 +91,12 @@ impl FileSyncer {
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 if !self.synced_blobs.contains(&name) {
-                    File::open(entry.path())?.sync_data()?;
+                    match File::open(entry.path()) {
+                        Ok(f) => f.sync_data()?,
+                        // sled removed the blob after we listed it: nothing to sync.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    }
                     new_files = true;
                 }
                 seen.insert(name);

@@ -22,6 +22,9 @@ impl Spool {
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(None)
+            // Large segments keep leaves of body chunks inside the log: sled writes
+            // anything over a quarter segment to a blob file of its own.
+            .segment_size(SEGMENT_SIZE)
             .mode(sled::Mode::HighThroughput)
             .cache_capacity(256 << 20)
             .open()
@@ -88,9 +91,16 @@ impl ShardQueue {
         record: &QueuedMessage,
         body: &[u8],
     ) -> Result<(), StoreError> {
-        let key = id.to_be_bytes();
-        self.bodies.insert(key, body)?;
-        self.records.insert(key, encode(record)?)?;
+        // Bodies go in chunks small enough to stay inside sled's log: a value too
+        // big for a log segment becomes a separate blob file, written with an extra
+        // file and directory sync each, on the shard's thread.
+        let mut chunks = body.chunks(BODY_CHUNK);
+        let first = chunks.next().unwrap_or(&[]);
+        self.bodies.insert(chunk_key(id, 0), first)?;
+        for (i, chunk) in chunks.enumerate() {
+            self.bodies.insert(chunk_key(id, i as u32 + 1), chunk)?;
+        }
+        self.records.insert(id.to_be_bytes(), encode(record)?)?;
         Ok(())
     }
 
@@ -109,9 +119,11 @@ impl ShardQueue {
     /// Remove a message (record first, so a crash in between leaves no record
     /// pointing at a missing body).
     pub fn remove(&self, id: u64) -> Result<(), StoreError> {
-        let key = id.to_be_bytes();
-        self.records.remove(key)?;
-        self.bodies.remove(key)?;
+        self.records.remove(id.to_be_bytes())?;
+        for kv in self.bodies.scan_prefix(id.to_be_bytes()) {
+            let (k, _) = kv?;
+            self.bodies.remove(k)?;
+        }
         Ok(())
     }
 
@@ -122,8 +134,13 @@ impl ShardQueue {
         }
     }
 
-    pub fn body(&self, id: u64) -> Result<Option<sled::IVec>, StoreError> {
-        Ok(self.bodies.get(id.to_be_bytes())?)
+    pub fn body(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut body: Option<Vec<u8>> = None;
+        for kv in self.bodies.scan_prefix(id.to_be_bytes()) {
+            let (_, chunk) = kv?;
+            body.get_or_insert_with(Vec::new).extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// Every message record of this slice, in id (arrival) order. Records that
@@ -159,6 +176,20 @@ impl ShardQueue {
             .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
             .unwrap_or(0)
     }
+}
+
+/// sled log segment size (fixed when a spool is created).
+const SEGMENT_SIZE: usize = 8 << 20;
+
+/// Body chunk size: a sled leaf holds up to 16 entries, so 16 chunks must stay under
+/// the blob threshold of a quarter segment (2 MiB).
+const BODY_CHUNK: usize = 64 * 1024;
+
+fn chunk_key(id: u64, n: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&id.to_be_bytes());
+    k[8..].copy_from_slice(&n.to_be_bytes());
+    k
 }
 
 fn encode(record: &QueuedMessage) -> Result<Vec<u8>, StoreError> {

@@ -64,27 +64,32 @@ T=$(mktemp -d /tmp/mxring-interop.XXXXXX)
 chmod 755 "$T" # the postfix and nobody users must reach their directories inside
 mkdir -p "$T/logs"
 PIDS=()          # every process started here, stopped on exit by its pid
-PF_DIR=""        # set when the private Postfix instance was started
+PF_DIRS=()       # config directories of the private Postfix instances that were started
+MOUNTS=()        # file systems mounted here (the disk-full tmpfs), unmounted on exit
 PASSED=0 FAILED=0 SKIPPED=0
 
 cleanup() {
     local rc=$?
     set +e
-    if [[ -n $PF_DIR ]]; then
-        local mpid
-        mpid=$(tr -dc 0-9 <"$PF_DIR/queue/pid/master.pid" 2>/dev/null)
-        "$POSTFIX" -c "$PF_DIR" abort >/dev/null 2>&1
+    local dir mpid
+    for dir in "${PF_DIRS[@]}"; do
+        mpid=$(tr -dc 0-9 <"$dir/queue/pid/master.pid" 2>/dev/null)
+        "$POSTFIX" -c "$dir" abort >/dev/null 2>&1
         for _ in $(seq 50); do
             [[ -n $mpid ]] && kill -0 "$mpid" 2>/dev/null || break
             sleep 0.1
         done
-    fi
+    done
     local pid
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
+    done
+    # Only after every process (mxring with its spool there) is gone.
+    for dir in "${MOUNTS[@]}"; do
+        umount "$dir" 2>/dev/null || umount -l "$dir" 2>/dev/null || echo "could not unmount $dir"
     done
     if [[ ${KEEP_TMP:-0} == 1 ]]; then
         echo "kept $T"
@@ -218,7 +223,7 @@ wait_file_with() {
 # Configuration
 # ---------------------------------------------------------------------------------------
 read -r P_ST P_REQ P_IMP P_ADMIN P_DEAD P_B P_BADMIN P_CTL P_PROBE P_SMTPSINK P_PF \
-    P_PFSINK < <(free_ports 12)
+    P_PFSINK P_PFNOTLS P_PF2 P_FULL P_FULLADMIN < <(free_ports 16)
 # P_DEAD: nothing listens there. Every domain used below has a route to loopback, and DNS
 # points at P_DEAD too, so no test message or lookup can ever leave this machine.
 
@@ -263,11 +268,19 @@ domains = ["sink.test", "notls.test"]
 next_hop = "[127.0.0.1]:$P_SMTPSINK"
 
 [[route]]
-domains = ["pf.test"]
+domains = ["pf.test", "pftls.test"]
 next_hop = "[127.0.0.1]:$P_PF"
+
+[[route]]
+domains = ["pfnotls.test"]
+next_hop = "[127.0.0.1]:$P_PFNOTLS"
 
 [[outbound_tls]]
 domains = ["notls.test"]
+level = "encrypt"
+
+[[outbound_tls]]
+domains = ["pftls.test", "pfnotls.test"]
 level = "encrypt"
 
 [outbound]
@@ -534,8 +547,9 @@ else
 fi
 
 # The private Postfix instance (DESIGN.md, "Real peers"): its own config directory, queue
-# and data directories, log file; smtpd with STARTTLS on a high port; relays everything
-# to an mxring-bench sink.
+# and data directories, log file; smtpd with STARTTLS on a high port, and a second smtpd
+# without STARTTLS (syslog name postfix-notls) on another; relays everything to an
+# mxring-bench sink.
 start pf-sink "$BENCH" sink --listen "127.0.0.1:$P_PFSINK" --duration 600 --dump-dir "$T/pfsink"
 PID_PFSINK=$LAST_PID
 PF=$T/postfix
@@ -577,6 +591,9 @@ smtp_tls_security_level = none
 EOF
 cat >"$PF/master.cf" <<EOF
 127.0.0.1:$P_PF inet n - n - - smtpd
+127.0.0.1:$P_PFNOTLS inet n - n - - smtpd
+  -o smtpd_tls_security_level=none
+  -o syslog_name=postfix-notls
 pickup     unix  n - n 60 1 pickup
 cleanup    unix  n - n -  0 cleanup
 qmgr       unix  n - n 300 1 qmgr
@@ -602,7 +619,7 @@ anvil      unix  - - n -  1 anvil
 scache     unix  - - n -  1 scache
 postlog    unix-dgram n - n - 1 postlogd
 EOF
-PF_DIR=$PF
+PF_DIRS+=("$PF")
 pf_up=0
 if ! wait_ports "$PID_PFSINK" "$T/pf-sink.log" "mxring-bench sink" "$P_PFSINK"; then
     :
@@ -610,8 +627,14 @@ elif ! "$POSTFIX" -c "$PF" start >"$T/logs/postfix-start.txt" 2>&1; then
     echo "postfix -c $PF start failed:"
     sed 's/^/  | /' "$T/logs/postfix-start.txt" "$PF/maillog" 2>/dev/null || true
 else
-    for _ in $(seq 100); do port_open "$P_PF" && { pf_up=1; break; }; sleep 0.1; done
-    ((pf_up)) || { echo "postfix not listening on $P_PF:"; sed 's/^/  | /' "$PF/maillog" || true; }
+    for _ in $(seq 100); do
+        port_open "$P_PF" && port_open "$P_PFNOTLS" && { pf_up=1; break; }
+        sleep 0.1
+    done
+    ((pf_up)) || {
+        echo "postfix not listening on $P_PF and $P_PFNOTLS:"
+        sed 's/^/  | /' "$PF/maillog" || true
+    }
 fi
 if ((pf_up)); then
     name="P2 control: swaks --tls into the private Postfix reaches its relayhost over STARTTLS"
@@ -622,6 +645,17 @@ if ((pf_up)); then
         PEERS_OK=0
     elif ! wait_file_with "$T/pfsink" "$mark" 20; then
         fail "$name" "queued by Postfix but not at the sink in 20 s" "$PF/maillog"
+        PEERS_OK=0
+    else
+        pass "$name"
+    fi
+    name="P3 control: the private Postfix's second smtpd queues mail but offers no STARTTLS"
+    run checkP3 "${SWAKS[@]}" --port "$P_PFNOTLS" --to user@pf.test
+    if ((RC != 0)) || ! has '250 2\.0\.0 Ok: queued as'; then
+        fail "$name" "Postfix did not queue it (swaks exit $RC)" "$LOG"
+        PEERS_OK=0
+    elif has '^<-  250[- ]STARTTLS'; then
+        fail "$name" "its EHLO reply offers STARTTLS" "$LOG"
         PEERS_OK=0
     else
         pass "$name"
@@ -649,6 +683,14 @@ mxring_can_deliver() {
 
 # dump_with DIR TEXT: the file under DIR that contains TEXT.
 dump_with() { grep -rlF -- "$2" "$1" 2>/dev/null | head -1; }
+
+# received_tls FILE: the "using TLSv1.x with cipher X" of the Received header that Postfix
+# (smtpd_tls_received_header) added for the session from mx.interop.test; exit 1 if none.
+received_tls() {
+    tr -d '\r' <"$1" |
+        awk '/^Received: from mx\.interop\.test/{p=1; print; next} p&&/^[ \t]/{print; next} {p=0}' |
+        grep -oE 'using TLSv1\.[23] with cipher [A-Z0-9_-]+' | head -1 | grep .
+}
 
 delivery_checks() {
     local name mark id f entry left
@@ -688,10 +730,8 @@ delivery_checks() {
     else
         f=$(dump_with "$T/pfsink" "$mark")
         # Postfix's own Received header (smtpd_tls_received_header) names the TLS session.
-        if grep -qE '^Received: from mx\.interop\.test .*' "$f" &&
-            tr -d '\r' <"$f" | awk '/^Received: from mx\.interop\.test/{p=1} p&&/^[^ \t]/&&!/^Received: from mx\.interop\.test/{exit} p' |
-            grep -qE 'using TLSv1\.[23] with cipher'; then
-            pass "$name ($id; $(tr -d '\r' <"$f" | grep -oE 'using TLSv1\.[23] with cipher [A-Z0-9_-]+' | head -1))"
+        if used=$(received_tls "$f"); then
+            pass "$name ($id; $used)"
         else
             fail "$name" "arrived, but Postfix's Received header shows no TLS session from mx.interop.test" "$f"
         fi
@@ -723,12 +763,62 @@ delivery_checks() {
             pass "$name (${entry#*replies=})"
         fi
     fi
+
+    # D4. Mandatory TLS ([[outbound_tls]] level = "encrypt" for pftls.test) to the private
+    # Postfix, which offers STARTTLS: delivered, and Postfix saw a TLS session.
+    name="D4 encrypt level to a Postfix with STARTTLS delivers over TLS"
+    mark="interop-d4-$RANDOM$RANDOM"
+    run checkD4 "${SWAKS[@]}" --port "$P_ST" --tls --to user@pftls.test --header "X-Interop: $mark"
+    id=$(queued_id)
+    if ((RC != 0)) || [[ -z $id ]]; then
+        fail "$name" "not queued (swaks exit $RC)" "$LOG"
+    elif ! wait_file_with "$T/pfsink" "$mark" 30; then
+        fail "$name" "$id not through Postfix in 30 s; queue: $(queue_entry "$A" "$id" || echo gone)" \
+            "$PF/maillog"
+    elif ! used=$(received_tls "$(dump_with "$T/pfsink" "$mark")"); then
+        fail "$name" "arrived, but Postfix's Received header shows no TLS session from mx.interop.test" \
+            "$(dump_with "$T/pfsink" "$mark")"
+    else
+        pass "$name ($id; $used)"
+    fi
+
+    # D5. The same level to a Postfix smtpd without STARTTLS (smtpd_tls_security_level =
+    # none, the postfix-notls service): deferred with 4.7.4, nothing sent in clear.
+    name="D5 encrypt level to a Postfix without STARTTLS defers"
+    mark="interop-d5-$RANDOM$RANDOM"
+    run checkD5 "${SWAKS[@]}" --port "$P_ST" --tls --to user@pfnotls.test --header "X-Interop: $mark"
+    id=$(queued_id)
+    entry=""
+    if ((RC != 0)) || [[ -z $id ]]; then
+        fail "$name" "not queued (swaks exit $RC)" "$LOG"
+    else
+        for _ in $(seq 75); do
+            entry=$(queue_entry "$A" "$id" || true)
+            [[ $entry == *"$notls"* ]] && break
+            sleep 0.2
+        done
+        # What Postfix saw of mxring's session on that port (it must not include MAIL).
+        local seen
+        seen=$(grep -E 'postfix-notls/smtpd\[[0-9]+\]: disconnect from' "$PF/maillog" |
+            grep -v 'mail=' | tail -1 | grep -oE 'ehlo=.*' || true)
+        if grep -rqF -- "$mark" "$T/pfsink" 2>/dev/null; then
+            fail "$name" "the message went through Postfix without TLS"
+        elif [[ $entry != *"$notls"* ]]; then
+            fail "$name" "no '$notls' reply in the queue after 15 s: ${entry:-not listed}" "$PF/maillog"
+        elif [[ $entry != *states=TemporaryFailure* ]]; then
+            fail "$name" "expected a temporary failure (deferral): $entry"
+        else
+            pass "$name (${entry#*replies=}; Postfix: ${seen:-no disconnect line})"
+        fi
+    fi
 }
 
 DELIVERY_CHECKS=("D1 delivery to a Postfix smtp-sink next hop"
     "D1 a delivered message leaves the queue"
     "D2 delivery to a private Postfix over STARTTLS"
-    "D3 encrypt level to a next hop without STARTTLS defers")
+    "D3 encrypt level to a next hop without STARTTLS defers"
+    "D4 encrypt level to a Postfix with STARTTLS delivers over TLS"
+    "D5 encrypt level to a Postfix without STARTTLS defers")
 if ((!PEERS_OK)); then
     for c in "${DELIVERY_CHECKS[@]}"; do skip "$c" "the peers' controls failed"; done
 elif mxring_can_deliver; then
@@ -744,9 +834,275 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------
+# 9. Postfix as the SENDER: a second private Postfix instance whose relayhost is mxring's
+#    `required` listener. With smtp_tls_security_level = encrypt its mail is queued by
+#    mxring with TLS recorded; after `postconf -e smtp_tls_security_level=none` and a
+#    reload, mxring refuses it with 530 5.7.0 (Postfix's log says so) and queues nothing.
+# ---------------------------------------------------------------------------------------
+section "interop: Postfix as sender"
+
+# queue_ids CONFIG: the ids in that instance's queue, one a line, sorted.
+queue_ids() {
+    queue_json "$1" | python3 -c '
+import json, sys
+for m in json.load(sys.stdin):
+    print(m.get("id"))' | sort
+}
+
+# pf_outcome MAILLOG PFID SECONDS: waits for Postfix's delivery status line of queue id
+# PFID ("PFID: to=<...>, relay=..., status=..."); prints it; exit 1 if none in time.
+pf_outcome() {
+    local line
+    for _ in $(seq $(($3 * 5))); do
+        line=$(grep -E "[: ]$2: to=<.*status=" "$1" 2>/dev/null | tail -1 || true)
+        [[ -n $line ]] && { echo "$line"; return 0; }
+        sleep 0.2
+    done
+    return 1
+}
+
+PF2=$T/postfix-sender
+S9_ENCRYPT="9 Postfix (smtp_tls_security_level = encrypt) relays into the required listener over TLS"
+S9_NONE="9 Postfix (smtp_tls_security_level = none) is refused by the required listener with 530 5.7.0"
+S9_NOTHING="9 nothing from the refused Postfix is queued by mxring"
+mkdir -p "$PF2/queue" "$PF2/data"
+chown postfix "$PF2/data"
+sed -e "s#$PF/#$PF2/#g; s#= $PF\$#= $PF2#" \
+    -e "s#^myhostname = .*#myhostname = pf-sender.interop.test#" \
+    -e "s#^relayhost = .*#relayhost = [127.0.0.1]:$P_REQ#" \
+    -e "/^smtpd_tls_/d; /^smtp_tls_security_level/d" "$PF/main.cf" >"$PF2/main.cf"
+cat >>"$PF2/main.cf" <<EOF
+smtpd_tls_security_level = none
+smtp_tls_security_level = encrypt
+smtp_tls_loglevel = 1
+smtp_connection_cache_on_demand = no
+EOF
+{
+    echo "127.0.0.1:$P_PF2 inet n - n - - smtpd"
+    grep -vE '^(127\.0\.0\.1:| )' "$PF/master.cf"
+} >"$PF2/master.cf"
+PF_DIRS+=("$PF2")
+pf2_up=0
+if ! "$POSTFIX" -c "$PF2" start >"$T/logs/postfix-sender-start.txt" 2>&1; then
+    pf2_why="postfix -c $PF2 start failed: $(tr '\n' ' ' <"$T/logs/postfix-sender-start.txt")"
+else
+    for _ in $(seq 100); do port_open "$P_PF2" && { pf2_up=1; break; }; sleep 0.1; done
+    pf2_why="the sending Postfix is not listening on $P_PF2"
+fi
+echo "sending Postfix: $PF2, smtpd $P_PF2, relayhost [127.0.0.1]:$P_REQ (mxring's required listener)"
+
+if ((!pf2_up)); then
+    for c in "$S9_ENCRYPT" "$S9_NONE" "$S9_NOTHING"; do fail "$c" "$pf2_why" "$PF2/maillog"; done
+else
+    # encrypt: Postfix says "status=sent (250 2.0.0 Ok: queued as MXID)"; mxring lists MXID
+    # with the TLS version of that session.
+    name=$S9_ENCRYPT
+    run check9a "${SWAKS[@]}" --port "$P_PF2" --to rcpt9a@interop.test \
+        --header "Subject: interop check 9 (encrypt)"
+    pfid=$(queued_id)
+    if ((RC != 0)) || [[ -z $pfid ]]; then
+        fail "$name" "the sending Postfix did not queue it (swaks exit $RC)" "$LOG"
+    elif ! line=$(pf_outcome "$PF2/maillog" "$pfid" 20); then
+        fail "$name" "no delivery status for Postfix's $pfid in 20 s" "$PF2/maillog"
+    elif [[ $line != *"status=sent (250 2.0.0 Ok: queued as "* ]]; then
+        fail "$name" "Postfix: ${line#*: to=}" "$PF2/maillog"
+    else
+        mxid=$(grep -oE 'queued as [A-Za-z0-9]+' <<<"$line" | awk '{print $3}')
+        pftls=$(grep -oE "TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:$P_REQ: [^ ]+ with cipher [^ ]+" \
+            "$PF2/maillog" | tail -1 | sed 's/.*: //' || true)
+        if ! entry=$(queue_entry "$A" "$mxid"); then
+            fail "$name" "Postfix says 'queued as $mxid' but mxring's queue list does not show it"
+        elif [[ ! $entry =~ ^tls=TLSv1\.[23] ]]; then
+            fail "$name" "mxring lists $mxid with $entry (expected tls=TLSv1.3 or TLSv1.2)"
+        else
+            pass "$name (Postfix $pfid -> mxring $mxid: ${entry%% states=*}; Postfix: ${pftls:-no TLS log line})"
+        fi
+    fi
+
+    # none: reconfigure and reload the running instance, then send again.
+    name=$S9_NONE
+    before=$(queue_ids "$A" || true)
+    run check9b-reload bash -c "postconf -c '$PF2' -e smtp_tls_security_level=none &&
+        postconf -c '$PF2' -h smtp_tls_security_level && '$POSTFIX' -c '$PF2' reload"
+    if ((RC != 0)) || [[ $(head -1 "$LOG") != none ]]; then
+        fail "$name" "postconf -e / postfix reload failed (exit $RC)" "$LOG"
+        fail "$S9_NOTHING" "not tested: the reload failed"
+    else
+        sleep 1 # let the master restart its services with the new setting
+        run check9b "${SWAKS[@]}" --port "$P_PF2" --to rcpt9b@interop.test \
+            --header "Subject: interop check 9 (none)"
+        pfid=$(queued_id)
+        line=""
+        if ((RC != 0)) || [[ -z $pfid ]]; then
+            fail "$name" "the sending Postfix did not queue it (swaks exit $RC)" "$LOG"
+        elif ! line=$(pf_outcome "$PF2/maillog" "$pfid" 20); then
+            fail "$name" "no delivery status for Postfix's $pfid in 20 s" "$PF2/maillog"
+        elif [[ $line != *"530 5.7.0 Must issue a STARTTLS command first"* ]]; then
+            fail "$name" "Postfix: ${line#*: to=}" "$PF2/maillog"
+        else
+            pass "$name ($pfid: $(grep -oE 'status=.*' <<<"$line"))"
+        fi
+        name=$S9_NOTHING
+        if [[ -z $line ]]; then
+            fail "$name" "not tested: Postfix never tried"
+        else
+            after=$(queue_ids "$A" || true)
+            new=$(comm -13 <(echo "$before") <(echo "$after") | grep . || true)
+            if [[ $line == *"queued as"* ]]; then
+                fail "$name" "Postfix: ${line#*: to=}"
+            elif [[ -n $new ]]; then
+                fail "$name" "new in mxring's queue since the reload: $(tr '\n' ' ' <<<"$new")"
+            else
+                pass "$name"
+            fi
+        fi
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------
+# 10. Disk full (issue 6): a dedicated mxring (one shard) with its spool on a 24 MiB
+#     tmpfs, its mail routed to a closed port so that it stays queued. An 8 MiB filler on
+#     the same tmpfs is created first; 1 MiB messages then fill the rest. mxring must
+#     answer 452 4.3.1 (or 451 4.3.0), never 250 for a message it could not store, stay
+#     up, and accept again by itself once the filler is deleted.
+# ---------------------------------------------------------------------------------------
+section "interop: disk full"
+F10_REFUSE="10 a full spool is refused with 452 4.3.1 (or 451 4.3.0), not 250"
+F10_LISTED="10 every message that got 250 before the disk was full is in the queue"
+F10_ALIVE="10 mxring survives the full disk (still running, no panic in its log)"
+F10_RECOVER="10 after space is freed, a new message gets 250 within 10 s, without a restart"
+F10_STOP="10 after the disk-full episode mxring stops on SIGTERM within 10 s"
+F10_ALL=("$F10_REFUSE" "$F10_LISTED" "$F10_ALIVE" "$F10_RECOVER" "$F10_STOP")
+FULL=$T/full
+FULL_CFG=$T/full.toml
+mkdir -p "$FULL"
+full_up=0
+if ! mount -t tmpfs -o size=24m tmpfs "$FULL" >"$T/logs/mount.txt" 2>&1; then
+    why="mount -t tmpfs -o size=24m is not permitted here: $(tr '\n' ' ' <"$T/logs/mount.txt")"
+    for c in "${F10_ALL[@]}"; do fail "$c" "$why"; done
+else
+    MOUNTS+=("$FULL")
+    dd if=/dev/zero of="$FULL/filler" bs=1M count=8 status=none
+    cat >"$FULL_CFG" <<EOF
+[server]
+hostname = "mx-full.interop.test"
+shards = 1
+spool = "$FULL/spool"
+
+[[listener]]
+name = "mx"
+address = "127.0.0.1:$P_FULL"
+tls = "starttls"
+
+[relay]
+networks = ["127.0.0.0/8"]
+domains = []
+
+[[route]]
+domains = ["interop.test"]
+next_hop = "[127.0.0.1]:$P_DEAD"
+
+[queue]
+retry = ["1h"]
+
+[dns]
+nameservers = ["127.0.0.1:$P_DEAD"]
+timeout = "1s"
+
+[admin]
+address = "127.0.0.1:$P_FULLADMIN"
+EOF
+    start mxring-full "$MXRING" serve --config "$FULL_CFG"
+    PID_FULL=$LAST_PID
+    if wait_ports "$PID_FULL" "$T/mxring-full.log" "mxring (full)" "$P_FULL" "$P_FULLADMIN"; then
+        full_up=1
+        echo "mxring full: $P_FULL, admin $P_FULLADMIN, spool on a 24 MiB tmpfs with an 8 MiB filler" \
+            "($(df -k --output=avail "$FULL" | tail -1 | tr -d ' ') KiB free) (pid $PID_FULL)"
+    else
+        for c in "${F10_ALL[@]}"; do fail "$c" "the disk-full instance did not start"; done
+    fi
+fi
+
+if ((full_up)); then
+    # Fill: at most 40 messages of 1 MiB (16 MiB are free), until the first one refused.
+    run check10-fill timeout 300 python3 "$HERE/fill_spool.py" fill "$P_FULL" 40 1048576
+    FILL_LOG=$LOG
+    accepted=$(grep -oE '^MSG [0-9]+ 250 .*queued as [A-Za-z0-9]+' <<<"$OUT" | awk '{print $NF}' || true)
+    n_ok=$(grep -c . <<<"$accepted" || true)
+    refusal=$(grep -E '^MSG [0-9]+ (REFUSED|ERROR)' <<<"$OUT" | head -1 || true)
+    echo "filled: $n_ok accepted; then: ${refusal:-nothing refused};" \
+        "$(df -k --output=avail "$FULL" | tail -1 | tr -d ' ') KiB free"
+
+    name=$F10_REFUSE
+    if [[ -z $refusal ]]; then
+        fail "$name" "all $n_ok messages of 1 MiB got 250 on a 24 MiB tmpfs (exit $RC)" "$FILL_LOG"
+    elif [[ $refusal =~ REFUSED\ ([A-Z-]+)\ (452\ 4\.3\.1|451\ 4\.3\.0) ]]; then
+        pass "$name (${BASH_REMATCH[2]} at ${BASH_REMATCH[1]} after $n_ok accepted: ${refusal#* REFUSED * })"
+    else
+        fail "$name" "expected 452 4.3.1 or 451 4.3.0, got: $refusal" "$FILL_LOG"
+    fi
+
+    name=$F10_LISTED
+    if ((n_ok == 0)); then
+        fail "$name" "not one message was accepted before the disk was full" "$FILL_LOG"
+    elif ! listed=$(queue_ids "$FULL_CFG"); then
+        fail "$name" "'mxring queue list --json' failed" "$T/logs/queue-list.err"
+    else
+        missing=$(comm -23 <(sort <<<"$accepted") <(echo "$listed") | grep . || true)
+        if [[ -n $missing ]]; then
+            fail "$name" "answered 250 but not listed: $(tr '\n' ' ' <<<"$missing")"
+        else
+            pass "$name ($n_ok of $n_ok listed)"
+        fi
+    fi
+
+    name=$F10_ALIVE
+    if ! kill -0 "$PID_FULL" 2>/dev/null; then
+        fail "$name" "mxring exited" "$T/mxring-full.log"
+    elif grep -qE 'panicked|RUST_BACKTRACE' "$T/mxring-full.log"; then
+        fail "$name" "a panic in its log" "$T/mxring-full.log"
+    else
+        pass "$name"
+    fi
+
+    # Make room (delete the filler), then retry a small message once a second for 10 s.
+    name=$F10_RECOVER
+    rm -f "$FULL/filler"
+    free_kib=$(df -k --output=avail "$FULL" | tail -1 | tr -d ' ')
+    run check10-recover timeout 60 python3 "$HERE/fill_spool.py" retry "$P_FULL" 10 10240
+    id=$(grep -oE '^MSG [0-9]+ 250 .*queued as [A-Za-z0-9]+' <<<"$OUT" | awk '{print $NF}' || true)
+    tries=$(grep -c '^MSG' <<<"$OUT" || true)
+    if [[ -z $id ]]; then
+        fail "$name" "$tries tries in 10 s after the filler was deleted ($free_kib KiB free then, $(
+            df -k --output=avail "$FULL" | tail -1 | tr -d ' ') KiB now); none got 250; last: $(
+            grep '^MSG' <<<"$OUT" | tail -1)" "$LOG"
+        echo "      largest files in the spool now (KiB):"
+        du -a -k "$FULL/spool" 2>/dev/null | sort -rn | sed -n '2,7p' | sed "s#$FULL/##; s/^/      | /"
+    elif ! queue_entry "$FULL_CFG" "$id" >/dev/null; then
+        fail "$name" "got 250 (queued as $id) but the queue does not list it" "$LOG"
+    else
+        pass "$name ($id after $tries tries; $free_kib KiB freed)"
+    fi
+
+    name=$F10_STOP
+    kill -TERM "$PID_FULL" 2>/dev/null || true
+    stopped=0
+    for _ in $(seq 100); do kill -0 "$PID_FULL" 2>/dev/null || { stopped=1; break; }; sleep 0.1; done
+    if ((stopped)); then
+        pass "$name"
+    else
+        fail "$name" "still running 10 s after SIGTERM (killed now)" "$T/mxring-full.log"
+        kill -KILL "$PID_FULL" 2>/dev/null || true
+    fi
+    wait "$PID_FULL" 2>/dev/null || true
+fi
+if ((${#MOUNTS[@]})) && umount "$FULL" 2>/dev/null; then MOUNTS=(); fi
+
+# ---------------------------------------------------------------------------------------
 section "interop: summary"
 if ((FAILED)); then
-    for f in "$T/mxring-a.log" "$T/mxring-b.log" "$PF/maillog"; do
+    for f in "$T/mxring-a.log" "$T/mxring-b.log" "$PF/maillog" "$PF2/maillog" \
+        "$T/mxring-full.log"; do
         [[ -s $f ]] || continue
         echo "--- last lines of $f ---"
         tail -n 30 "$f" | sed 's/^/  | /'
