@@ -9,7 +9,8 @@
 #   INTEROP_REQUIRE_DELIVERY=1  a delivery probe that does not arrive is a FAIL, not SKIP.
 #
 # Everything runs on loopback, on free high ports, in a temp dir; everything started here
-# is stopped on exit. Each check prints PASS, FAIL (with a reason) or SKIP; the last line
+# is stopped on exit. The disk-full check mounts a 24 MiB tmpfs in the temp dir (root;
+# when mount is not permitted its checks FAIL with the reason) and unmounts it on exit. Each check prints PASS, FAIL (with a reason) or SKIP; the last line
 # is "N passed, M failed" (", K skipped" when some were skipped). Exit status: 1 when
 # any check failed.
 set -euo pipefail
