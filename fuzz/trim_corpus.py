@@ -5,12 +5,13 @@
 
 libFuzzer's merge (what `cargo fuzz cmin` runs) keeps every input that adds a
 feature, which is hundreds of files; the committed corpus should be a few dozen.
-This runs one merge with a control file, reads the features each input covers,
-then keeps the hand-written seeds (seed-*) and greedily adds the inputs that add
-the most features not yet covered, up to N. The dropped inputs are moved to a
+This runs every input alone through a merge to read the edges and features it
+covers, then keeps the hand-written seeds (seed-*) and greedily adds the inputs that add
+the most coverage edges not yet covered, then the most features, up to N. The dropped inputs are moved to a
 scratch directory whose path is printed. Run with MXRING_FUZZ_SKIP_KNOWN=1 while
 known bugs are open, so their inputs do not stop the merge.
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -27,47 +28,71 @@ def main():
     limit = int(sys.argv[2]) if len(sys.argv) == 3 else 40
     corpus = os.path.join(here, "corpus", target)
     scratch = tempfile.mkdtemp(prefix=f"trim-{target}-")
-    control = os.path.join(scratch, "control")
-    merged = os.path.join(scratch, "merged")
-    os.makedirs(merged)
     env = dict(os.environ, RUSTC_BOOTSTRAP="1")
-    subprocess.run(
-        ["cargo", "fuzz", "run", target, merged, corpus, "--",
-         "-merge=1", f"-merge_control_file={control}", "-rss_limit_mb=2048"],
-        cwd=here, env=env, check=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    with open(control) as f:
-        lines = f.read().splitlines()
-    count = int(lines[0])
-    files = lines[2:2 + count]
+    built = subprocess.run(["cargo", "fuzz", "build", target], cwd=here, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    binaries = glob.glob(os.path.join(here, "target", "*", "release", target))
+    if not binaries:
+        sys.exit(f"no {target} binary: `cargo fuzz build {target}` failed")
+    if built.returncode != 0:
+        print(f"warning: build failed, using the {target} binary built before",
+              file=sys.stderr)
+    binary = binaries[0]
+
+    # A merge's control file lists, per input, only the coverage no earlier input of
+    # that merge had; merging each input alone gives its whole coverage.
+    files = sorted(os.path.join(corpus, f) for f in os.listdir(corpus))
+    count = len(files)
     features = {}
-    for line in lines[2 + count:]:
-        parts = line.split()
-        if parts and parts[0] == "FT":
-            features[int(parts[1])] = set(map(int, parts[2:]))
+    edges = {}
+    for i, path in enumerate(files):
+        one = os.path.join(scratch, "one")
+        shutil.rmtree(one, ignore_errors=True)
+        os.makedirs(os.path.join(one, "in"))
+        os.makedirs(os.path.join(one, "out"))
+        shutil.copy(path, os.path.join(one, "in"))
+        control = os.path.join(one, "control")
+        subprocess.run([binary, "-merge=1", f"-merge_control_file={control}",
+                        "-rss_limit_mb=2048", os.path.join(one, "out"), os.path.join(one, "in")],
+                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            with open(control) as f:
+                for line in f:
+                    parts = line.split()
+                    if parts and parts[0] in ("FT", "COV"):
+                        table = features if parts[0] == "FT" else edges
+                        table[i] = set(map(int, parts[2:]))
+        except FileNotFoundError:
+            pass  # the input crashed or hung: it has no coverage to offer here
 
     def name(i):
         return os.path.basename(files[i])
 
-    covered = set()
-    keep = []
-    for i in sorted(range(count), key=name):
-        if name(i).startswith("seed-"):
-            keep.append(i)
-            covered |= features.get(i, set())
-    total = set().union(*features.values()) if features else set()
+    keep = [i for i in sorted(range(count), key=name) if name(i).startswith("seed-")]
     candidates = [i for i in range(count) if i not in keep]
-    while len(keep) < limit and candidates:
-        # Most new features first; the smaller file on a tie.
-        best = max(candidates, key=lambda i: (len(features.get(i, set()) - covered),
-                                              -os.path.getsize(files[i])))
-        gain = features.get(best, set()) - covered
-        if not gain:
-            break
-        keep.append(best)
-        covered |= gain
-        candidates.remove(best)
+
+    def greedy(table):
+        """Add inputs by most new entries of `table` until none adds any."""
+        covered = set().union(set(), *(table.get(i, set()) for i in keep))
+        while len(keep) < limit and candidates:
+            best = max(candidates, key=lambda i: (len(table.get(i, set()) - covered),
+                                                  -os.path.getsize(files[i])))
+            gain = table.get(best, set()) - covered
+            if not gain:
+                break
+            keep.append(best)
+            covered |= gain
+            candidates.remove(best)
+
+    # Edges first (what the code reaches), then finer features with what is left.
+    greedy(edges)
+    greedy(features)
+
+    def covered_of(table):
+        return len(set().union(set(), *(table.get(i, set()) for i in keep)))
+
+    def total_of(table):
+        return len(set().union(set(), *table.values()))
 
     dropped = os.path.join(scratch, "dropped")
     os.makedirs(dropped)
@@ -77,7 +102,8 @@ def main():
         if os.path.realpath(path) not in kept_paths:
             shutil.move(path, os.path.join(dropped, entry))
     print(f"{target}: kept {len(keep)} of {count} inputs, "
-          f"{len(covered)} of {len(total)} features; dropped inputs in {dropped}")
+          f"{covered_of(edges)} of {total_of(edges)} edges, "
+          f"{covered_of(features)} of {total_of(features)} features; dropped inputs in {dropped}")
 
 
 if __name__ == "__main__":

@@ -342,6 +342,9 @@ pub struct QueueConfig {
     pub delay_warning_after: Dur,
     /// After this long, a failure DSN and the message leaves the queue. Default 24h.
     pub give_up_after: Dur,
+    /// New mail is refused with 452 4.3.1 while the spool's file system has less free
+    /// space than this (plus the message). Like Postfix's queue_minfree. Default 64MiB.
+    pub min_free_space: ByteSize,
 }
 
 impl Default for QueueConfig {
@@ -351,6 +354,7 @@ impl Default for QueueConfig {
             retry: vec![m(5), m(10), m(20), m(40), m(60)],
             delay_warning_after: m(60),
             give_up_after: m(24 * 60),
+            min_free_space: ByteSize(64 << 20),
         }
     }
 }

@@ -160,6 +160,7 @@ mod tests {
             retry: vec![s(60), s(120)],
             delay_warning_after: s(3600),
             give_up_after: s(86400),
+            ..Default::default()
         }
     }
 

@@ -95,7 +95,13 @@ fn domain_arg<'a>(rest: &'a str, usage: &'static str) -> Result<&'a str, Command
 
 fn prefixed<'a>(rest: &'a str, prefix: &str, usage: &'static str) -> Result<&'a str, CommandError> {
     let rest = rest.trim_start();
-    if rest.len() < prefix.len() || !rest[..prefix.len()].eq_ignore_ascii_case(prefix) {
+    // Compare bytes: the client's text may put a multi-byte character where the
+    // ASCII prefix should end, and a str slice there would panic.
+    let matches = rest
+        .as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()));
+    if !matches {
         return Err(CommandError::Syntax(usage));
     }
     Ok(&rest[prefix.len()..])
@@ -143,6 +149,23 @@ mod tests {
         assert_eq!(
             parse_command(b"RCPT TO: <x@y>").unwrap(),
             Command::Rcpt(" <x@y>")
+        );
+    }
+
+    #[test]
+    fn multibyte_text_where_the_keyword_ends_is_a_syntax_error_not_a_panic() {
+        // Found by fuzzing (fuzz/artifacts-keep/command_parser).
+        assert_eq!(
+            parse_command("MAIL F:<jö".as_bytes()),
+            Err(CommandError::Syntax("MAIL FROM:<address>"))
+        );
+        assert_eq!(
+            parse_command("RCPT öö".as_bytes()),
+            Err(CommandError::Syntax("RCPT TO:<address>"))
+        );
+        assert_eq!(
+            parse_command("RCPT TÖ:<a@b>".as_bytes()),
+            Err(CommandError::Syntax("RCPT TO:<address>"))
         );
     }
 

@@ -6,12 +6,23 @@
 pub const MAX_TEXT_LINE: usize = 1000;
 
 /// What made a message unacceptable. The decoder keeps reading to the end marker
-/// so the session stays in sync, then the session refuses the message.
+/// so the session stays in sync, then the session refuses the message. When several
+/// apply, the reply names the first in this order, whatever the TCP segmentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataError {
-    BareLineEnding,
-    LineTooLong,
     TooBig,
+    LineTooLong,
+    BareLineEnding,
+}
+
+impl DataError {
+    fn bit(self) -> u8 {
+        match self {
+            DataError::TooBig => 1,
+            DataError::LineTooLong => 2,
+            DataError::BareLineEnding => 4,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +45,8 @@ pub struct DataDecoder {
     line_len: usize,
     written: u64,
     max_size: u64,
-    error: Option<DataError>,
+    /// Every kind of error seen (bits of `DataError::bit`).
+    errors: u8,
 }
 
 impl DataDecoder {
@@ -44,13 +56,19 @@ impl DataDecoder {
             line_len: 0,
             written: 0,
             max_size,
-            error: None,
+            errors: 0,
         }
     }
 
-    /// The first error seen, if any.
+    /// The most important error seen, if any.
     pub fn error(&self) -> Option<DataError> {
-        self.error
+        [
+            DataError::TooBig,
+            DataError::LineTooLong,
+            DataError::BareLineEnding,
+        ]
+        .into_iter()
+        .find(|e| self.errors & e.bit() != 0)
     }
 
     /// Octets of message content so far (after unstuffing).
@@ -59,19 +77,19 @@ impl DataDecoder {
     }
 
     fn fail(&mut self, e: DataError) {
-        self.error.get_or_insert(e);
+        self.errors |= e.bit();
     }
 
+    /// Count every content byte (so the size verdict does not depend on other
+    /// errors), but stop keeping them once the message is refused anyway.
     fn emit(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
-        if self.error.is_some() {
-            return;
-        }
         self.written += bytes.len() as u64;
         if self.written > self.max_size {
             self.fail(DataError::TooBig);
-            return;
         }
-        out.extend_from_slice(bytes);
+        if self.errors == 0 {
+            out.extend_from_slice(bytes);
+        }
     }
 
     /// Decode from `input`, appending content to `out`. Returns the bytes consumed
@@ -82,8 +100,10 @@ impl DataDecoder {
             match self.state {
                 State::LineStart => {
                     if input[i] == b'.' {
+                        // RFC 5321 4.5.3.1.6: the dot added for transparency does not
+                        // count toward the 1000-octet line limit.
                         self.state = State::Dot;
-                        self.line_len = 1;
+                        self.line_len = 0;
                         i += 1;
                     } else {
                         self.state = State::Text;
@@ -123,6 +143,7 @@ impl DataDecoder {
                         }
                         Some(p) => {
                             self.line_len += p;
+                            self.check_line();
                             self.emit(out, &rest[..p]);
                             if rest[p] == b'\n' {
                                 self.fail(DataError::BareLineEnding);
@@ -253,6 +274,35 @@ mod tests {
         ok.extend_from_slice(b"\r\n.\r\n");
         assert_eq!(decode_all(&ok).3, None);
         decode_split_everywhere(&input);
+    }
+
+    #[test]
+    fn the_error_reported_does_not_depend_on_segmentation() {
+        // Found by fuzzing (fuzz/artifacts-keep/data_decoder): a long line ended by a
+        // bare LF, over the size limit, fed whole and split.
+        let mut input = vec![b'x'; 1500];
+        input.extend_from_slice(b"\nmore\r\n.\r\n");
+        let verdict = |parts: &[&[u8]]| {
+            let mut d = DataDecoder::new(1200);
+            let mut out = Vec::new();
+            for p in parts {
+                d.decode(p, &mut out);
+            }
+            d.error()
+        };
+        let whole = verdict(&[&input]);
+        assert_eq!(whole, Some(DataError::TooBig));
+        for cut in [1, 500, 1000, 1499, 1500, 1501] {
+            assert_eq!(verdict(&[&input[..cut], &input[cut..]]), whole, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn a_stuffed_dot_does_not_count_toward_the_line_limit() {
+        let mut input = vec![b'.'];
+        input.extend_from_slice(&[b'.'; 998]);
+        input.extend_from_slice(b"\r\n.\r\n");
+        assert_eq!(decode_all(&input).3, None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod commit;
 pub mod record;
+pub mod space;
 mod store;
 
 pub use record::{QueuedMessage, RcptState, RcptStatus};

@@ -211,6 +211,18 @@ async fn store(
     body: &[u8],
 ) -> Result<(), crate::queue::StoreError> {
     let record = QueuedMessage::new(envelope, body.len() as u64);
+    let reserve = ctx.config.queue.min_free_space.0 + body.len() as u64;
+    match crate::queue::space::available_bytes(&ctx.config.server.spool) {
+        Ok(free) if free < reserve => {
+            tracing::warn!(
+                free,
+                reserve,
+                "spool file system nearly full; message refused with 452 4.3.1"
+            );
+            return Err(crate::queue::StoreError::NoSpace);
+        }
+        _ => {}
+    }
     ctx.queue.write_new(id, &record, body)?;
     if let Err(e) = ctx.queue.commit().await {
         // Not acknowledged, so not kept: a retry by the client must not duplicate it.

@@ -9,7 +9,7 @@
 #   INTEROP_REQUIRE_DELIVERY=1  a delivery probe that does not arrive is a FAIL, not SKIP.
 #
 # Everything runs on loopback, on free high ports, in a temp dir; everything started here
-# is stopped on exit. The disk-full check mounts a 24 MiB tmpfs in the temp dir (root;
+# is stopped on exit. The disk-full check mounts a 64 MiB tmpfs in the temp dir (root;
 # when mount is not permitted its checks FAIL with the reason) and unmounts it on exit. Each check prints PASS, FAIL (with a reason) or SKIP; the last line
 # is "N passed, M failed" (", K skipped" when some were skipped). Exit status: 1 when
 # any check failed.
@@ -961,8 +961,8 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------
-# 10. Disk full (issue 6): a dedicated mxring (one shard) with its spool on a 24 MiB
-#     tmpfs, its mail routed to a closed port so that it stays queued. An 8 MiB filler on
+# 10. Disk full (issue 6): a dedicated mxring (one shard) with its spool on a 64 MiB
+#     tmpfs, its mail routed to a closed port so that it stays queued. A 24 MiB filler on
 #     the same tmpfs is created first; 1 MiB messages then fill the rest. mxring must
 #     answer 452 4.3.1 (or 451 4.3.0), never 250 for a message it could not store, stay
 #     up, and accept again by itself once the filler is deleted.
@@ -978,12 +978,12 @@ FULL=$T/full
 FULL_CFG=$T/full.toml
 mkdir -p "$FULL"
 full_up=0
-if ! mount -t tmpfs -o size=24m tmpfs "$FULL" >"$T/logs/mount.txt" 2>&1; then
-    why="mount -t tmpfs -o size=24m is not permitted here: $(tr '\n' ' ' <"$T/logs/mount.txt")"
+if ! mount -t tmpfs -o size=64m tmpfs "$FULL" >"$T/logs/mount.txt" 2>&1; then
+    why="mount -t tmpfs -o size=64m is not permitted here: $(tr '\n' ' ' <"$T/logs/mount.txt")"
     for c in "${F10_ALL[@]}"; do fail "$c" "$why"; done
 else
     MOUNTS+=("$FULL")
-    dd if=/dev/zero of="$FULL/filler" bs=1M count=8 status=none
+    dd if=/dev/zero of="$FULL/filler" bs=1M count=24 status=none
     cat >"$FULL_CFG" <<EOF
 [server]
 hostname = "mx-full.interop.test"
@@ -1005,6 +1005,9 @@ next_hop = "[127.0.0.1]:$P_DEAD"
 
 [queue]
 retry = ["1h"]
+# Refuse new mail (452 4.3.1) while under 16 MiB are free, so the store never hits
+# ENOSPC itself (sled's segments are 8 MiB).
+min_free_space = "16MiB"
 
 [dns]
 nameservers = ["127.0.0.1:$P_DEAD"]
@@ -1017,7 +1020,7 @@ EOF
     PID_FULL=$LAST_PID
     if wait_ports "$PID_FULL" "$T/mxring-full.log" "mxring (full)" "$P_FULL" "$P_FULLADMIN"; then
         full_up=1
-        echo "mxring full: $P_FULL, admin $P_FULLADMIN, spool on a 24 MiB tmpfs with an 8 MiB filler" \
+        echo "mxring full: $P_FULL, admin $P_FULLADMIN, spool on a 64 MiB tmpfs with a 24 MiB filler" \
             "($(df -k --output=avail "$FULL" | tail -1 | tr -d ' ') KiB free) (pid $PID_FULL)"
     else
         for c in "${F10_ALL[@]}"; do fail "$c" "the disk-full instance did not start"; done
@@ -1036,7 +1039,7 @@ if ((full_up)); then
 
     name=$F10_REFUSE
     if [[ -z $refusal ]]; then
-        fail "$name" "all $n_ok messages of 1 MiB got 250 on a 24 MiB tmpfs (exit $RC)" "$FILL_LOG"
+        fail "$name" "all $n_ok messages of 1 MiB got 250 on a 64 MiB tmpfs (exit $RC)" "$FILL_LOG"
     elif [[ $refusal =~ REFUSED\ ([A-Z-]+)\ (452\ 4\.3\.1|451\ 4\.3\.0) ]]; then
         pass "$name (${BASH_REMATCH[2]} at ${BASH_REMATCH[1]} after $n_ok accepted: ${refusal#* REFUSED * })"
     else
