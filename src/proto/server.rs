@@ -757,9 +757,7 @@ impl ServerSession {
         out: &mut Vec<u8>,
     ) -> Option<Event> {
         self.phase = Phase::Command;
-        let Some(tx) = self.tx.take() else {
-            return None;
-        };
+        let tx = self.tx.take()?;
         match error {
             Some(DataError::TooBig) => {
                 return self.error(out, 552, "5.3.4", "Message size exceeds fixed limit")
