@@ -9,8 +9,6 @@
 # directory, so fuzz/corpus/ (the committed seeds) is only read; set
 # FUZZ_KEEP_CORPUS=1 to add them to fuzz/corpus/<target>/ instead. Crashing inputs
 # land in fuzz/artifacts/<target>/. TARGETS="a b" runs only those targets.
-# MXRING_FUZZ_SKIP_KNOWN=1 makes the targets skip bugs already reported (see
-# fuzz/src/lib.rs); CI leaves it unset.
 set -euo pipefail
 
 seconds="${1:-60}"

@@ -6,10 +6,10 @@
 libFuzzer's merge (what `cargo fuzz cmin` runs) keeps every input that adds a
 feature, which is hundreds of files; the committed corpus should be a few dozen.
 This runs every input alone through a merge to read the edges and features it
-covers, then keeps the hand-written seeds (seed-*) and greedily adds the inputs that add
+covers, then keeps the hand-written seeds (seed-*) and the reproducers of fixed bugs
+(regress-*) and greedily adds the inputs that add
 the most coverage edges not yet covered, then the most features, up to N. The dropped inputs are moved to a
-scratch directory whose path is printed. Run with MXRING_FUZZ_SKIP_KNOWN=1 while
-known bugs are open, so their inputs do not stop the merge.
+scratch directory whose path is printed.
 """
 import glob
 import os
@@ -68,7 +68,8 @@ def main():
     def name(i):
         return os.path.basename(files[i])
 
-    keep = [i for i in sorted(range(count), key=name) if name(i).startswith("seed-")]
+    keep = [i for i in sorted(range(count), key=name)
+            if name(i).startswith(("seed-", "regress-"))]
     candidates = [i for i in range(count) if i not in keep]
 
     def greedy(table):

@@ -57,9 +57,6 @@ fn check_path(arg: &str, is_mail: bool) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if mxring_fuzz::skip_known_bugs() && mxring_fuzz::line_hits_prefixed_bug(data) {
-        return;
-    }
     let parsed = parse_command(data);
     match parsed {
         Ok(Command::Mail(arg)) => {

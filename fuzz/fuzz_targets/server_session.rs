@@ -224,9 +224,6 @@ fuzz_target!(|data: &[u8]| {
     let Some((flags, rest, chunks)) = mxring_fuzz::chunked_input(data) else {
         return;
     };
-    if mxring_fuzz::skip_known_bugs() && mxring_fuzz::stream_hits_prefixed_bug(rest) {
-        return;
-    }
 
     let split = drive(flags, &chunks);
     check_output(&split.out);
@@ -235,13 +232,7 @@ fuzz_target!(|data: &[u8]| {
     // STARTTLS drops whatever followed it in the same read, so only runs without it
     // must agree whatever the split.
     if !split.starttls && !whole.starttls {
-        let differ = if mxring_fuzz::skip_known_bugs() {
-            mxring_fuzz::mask_data_error_replies(&split.out)
-                != mxring_fuzz::mask_data_error_replies(&whole.out)
-        } else {
-            split.out != whole.out
-        };
-        if differ {
+        if split.out != whole.out {
             panic!(
                 "replies depend on the split:\nwhole: {:?}\nsplit: {:?}",
                 String::from_utf8_lossy(&whole.out),

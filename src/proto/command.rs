@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn multibyte_text_where_the_keyword_ends_is_a_syntax_error_not_a_panic() {
-        // Found by fuzzing (fuzz/artifacts-keep/command_parser).
+        // Found by fuzzing (fuzz/corpus/command_parser/regress-*).
         assert_eq!(
             parse_command("MAIL F:<jö".as_bytes()),
             Err(CommandError::Syntax("MAIL FROM:<address>"))

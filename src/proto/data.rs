@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn the_error_reported_does_not_depend_on_segmentation() {
-        // Found by fuzzing (fuzz/artifacts-keep/data_decoder): a long line ended by a
+        // Found by fuzzing (fuzz/corpus/data_decoder/regress-*): a long line ended by a
         // bare LF, over the size limit, fed whole and split.
         let mut input = vec![b'x'; 1500];
         input.extend_from_slice(b"\nmore\r\n.\r\n");
