@@ -96,7 +96,8 @@ pub enum ListenerTls {
     None,
     /// STARTTLS offered, plaintext allowed (opportunistic).
     Starttls,
-    /// STARTTLS offered and mandatory before MAIL, RCPT, DATA and BDAT.
+    /// STARTTLS offered and mandatory before MAIL, RCPT, DATA and BDAT. A floor:
+    /// `[[inbound_tls]]` rules can add a minimum version but never exempt plaintext.
     Required,
     /// TLS from the first byte (port 465 style).
     Implicit,

@@ -535,6 +535,11 @@ impl ServerSession {
         if self.helo.is_none() {
             return self.error(out, 503, "5.5.1", "Error: send HELO/EHLO first");
         }
+        // A `required` listener is a floor: rules may add to it (a minimum version)
+        // but never exempt a plaintext session (the "securemx" promise).
+        if self.listener_requires_tls() {
+            return self.error(out, 530, "5.7.0", "Must issue a STARTTLS command first");
+        }
         if self.tx.is_some() {
             return self.error(out, 503, "5.5.1", "Error: nested MAIL command");
         }

@@ -325,6 +325,21 @@ fn recipient_rule_refuses_one_recipient_and_keeps_the_others() {
 }
 
 #[test]
+fn a_rule_with_require_false_cannot_exempt_a_plaintext_session_on_a_required_listener() {
+    let cfg = config_with(
+        ListenerTls::Required,
+        "[[inbound_tls]]\nrecipients = [\"plain@local.example\"]\nrequire = false\n",
+    );
+    let run = transcript(
+        &cfg,
+        "192.0.2.1",
+        b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<plain@local.example>\r\nDATA\r\n",
+    );
+    assert_eq!(codes(&run.output), ["220", "250", "530", "530", "530"]);
+    assert!(run.messages.is_empty());
+}
+
+#[test]
 fn non_ascii_address_needs_smtputf8() {
     let cfg = config_with(ListenerTls::None, "");
     let run = transcript(&cfg, "192.0.2.1", "EHLO c\r\nMAIL FROM:<jö@b.example>\r\nMAIL FROM:<jö@b.example> SMTPUTF8\r\nRCPT TO:<ü@local.example>\r\n".as_bytes());
