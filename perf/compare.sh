@@ -17,7 +17,7 @@ CONNECTIONS=${CONNECTIONS:-50}
 DRAIN_MAX=${DRAIN_MAX:-60}        # relay: longest wait for the sink to see every message
 QUIET_BUDGET=${QUIET_BUDGET:-60}  # total seconds we may wait for other jobs to calm down
 QUIET_PCT=${QUIET_PCT:-35}        # "quiet" = machine-wide CPU busy below this, over 1 s
-HALF_PEAK=${HALF_PEAK:-1}         # search the connection count giving half the peak rate
+HALF_PEAK=${HALF_PEAK:-1}         # p99 at half of the peak rate (mxring-bench load --rate)
 # Also run Postfix accept-1k with every message put on the hold queue (no queue-manager
 # work at all), as a second Postfix figure next to the like-for-like one.
 POSTFIX_HOLD_EXTRA=${POSTFIX_HOLD_EXTRA:-1}
@@ -169,13 +169,14 @@ WORKLOADS=(
     "relay-1k|1024|none|0|1|relay end to end into mxring-bench sink, 1 KiB, plaintext"
 )
 
-# run_one MTA WORKLOAD ROUND [CONNECTIONS] [DURATION] [KIND]
+# run_one MTA WORKLOAD ROUND [CONNECTIONS] [DURATION] [KIND] [RATE]
 run_one() {
     local mta=$1 wl=$2 round=$3 conns=${4:-$CONNECTIONS} dur=${5:-$DURATION} kind=${6:-main}
+    local offered=${7:-}
     local name size tls newconn relay desc
     IFS='|' read -r name size tls newconn relay desc <<<"$wl"
     local tag="$name.$mta.r$round"
-    [[ $kind == main ]] || tag="$kind.$name.$mta.c$conns"
+    [[ $kind == main ]] || tag="$kind.$name.$mta.r$round.c$conns${offered:+.at${offered%.*}}"
     local next=$CLOSED_PORT sink_pid=
     ((relay)) && next=$SINK_PORT
 
@@ -200,6 +201,7 @@ run_one() {
     local args=(--target "127.0.0.1:$MTA_PORT" --connections "$conns" --duration "$dur"
         --size "$size" --tls "$tls")
     ((newconn)) && args+=(--new-connection-per-message)
+    [[ -n $offered ]] && args+=(--rate "$offered")
     run_load "$tag" "${args[@]}"
     local ok
     ok=$(jq '.messages_ok' "$RAW/$tag.load.json")
@@ -224,6 +226,12 @@ run_one() {
     mem_end=$("$PY" "$PERF_DIR/procstat.py" mem "$ROOT_PID")
     kill -TERM "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
+    local metrics=null
+    if [[ $mta == mxring ]]; then
+        # mxring's own view of where the DATA→250 time went (commit, flush, fsync, wait)
+        metrics=$(curl -s --max-time 30 "http://127.0.0.1:$MX_ADMIN_PORT/metrics" | jq -c '.store' 2>/dev/null || echo null)
+        [[ -n $metrics ]] || metrics=null
+    fi
     if ((relay)); then
         queued=null
     elif [[ $mta == mxring ]]; then
@@ -258,11 +266,13 @@ run_one() {
         --argjson machine_total "$(calc "($t1 - $t0) / $hz")" \
         --argjson load_cpu "$LOAD_CPU" \
         --slurpfile mem "$RAW/$tag.mem.json" --argjson mem_end "$mem_end" \
-        --argjson queued "$queued" --argjson drained "$drained" \
+        --argjson queued "$queued" --argjson drained "$drained" --argjson metrics "$metrics" \
+        --argjson offered "${offered:-null}" \
         --argjson problems "$problems" --argjson samples "$samples" --argjson quiet "$quiet" --argjson loadavg "$loadavg" \
         '{mta:$mta, workload:$workload, desc:$desc, kind:$kind, round:$round, connections:$conns,
           load:$load[0], sink:$sink, cpu_s:$cpu, machine_busy_s:$machine_busy, machine_total_s:$machine_total, load_cpu_s:$load_cpu,
           mem_peak:$mem[0], mem_end:$mem_end, queued:$queued, drained:$drained,
+          offered_rate:$offered, store_metrics:$metrics,
           log_problems:$problems, log_samples:$samples, busy_pct_before:$quiet, loadavg:$loadavg}' \
         >>"$RAW/runs.jsonl"
     local rate
@@ -319,36 +329,32 @@ ceiling_smtp_sink
 wait_quiet
 ceiling_bench_sink
 
-# p99 at half of mxring's peak rate: the load generator has no rate limiter, so find
-# the connection count whose throughput is closest to half the peak (accept-1k).
+# p99 at half of the peak rate (accept-1k, the same connection count as the peak runs),
+# offered open-loop by `mxring-bench load --rate`. Postfix runs at half of its own peak,
+# and at mxring's half-peak rate (where it saturates) for the same offered load.
+# Each is run HALF_PEAK_ROUNDS times; the spool device's fdatasync latency is probed
+# before and after, since the p99 cannot be below what the disk takes.
 if [[ $HALF_PEAK == 1 ]]; then
-    peak=$(jq -s '[.[] | select(.mta=="mxring" and .workload=="accept-1k" and .kind=="main") | .load.messages_per_s] | sort | .[length/2|floor]' "$RAW/runs.jsonl")
-    half=$(calc "$peak / 2")
-    log "half-peak search: mxring accept-1k peak (median) $peak msg/s, looking for about $half"
-    declare -A seen=()
-    probe() {
-        local c=$1
-        [[ -n ${seen[$c]:-} ]] && return
-        run_one mxring "${WORKLOADS[0]}" 0 "$c" 5 halfpeak
-        seen[$c]=$(tail -1 "$RAW/runs.jsonl" | jq '.load.messages_per_s')
+    median_peak() {
+        jq -s --arg m "$1" '[.[] | select(.mta==$m and .workload=="accept-1k" and .kind=="main") | .load.messages_per_s] | sort | .[length/2|floor]' "$RAW/runs.jsonl"
     }
-    lo=0 hi=0
-    for c in 1 2 4 8 16 32; do
-        probe "$c"
-        if awk -v a="${seen[$c]}" -v h="$half" 'BEGIN{exit !(a >= h)}'; then hi=$c; break; fi
-        lo=$c
+    mx_peak=$(median_peak mxring)
+    pf_peak=$(median_peak postfix)
+    mx_half=$(calc "$mx_peak / 2")
+    pf_half=$(calc "$pf_peak / 2")
+    log "half peak: mxring $mx_half msg/s, Postfix $pf_half msg/s (offered, $CONNECTIONS connections)"
+    "$PY" "$PERF_DIR/fsync_probe.py" "$WORK" 500 >"$RAW/fsync-before.json"
+    for ((r = 1; r <= ${HALF_PEAK_ROUNDS:-3}; r++)); do
+        wait_quiet
+        run_one mxring "${WORKLOADS[0]}" "$r" "$CONNECTIONS" "$DURATION" halfpeak "$mx_half"
+        run_one postfix "${WORKLOADS[0]}" "$r" "$CONNECTIONS" "$DURATION" halfpeak "$pf_half"
     done
-    # bisect between the last count below half and the first above it
-    while ((hi > 0 && lo > 0 && hi - lo > 1)); do
-        mid=$(((lo + hi) / 2))
-        probe "$mid"
-        if awk -v a="${seen[$mid]}" -v h="$half" 'BEGIN{exit !(a >= h)}'; then hi=$mid; else lo=$mid; fi
-    done
-    # Postfix at the chosen count(s), for comparison at the same concurrency
-    best=$(for c in "${!seen[@]}"; do echo "$c ${seen[$c]}"; done |
-        awk -v h="$half" '{d=$2-h; if (d<0) d=-d; print d, $1}' | sort -n | head -1 | cut -d' ' -f2)
-    run_one postfix "${WORKLOADS[0]}" 0 "$best" 5 halfpeak
-    jq -n --argjson peak "$peak" --argjson best "$best" '{peak:$peak, connections:$best}' >"$RAW/halfpeak.json"
+    run_one postfix "${WORKLOADS[0]}" 0 "$CONNECTIONS" "$DURATION" halfpeak-same "$mx_half"
+    "$PY" "$PERF_DIR/fsync_probe.py" "$WORK" 500 >"$RAW/fsync-after.json"
+    jq -n --argjson mx "$mx_peak" --argjson pf "$pf_peak" --argjson conns "$CONNECTIONS" \
+        --slurpfile before "$RAW/fsync-before.json" --slurpfile after "$RAW/fsync-after.json" \
+        '{mxring_peak:$mx, postfix_peak:$pf, connections:$conns, fsync_before:$before[0], fsync_after:$after[0]}' \
+        >"$RAW/halfpeak.json"
 fi
 
 END_TS=$(date +%s)

@@ -207,3 +207,35 @@ fn size_limit_is_enforced_at_mail_and_in_data() {
     // The session goes on.
     assert_eq!(c.cmd("NOOP").0, 250);
 }
+
+#[test]
+fn metrics_report_what_durability_cost() {
+    let s = TestServer::start(&listeners());
+    let mut c = Client::connect(s.addr("plain"));
+    c.cmd("EHLO client.test");
+    for n in 0..3 {
+        let (code, text) = c.send_mail(
+            "alice@sender.test",
+            &["bob@dest.test"],
+            &format!("Subject: {n}\n\nhi\n"),
+        );
+        assert_eq!(code, 250, "{text}");
+    }
+    let (status, body) = s.admin().request("GET", "/metrics").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let m: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(m["queued"], 3, "{m}");
+    let store: mxring::queue::stats::StoreStatsSummary =
+        serde_json::from_value(m["store"].clone()).unwrap_or_else(|e| panic!("{e}: {m}"));
+    // Every 250 followed a write, a commit wait and a reply; the delivery attempts to
+    // the closed port may add commits of their own, never fewer.
+    assert!(store.write.count >= 3, "{store:?}");
+    assert!(store.commit_wait.count >= 3, "{store:?}");
+    assert!(store.commit.count >= 1, "{store:?}");
+    assert_eq!(store.data_to_reply.count, 3, "{store:?}");
+    assert!(
+        store.commit.max_us > 0,
+        "an fdatasync takes time: {store:?}"
+    );
+    assert!(store.commit_wait.p99_us_below >= store.commit_wait.p50_us_below);
+}

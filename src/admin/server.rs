@@ -134,9 +134,11 @@ fn route(shards: &[ShardHandle], method: &Method, url: &str) -> (u16, String) {
             let sizes: Vec<usize> = shards.iter().map(|h| h.queue.len()).collect();
             (
                 200,
-                json(
-                    &serde_json::json!({ "queue_per_shard": sizes, "queued": sizes.iter().sum::<usize>() }),
-                ),
+                json(&serde_json::json!({
+                    "queue_per_shard": sizes,
+                    "queued": sizes.iter().sum::<usize>(),
+                    "store": shards.first().map(|h| h.queue.stats()),
+                })),
             )
         }
         (Method::Get, ["queue", id]) => {

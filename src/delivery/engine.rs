@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use super::attempt::{attempt, Delivery};
 use super::dns::Dns;
 use super::notify::queue_dsn;
-use super::outcome::apply;
+use super::outcome::{apply, ResultKind};
 use super::pool::Pool;
 use super::scheduler::ms;
 use crate::admin::{AdminAction, AdminRequest};
@@ -135,8 +135,14 @@ async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, id: u64) {
     if let Err(e) = write {
         tracing::error!(id = %format_id(id), error = %e, "cannot update queue record");
     }
-    if let Err(e) = ctx.queue.commit().await {
-        tracing::error!(id = %format_id(id), error = %e, "commit after delivery failed");
+    // A recipient that reached its end, or a DSN, must survive a crash (or it is
+    // delivered or reported twice). A pure deferral need not wait for the disk: it
+    // rides on the next group commit, and if lost the message is only tried sooner.
+    let settled = results.iter().any(|(_, r)| r.kind != ResultKind::Temporary);
+    if f.done || settled || !new.is_empty() {
+        if let Err(e) = ctx.queue.commit().await {
+            tracing::error!(id = %format_id(id), error = %e, "commit after delivery failed");
+        }
     }
     for (nid, nrec) in new {
         ctx.scheduler.enqueued(nid, &nrec);

@@ -5,12 +5,18 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::stats::StoreStats;
 use super::StoreError;
 
-pub type CommitWaiter = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
+pub struct CommitWaiter {
+    pub reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+    pub asked: Instant,
+}
 
 pub struct Committer {
     tx: Option<Sender<CommitWaiter>>,
@@ -18,12 +24,12 @@ pub struct Committer {
 }
 
 impl Committer {
-    pub fn start(db: sled::Db, dir: PathBuf) -> std::io::Result<Committer> {
+    pub fn start(db: sled::Db, dir: PathBuf, stats: Arc<StoreStats>) -> std::io::Result<Committer> {
         let (tx, rx) = crossbeam_channel::bounded::<CommitWaiter>(65_536);
         let syncer = FileSyncer::new(&dir)?;
         let thread = std::thread::Builder::new()
             .name("mxring-commit".into())
-            .spawn(move || run(db, syncer, rx))?;
+            .spawn(move || run(db, syncer, rx, stats))?;
         Ok(Committer {
             tx: Some(tx),
             thread: Some(thread),
@@ -46,20 +52,32 @@ impl Drop for Committer {
     }
 }
 
-fn run(db: sled::Db, mut syncer: FileSyncer, rx: Receiver<CommitWaiter>) {
+fn run(db: sled::Db, mut syncer: FileSyncer, rx: Receiver<CommitWaiter>, stats: Arc<StoreStats>) {
     let mut batch = Vec::with_capacity(256);
     while let Ok(first) = rx.recv() {
         batch.push(first);
         batch.extend(rx.try_iter());
-        let result = db
-            .flush()
-            .map_err(StoreError::from)
-            .and_then(|_| syncer.sync().map_err(StoreError::from));
+        let started = Instant::now();
+        let result = db.flush().map_err(StoreError::from).and_then(|_| {
+            let flushed = Instant::now();
+            stats.commit_flush.record(flushed - started);
+            let synced = syncer.sync().map_err(StoreError::from);
+            stats.commit_sync.record(flushed.elapsed());
+            synced
+        });
+        let released = Instant::now();
+        stats.commit.record(released - started);
+        stats
+            .batched
+            .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = &result {
             tracing::error!(error = %e, batch = batch.len(), "group commit failed; messages not acknowledged");
         }
         for waiter in batch.drain(..) {
-            let _ = waiter.send(result.clone());
+            stats
+                .commit_wait
+                .record(released.saturating_duration_since(waiter.asked));
+            let _ = waiter.reply.send(result.clone());
         }
     }
 }

@@ -4,6 +4,7 @@
 mod commit;
 pub mod record;
 pub mod space;
+pub mod stats;
 mod store;
 
 pub use record::{QueuedMessage, RcptState, RcptStatus};

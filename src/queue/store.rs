@@ -2,16 +2,20 @@
 //! and bodies, keyed by queue id. This module is the only one that knows sled.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
 use super::commit::{CommitWaiter, Committer};
 use super::record::QueuedMessage;
+use super::stats::{StoreStats, StoreStatsSummary};
 use super::StoreError;
 
 pub struct Spool {
     db: sled::Db,
     committer: Committer,
+    stats: Arc<StoreStats>,
 }
 
 impl Spool {
@@ -37,9 +41,14 @@ impl Spool {
                 }
                 other => StoreError::from(other),
             })?;
-        let committer =
-            Committer::start(db.clone(), dir.to_path_buf()).map_err(StoreError::from)?;
-        Ok(Spool { db, committer })
+        let stats = Arc::new(StoreStats::default());
+        let committer = Committer::start(db.clone(), dir.to_path_buf(), stats.clone())
+            .map_err(StoreError::from)?;
+        Ok(Spool {
+            db,
+            committer,
+            stats,
+        })
     }
 
     pub fn shard(&self, shard: usize) -> Result<ShardQueue, StoreError> {
@@ -47,6 +56,7 @@ impl Spool {
             records: self.db.open_tree(format!("shard{shard}/records"))?,
             bodies: self.db.open_tree(format!("shard{shard}/bodies"))?,
             commit: self.committer.sender(),
+            stats: self.stats.clone(),
         })
     }
 
@@ -81,6 +91,7 @@ pub struct ShardQueue {
     records: sled::Tree,
     bodies: sled::Tree,
     commit: Sender<CommitWaiter>,
+    stats: Arc<StoreStats>,
 }
 
 impl ShardQueue {
@@ -91,6 +102,7 @@ impl ShardQueue {
         record: &QueuedMessage,
         body: &[u8],
     ) -> Result<(), StoreError> {
+        let started = Instant::now();
         // Bodies go in chunks small enough to stay inside sled's log: a value too
         // big for a log segment becomes a separate blob file, written with an extra
         // file and directory sync each, on the shard's thread.
@@ -101,13 +113,29 @@ impl ShardQueue {
             self.bodies.insert(chunk_key(id, i as u32 + 1), chunk)?;
         }
         self.records.insert(id.to_be_bytes(), encode(record)?)?;
+        self.stats.write.record(started.elapsed());
         Ok(())
+    }
+
+    /// The spool's write and commit timings (the whole spool, not only this slice:
+    /// commits are shared).
+    pub fn stats(&self) -> StoreStatsSummary {
+        self.stats.summary()
+    }
+
+    /// Where the inbound driver reports the DATA→250 time it observed.
+    pub fn record_data_to_reply(&self, d: std::time::Duration) {
+        self.stats.data_to_reply.record(d);
     }
 
     /// Wait for a group commit covering every write made before this call.
     pub async fn commit(&self) -> Result<(), StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.commit.send(tx).map_err(|_| StoreError::Closed)?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let waiter = CommitWaiter {
+            reply,
+            asked: Instant::now(),
+        };
+        self.commit.send(waiter).map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 

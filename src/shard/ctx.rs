@@ -58,6 +58,7 @@ pub struct ShardCtx {
     pub queue: ShardQueue,
     pub ids: IdSource,
     pub connections: Cell<usize>,
+    pub space: crate::queue::space::SpaceGauge,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub scheduler: Rc<Scheduler>,
     pub ip_limits: RefCell<super::iplimit::IpLimits>,
@@ -87,6 +88,7 @@ impl ShardCtx {
             queue,
             ids,
             connections: Cell::new(0),
+            space: Default::default(),
             shutdown,
             scheduler,
         }

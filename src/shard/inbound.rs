@@ -56,6 +56,8 @@ pub async fn serve(
     let mut pending: Vec<u8> = Vec::new();
     let mut shutdown = ctx.shutdown.clone();
     let mut command_deadline: Option<tokio::time::Instant> = None;
+    // When the last stored message's final dot was seen, until its reply is written.
+    let mut message_seen: Option<std::time::Instant> = None;
     loop {
         loop {
             let fed = session.feed(&pending, SystemTime::now(), &mut out);
@@ -95,6 +97,7 @@ pub async fn serve(
                     let Some((id, envelope, body)) = session.take_message() else {
                         continue;
                     };
+                    message_seen = Some(std::time::Instant::now());
                     let result = store(&ctx, id, envelope, &body).await;
                     session
                         .message_stored(result.map(|_| id).map_err(|e| e.to_failure()), &mut out);
@@ -115,6 +118,9 @@ pub async fn serve(
             out.clear();
             if res.is_err() {
                 return;
+            }
+            if let Some(seen) = message_seen.take() {
+                ctx.queue.record_data_to_reply(seen.elapsed());
             }
         }
         if session.is_closed() {
@@ -211,17 +217,17 @@ async fn store(
     body: &[u8],
 ) -> Result<(), crate::queue::StoreError> {
     let record = QueuedMessage::new(envelope, body.len() as u64);
-    let reserve = ctx.config.queue.min_free_space.0 + body.len() as u64;
-    match crate::queue::space::available_bytes(&ctx.config.server.spool) {
-        Ok(free) if free < reserve => {
-            tracing::warn!(
-                free,
-                reserve,
-                "spool file system nearly full; message refused with 452 4.3.1"
-            );
-            return Err(crate::queue::StoreError::NoSpace);
-        }
-        _ => {}
+    let reserve = ctx.config.queue.min_free_space.0;
+    if let Ok(false) = ctx
+        .space
+        .has_room(&ctx.config.server.spool, reserve, body.len() as u64)
+    {
+        tracing::warn!(
+            reserve,
+            size = body.len(),
+            "spool file system nearly full; message refused with 452 4.3.1"
+        );
+        return Err(crate::queue::StoreError::NoSpace);
     }
     ctx.queue.write_new(id, &record, body)?;
     if let Err(e) = ctx.queue.commit().await {

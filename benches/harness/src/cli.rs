@@ -57,6 +57,11 @@ pub struct LoadArgs {
     /// Concurrent connections (one thread each).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub connections: u32,
+    /// Send at this many messages/s in total, spread evenly over the connections
+    /// (default: as fast as the server answers). For latency at a given load, e.g. at
+    /// half of the peak rate, with the connection count the peak was measured with.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
     /// Total messages to send (stops at whichever of --messages/--duration comes first).
     #[arg(long)]
     pub messages: Option<u64>,
@@ -183,6 +188,15 @@ pub fn parse_size_dist(s: &str) -> Result<SizeDist, String> {
         return Err("size distribution needs at least one entry with a non-zero weight".into());
     }
     Ok(SizeDist(out))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a positive number of messages per second"
+        )),
+    }
 }
 
 #[cfg(test)]

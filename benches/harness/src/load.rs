@@ -44,6 +44,11 @@ struct Shared {
     /// End of --duration; set once every worker thread exists (see `run`).
     soft_end: OnceLock<Instant>,
     duration: Option<Duration>,
+    connections: u32,
+    /// Start of the run; with --rate, every worker's send schedule counts from here.
+    started: OnceLock<Instant>,
+    /// With --rate: the time between two messages on one connection.
+    pace: Option<Duration>,
     new_connection_per_message: bool,
     run_id: u32,
 }
@@ -111,6 +116,11 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
         stop: AtomicBool::new(false),
         soft_end: OnceLock::new(),
         duration: args.duration.map(Duration::from_secs),
+        connections: args.connections,
+        started: OnceLock::new(),
+        pace: args
+            .rate
+            .map(|r| Duration::from_secs_f64(f64::from(args.connections) / r)),
         new_connection_per_message: args.new_connection_per_message,
         run_id: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -143,6 +153,7 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
     }
     drop(tx);
     let start = Instant::now();
+    let _ = shared.started.set(start);
     if let Some(d) = shared.duration {
         let _ = shared.soft_end.set(start + d);
     }
@@ -200,7 +211,18 @@ fn worker(id: u32, shared: &Shared) -> WorkerStats {
     let mut buf = Vec::new();
     let mut seq = 0u64;
     let counters = &shared.counters;
-    while shared.claim() {
+    let mut pacer = shared
+        .pace
+        .map(|interval| Pacer::new(shared, id, shared.connections, interval));
+    loop {
+        if let Some(p) = pacer.as_mut() {
+            if !p.wait_for_slot(shared) {
+                break;
+            }
+        }
+        if !shared.claim() {
+            break;
+        }
         seq += 1;
         if session.is_none() {
             match Session::open(&shared.opts) {
@@ -261,6 +283,51 @@ fn worker(id: u32, shared: &Shared) -> WorkerStats {
         s.quit();
     }
     stats
+}
+
+/// A fixed send schedule for one connection (open loop): the server's latency does not
+/// slow the offered load down, unless a reply takes longer than the interval.
+struct Pacer {
+    next: Instant,
+    interval: Duration,
+}
+
+impl Pacer {
+    fn new(shared: &Shared, id: u32, connections: u32, interval: Duration) -> Pacer {
+        let start = *shared.started.get().unwrap_or(&Instant::now());
+        // Connections start staggered over one interval, so the offered load is even
+        // rather than arriving in bursts of one message per connection.
+        let offset = interval.mul_f64(f64::from(id) / f64::from(connections.max(1)));
+        Pacer {
+            next: start + offset,
+            interval,
+        }
+    }
+
+    /// Sleeps until this connection's next slot; false when the run ends first.
+    fn wait_for_slot(&mut self, shared: &Shared) -> bool {
+        loop {
+            if shared.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            if shared.soft_end.get().is_some_and(|end| self.next >= *end) {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= self.next {
+                break;
+            }
+            // In short steps, so Ctrl-C is seen even at very low rates.
+            thread::sleep((self.next - now).min(Duration::from_millis(100)));
+        }
+        let now = Instant::now();
+        self.next += self.interval;
+        // A server that fell behind by more than a slot gets no burst to catch up.
+        if self.next + self.interval < now {
+            self.next = now;
+        }
+        true
+    }
 }
 
 fn progress_bar(args: &LoadArgs) -> ProgressBar {

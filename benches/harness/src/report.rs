@@ -42,6 +42,8 @@ pub struct LoadReport {
     pub tls: String,
     pub pipelining: bool,
     pub new_connection_per_message: bool,
+    /// The --rate asked for (messages/s), or null when sending as fast as possible.
+    pub offered_rate: Option<f64>,
     pub messages_ok: u64,
     pub messages_failed: u64,
     pub elapsed_s: f64,
@@ -81,6 +83,7 @@ impl LoadReport {
             .to_string(),
             pipelining: !args.no_pipelining,
             new_connection_per_message: args.new_connection_per_message,
+            offered_rate: args.rate,
             messages_ok: ok,
             messages_failed: failed,
             elapsed_s: secs,
@@ -134,7 +137,18 @@ impl LoadReport {
         let _ = writeln!(s, "messages ok       {}", self.messages_ok);
         let _ = writeln!(s, "messages failed   {}", self.messages_failed);
         let _ = writeln!(s, "elapsed           {:.2} s", self.elapsed_s);
-        let _ = writeln!(s, "throughput        {:.1} msg/s", self.messages_per_s);
+        match self.offered_rate {
+            Some(r) => {
+                let _ = writeln!(
+                    s,
+                    "throughput        {:.1} msg/s (offered {r:.1} msg/s)",
+                    self.messages_per_s
+                );
+            }
+            None => {
+                let _ = writeln!(s, "throughput        {:.1} msg/s", self.messages_per_s);
+            }
+        }
         let _ = writeln!(s, "body throughput   {:.2} MB/s", self.mb_per_s);
         let _ = writeln!(s, "DATA-end latency  {} ms", pct(&self.data_latency_ms));
         let _ = writeln!(

@@ -272,3 +272,44 @@ fn sink_handles_bdat_and_dot_stuffing() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn rate_paces_the_offered_load() {
+    // 40 messages at 40/s over 4 connections: each connection sends every 100 ms, the
+    // connections staggered by 25 ms, so the last message cannot go before ~0.98 s.
+    // Unpaced, 40 messages to a loopback sink take milliseconds.
+    let sink = start_sink(&["--messages", "40"]);
+    let (code, r) = load(
+        &sink.addr,
+        &[
+            "--messages",
+            "40",
+            "--connections",
+            "4",
+            "--rate",
+            "40",
+            "--duration",
+            "30",
+        ],
+    );
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["messages_ok"], 40);
+    assert_eq!(r["offered_rate"], 40.0);
+    let elapsed = r["elapsed_s"].as_f64().unwrap();
+    assert!(elapsed >= 0.95, "40 messages at 40/s took only {elapsed} s");
+    assert_eq!(sink_report(sink)["messages"], 40);
+}
+
+#[test]
+fn rate_must_be_positive() {
+    for bad in ["0", "-5", "fast", "NaN"] {
+        let out = Command::new(BIN)
+            .args(["load", "--target", "127.0.0.1:9", "--messages", "1"])
+            .arg(format!("--rate={bad}"))
+            .output()
+            .expect("run load");
+        assert_eq!(out.status.code(), Some(2), "--rate {bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("messages per second"), "--rate {bad}: {err}");
+    }
+}
