@@ -270,3 +270,71 @@ fn restart_keeps_pending_messages_and_their_schedule() {
     let a = dest.next(30);
     assert!(strip_received(&a.data).ends_with(b"body\r\n"));
 }
+
+#[test]
+fn an_unreachable_next_hop_is_not_tried_for_every_message() {
+    let dead = common::closed_port();
+    let cfg = format!(
+        "{LISTENER}[[route]]\ndomains = [\"*\"]\nnext_hop = \"[127.0.0.1]:{}\"\n\
+         [outbound]\nunreachable_hold = \"1h\"\n[queue]\nretry = [\"1h\"]\n",
+        dead.port()
+    );
+    let s = TestServer::start(&cfg);
+    // One connection, so one shard (the hold is per shard).
+    let mut c = Client::connect(s.addr("mx"));
+    c.cmd("EHLO client.test");
+    let mut submit = |n: u32| {
+        let (code, text) = c.send_mail(
+            "alice@sender.test",
+            &["bob@dest.test"],
+            &format!("Subject: {n}\r\n\r\nbody {n}\r\n"),
+        );
+        assert_eq!(code, 250, "{text}");
+        queued_id(&text)
+    };
+    let reply_of = |s: &TestServer, id: &str| -> Option<String> {
+        let q = s.queue();
+        let m = q.iter().find(|m| m.id == id)?;
+        if m.attempts == 0 {
+            return None;
+        }
+        m.recipients[0].last_reply.clone()
+    };
+    let wait_reply = |s: &TestServer, id: &str| -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(r) = reply_of(s, id) {
+                return r;
+            }
+            assert!(std::time::Instant::now() < deadline, "{id} never attempted");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let first = submit(1);
+    let r1 = wait_reply(&s, &first);
+    assert!(r1.contains("Connection refused"), "{r1}");
+    assert!(!r1.contains("not tried again"), "{r1}");
+    let later: Vec<String> = (2..=3).map(&mut submit).collect();
+    for id in &later {
+        let r = wait_reply(&s, id);
+        assert!(r.contains("Connection refused"), "{r}");
+        assert!(r.contains("(not tried again within 1h)"), "{r}");
+        assert!(r.starts_with("4.4.1"), "{r}");
+    }
+    // The hop comes up; an operator's retry really tries, despite the hold.
+    let sink = Sink::start_at(&format!("127.0.0.1:{}", dead.port()), Script::default());
+    for id in std::iter::once(&first).chain(&later) {
+        let (status, body) = s
+            .admin()
+            .request("POST", &format!("/queue/{id}/retry"))
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut bodies: Vec<String> = (0..3)
+        .map(|_| String::from_utf8_lossy(strip_received(&sink.next(20).data)).into_owned())
+        .collect();
+    bodies.sort();
+    assert!(bodies[0].ends_with("body 1\r\n"), "{bodies:?}");
+    assert!(bodies[2].ends_with("body 3\r\n"), "{bodies:?}");
+    s.wait_queue_empty(20);
+}

@@ -318,6 +318,10 @@ pub struct OutboundConfig {
     pub idle_timeout: Dur,
     /// Port used for MX hosts. Default 25.
     pub port: u16,
+    /// After a TCP connect to an address fails, deliveries skip that address (and
+    /// defer with its error) for this long instead of connecting again. Default 10s;
+    /// 0s tries every time. `mxring queue retry` ignores it.
+    pub unreachable_hold: Dur,
 }
 
 impl Default for OutboundConfig {
@@ -329,6 +333,7 @@ impl Default for OutboundConfig {
             connect_timeout: Dur(std::time::Duration::from_secs(30)),
             idle_timeout: Dur(std::time::Duration::from_secs(5)),
             port: 25,
+            unreachable_hold: Dur(std::time::Duration::from_secs(10)),
         }
     }
 }

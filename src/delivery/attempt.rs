@@ -24,6 +24,7 @@ const MAX_ADDRS_PER_HOST: usize = 2;
 pub struct Delivery {
     pub dns: Dns,
     pub pool: Pool,
+    pub unreachable: std::rc::Rc<super::Unreachable>,
 }
 
 /// The hosts for a domain: from `[[route]]`, else by MX lookup.
@@ -187,7 +188,24 @@ async fn deliver_domain(
                     ca_file: decision.ca_file.clone(),
                 };
                 let started = Instant::now();
-                match deliver_group(d, config, addr, &host, &plan, rec, body, &group).await {
+                let hold = config.outbound.unreachable_hold.0;
+                let delivered = match d.unreachable.check(addr, hold) {
+                    // Not a new connect failure: the hold runs from the real one.
+                    Some(error) => Err(AttemptError::temp(
+                        "4.4.1",
+                        format!(
+                            "{error} (not tried again within {})",
+                            crate::config::Dur(hold)
+                        ),
+                    )),
+                    None => deliver_group(d, config, addr, &host, &plan, rec, body, &group).await,
+                };
+                match &delivered {
+                    Err(e) if e.connect_failed => d.unreachable.mark(addr, e.text.clone()),
+                    Ok(_) => d.unreachable.forget(addr),
+                    Err(_) => {}
+                }
+                match delivered {
                     Ok((conn_remote, tls, peer_dsn, outcome)) => {
                         for (k, &i) in group.iter().enumerate() {
                             let mut r = classify(&outcome, k);

@@ -54,6 +54,7 @@ pub async fn run(ctx: Rc<ShardCtx>) {
     let d = Rc::new(Delivery {
         dns,
         pool: Pool::new(config.outbound.max_connections_per_host),
+        unreachable: ctx.unreachable.clone(),
     });
     let limit = Arc::new(Semaphore::new(
         config.outbound.max_deliveries_per_shard.max(1),
@@ -163,6 +164,8 @@ pub fn admin_request(ctx: &Rc<ShardCtx>, req: AdminRequest) {
     }
     match req.action {
         AdminAction::Retry => {
+            // "Now" means really try: no address is skipped for an earlier failure.
+            ctx.unreachable.forget_all();
             ctx.scheduler.schedule(id, ms(SystemTime::now()));
             let _ = req
                 .reply

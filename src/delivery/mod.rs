@@ -10,8 +10,10 @@ pub mod outbound;
 pub mod outcome;
 mod pool;
 mod scheduler;
+mod unreachable;
 
 pub use dns::{Dns, DnsFailure, MxHost};
 pub use engine::{admin_request, recover, run};
 pub use nexthop::{parse_nameserver, NextHop};
 pub use scheduler::Scheduler;
+pub use unreachable::Unreachable;

@@ -60,16 +60,25 @@ pub struct AttemptError {
     pub tls_policy: bool,
     /// An opportunistic handshake failed: the host may be retried in plaintext.
     pub handshake_failed: bool,
+    /// No TCP connection could be made (refused, timed out, unreachable).
+    pub connect_failed: bool,
 }
 
 impl AttemptError {
-    fn temp(status: &str, text: String) -> Self {
+    pub fn temp(status: &str, text: String) -> Self {
         AttemptError {
             temporary: true,
             status: status.into(),
             text,
             tls_policy: false,
             handshake_failed: false,
+            connect_failed: false,
+        }
+    }
+    pub fn unreachable(text: String) -> Self {
+        AttemptError {
+            connect_failed: true,
+            ..AttemptError::temp("4.4.1", text)
         }
     }
     fn tls(status: &str, text: String) -> Self {
@@ -79,6 +88,7 @@ impl AttemptError {
             text,
             tls_policy: true,
             handshake_failed: false,
+            connect_failed: false,
         }
     }
 }
@@ -155,6 +165,7 @@ impl OutboundConn {
                 text: f.reason.clone(),
                 tls_policy: false,
                 handshake_failed: false,
+                connect_failed: false,
             }
         })?;
         let lost = |e: std::io::Error, r: String| {
@@ -262,16 +273,14 @@ pub async fn open(
         {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                return Err(AttemptError::temp(
-                    "4.4.1",
-                    format!("connect to {remote}: {e}"),
-                ))
+                return Err(AttemptError::unreachable(format!(
+                    "connect to {remote}: {e}"
+                )))
             }
             Err(_) => {
-                return Err(AttemptError::temp(
-                    "4.4.1",
-                    format!("connect to {remote}: Connection timed out"),
-                ))
+                return Err(AttemptError::unreachable(format!(
+                    "connect to {remote}: Connection timed out"
+                )))
             }
         };
     let _ = stream.set_nodelay(true);

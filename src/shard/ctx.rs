@@ -62,6 +62,7 @@ pub struct ShardCtx {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub scheduler: Rc<Scheduler>,
     pub ip_limits: RefCell<super::iplimit::IpLimits>,
+    pub unreachable: Rc<crate::delivery::Unreachable>,
 }
 
 impl ShardCtx {
@@ -91,6 +92,7 @@ impl ShardCtx {
             space: Default::default(),
             shutdown,
             scheduler,
+            unreachable: Default::default(),
         }
     }
 
