@@ -21,6 +21,14 @@ def load_runs(raw):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def load_jsonl(raw, name):
+    p = os.path.join(raw, name)
+    if not os.path.exists(p):
+        return []
+    with open(p) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def jload(raw, name):
     p = os.path.join(raw, name)
     if not os.path.exists(p):
@@ -336,6 +344,23 @@ def main():
                  "before their 250. smtp-source sends one message per transaction without waiting "
                  "between sessions; mxring-bench pipelines MAIL/RCPT/DATA.")
         L.append("")
+        pairs = load_jsonl(raw, "ceiling-pairs.jsonl")
+        if pairs:
+            L.append("With the same generator on both sides (`smtp-source -s 50 -l 1024 -d`, the same "
+                     "message count, smtp-sink and mxring accept-only alternating):")
+            L.append("")
+            L.append("| pair | smtp-source → smtp-sink msg/s | smtp-source → mxring msg/s | mxring as % | "
+                     "queued in mxring |")
+            L.append("|---|---:|---:|---:|---:|")
+            shares = []
+            for i, p in enumerate(pairs, 1):
+                share = p["mxring_per_s"] / p["sink_per_s"] * 100
+                shares.append(share)
+                L.append(f"| {i} | {fmt_rate(p['sink_per_s'])} | {fmt_rate(p['mxring_per_s'])} | "
+                         f"{share:.0f}% | {p['mxring_queued']:,} of {p['messages']:,} |")
+            L.append("")
+            L.append(f"Median share: **{sorted(shares)[len(shares) // 2]:.0f}%** of the ceiling.")
+            L.append("")
 
     # half peak
     hp = jload(raw, "halfpeak.json")
