@@ -8,6 +8,8 @@ import os
 import statistics
 import sys
 
+from report import fsync_probe_lines
+
 
 def load(raw):
     with open(os.path.join(raw, "runs.jsonl")) as f:
@@ -87,13 +89,7 @@ def main():
             cells.append("—" if v is None else f"{v[0]:.0f} / {v[1]:.0f}")
         L.append(f"| {r['tag']} | " + " | ".join(cells) + " |")
     L.append("")
-    for when in ("before", "after"):
-        f = meta.get(f"fsync_{when}")
-        if f:
-            a, o = f["append_fdatasync_ms"], f["overwrite_fdatasync_ms"]
-            L.append(f"- Spool device {when} the runs, idle (`perf/fsync_probe.py`): fdatasync after a "
-                     f"4 KiB append p50 {a['p50']:.2f} / p99 {a['p99']:.2f} / max {a['max']:.2f} ms; "
-                     f"after an overwrite p50 {o['p50']:.2f} / p99 {o['p99']:.2f} ms.")
+    L += fsync_probe_lines(meta)
     L.append("")
     L.append(f"Raw data: `{os.path.relpath(raw, os.path.dirname(out))}/`.")
     with open(out, "w") as f:

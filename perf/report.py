@@ -417,14 +417,21 @@ def half_peak_section(hp, hp_runs):
                      f"{ms(s['commit'], 'p99_us_below')} | {ms(s['commit_flush'], 'p99_us_below')} | "
                      f"{ms(s['commit_sync'], 'p99_us_below')} | {s['mean_batch']:.1f} |")
         L.append("")
+    L += fsync_probe_lines(hp)
+    L.append("")
+    return L
+
+
+def fsync_probe_lines(meta):
+    """The spool device's idle fdatasync latency before and after the runs, if probed."""
+    L = []
     for when in ("before", "after"):
-        f = hp.get(f"fsync_{when}")
+        f = meta.get(f"fsync_{when}")
         if f:
             a, o = f["append_fdatasync_ms"], f["overwrite_fdatasync_ms"]
-            L.append(f"- The spool device {when} these runs, idle (`perf/fsync_probe.py`): fdatasync of a "
+            L.append(f"- Spool device {when} the runs, idle (`perf/fsync_probe.py`): fdatasync after a "
                      f"4 KiB append p50 {a['p50']:.2f} / p99 {a['p99']:.2f} / max {a['max']:.2f} ms; "
-                     f"of an overwrite p50 {o['p50']:.2f} / p99 {o['p99']:.2f} ms.")
-    L.append("")
+                     f"after an overwrite p50 {o['p50']:.2f} / p99 {o['p99']:.2f} ms.")
     return L
 
 
