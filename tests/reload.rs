@@ -16,10 +16,11 @@ fn config(
     port: u16,
     admin: std::net::SocketAddr,
     spool: &std::path::Path,
+    server_extra: &str,
 ) -> String {
     let dead = closed_port();
     format!(
-        "[server]\nhostname = \"mx.test\"\nshards = 2\nspool = \"{}\"\n\
+        "[server]\nhostname = \"mx.test\"\nshards = 2\nspool = \"{}\"\n{server_extra}\
          [[listener]]\naddress = \"127.0.0.1:{port}\"\ntls = \"starttls\"\n[admin]\naddress = \"{admin}\"\n\
          [relay]\nnetworks = []\ndomains = [{domains}]\n[[route]]\ndomains = [\"*\"]\nnext_hop = \"[{}]:{}\"\n",
         spool.display(),
@@ -46,7 +47,7 @@ fn sighup_reloads_policy_and_keeps_connections_and_refuses_bad_configs() {
     let admin = closed_port();
     let file = dir.path().join("mxring.toml");
     let spool = dir.path().join("spool");
-    std::fs::write(&file, config("\"a.test\"", port, admin, &spool)).unwrap();
+    std::fs::write(&file, config("\"a.test\"", port, admin, &spool, "")).unwrap();
     let mut child = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_mxring"))
             .args(["serve", "--config"])
@@ -78,13 +79,25 @@ fn sighup_reloads_policy_and_keeps_connections_and_refuses_bad_configs() {
 
     let mut kept = Client::connect(addr);
     kept.cmd("EHLO kept");
-    std::fs::write(&file, config("\"b.test\"", port, admin, &spool)).unwrap();
+    std::fs::write(
+        &file,
+        config(
+            "\"b.test\"",
+            port,
+            admin,
+            &spool,
+            "command_timeout = \"1s\"\n",
+        ),
+    )
+    .unwrap();
     let pid = child.0.id().to_string();
     assert!(Command::new("kill")
         .args(["-HUP", &pid])
         .status()
         .unwrap()
         .success());
+    // Each of the 2 shards logs when it has applied the new settings.
+    wait_for("configuration reloaded");
     wait_for("configuration reloaded");
     // Every shard applies it; new connections may land on any of them.
     for _ in 0..8 {
@@ -96,6 +109,19 @@ fn sighup_reloads_policy_and_keeps_connections_and_refuses_bad_configs() {
         250,
         "the open connection survived the reload"
     );
+    // New sessions take the reloaded timeouts (the default is 5 minutes).
+    let started = std::time::Instant::now();
+    let mut idle = Client::connect(addr);
+    let (code, text) = idle.reply();
+    assert_eq!(code, 421, "{text}");
+    assert!(text.contains("timeout"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // The session that began before the reload keeps the timeout it began with.
+    assert_eq!(kept.cmd("NOOP").0, 250);
 
     std::fs::write(&file, "[server]\nshardz = 1\n").unwrap();
     assert!(Command::new("kill")
@@ -106,6 +132,29 @@ fn sighup_reloads_policy_and_keeps_connections_and_refuses_bad_configs() {
     let refused = wait_for("reload refused");
     assert!(refused.contains("shardz"), "{refused}");
     assert_eq!(rcpt(addr, "x@b.test"), 250, "the old config stays in force");
+
+    // A key that needs a restart is named, not silently ignored.
+    std::fs::write(
+        &file,
+        config(
+            "\"b.test\"",
+            port,
+            admin,
+            &spool,
+            "max_connections_per_ip = 7\n",
+        ),
+    )
+    .unwrap();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let warned = wait_for("only after a restart");
+    assert!(warned.contains("server.max_connections_per_ip"), "{warned}");
+    // Each of the 2 shards logs when it has applied the new settings.
+    wait_for("configuration reloaded");
+    wait_for("configuration reloaded");
 
     assert!(Command::new("kill")
         .args(["-TERM", &pid])

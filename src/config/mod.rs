@@ -2,9 +2,11 @@
 //! a documented default, and unknown keys are refused (with the key and its line).
 
 mod load;
+mod restart;
 mod units;
 
 pub use load::{load_file, load_str, ConfigError, EMBEDDED_DEFAULT};
+pub use restart::restart_only_changes;
 pub use units::{canonical_ip, ByteSize, Cidr, Dur};
 
 use std::net::SocketAddr;

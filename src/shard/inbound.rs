@@ -48,6 +48,9 @@ pub async fn serve(
             return;
         }
     }
+    // Timeouts as they were when the session began: a SIGHUP applies to new sessions.
+    let config = ctx.settings().config.clone();
+    let server = &config.server;
     let mut session = ServerSession::new(session_cfg, peer.ip(), ctx.ids.clone());
     if let Some((version, facts)) = transport.tls().and_then(|c| crate::tls::facts(c)) {
         session.tls_established(version, facts);
@@ -106,7 +109,7 @@ pub async fn serve(
         }
         if !out.is_empty() {
             // A client that never reads its replies must not hold the session forever.
-            let write_limit = ctx.config.server.command_timeout.0;
+            let write_limit = server.command_timeout.0;
             let Ok((res, buf)) =
                 tokio::time::timeout(write_limit, transport.write_owned(std::mem::take(&mut out)))
                     .await
@@ -135,15 +138,15 @@ pub async fn serve(
             // A command must be complete within the timeout however it trickles in
             // (slowloris): the clock starts with its first byte, not each read.
             Waiting::Command if !pending.is_empty() => {
-                *command_deadline.get_or_insert(now + ctx.config.server.command_timeout.0)
+                *command_deadline.get_or_insert(now + server.command_timeout.0)
             }
             Waiting::Command => {
                 command_deadline = None;
-                now + ctx.config.server.command_timeout.0
+                now + server.command_timeout.0
             }
             Waiting::Data => {
                 command_deadline = None;
-                now + ctx.config.server.data_timeout.0
+                now + server.data_timeout.0
             }
         };
         let idle_between_commands = session.waiting() == Waiting::Command && pending.is_empty();
@@ -217,7 +220,7 @@ async fn store(
     body: &[u8],
 ) -> Result<(), crate::queue::StoreError> {
     let record = QueuedMessage::new(envelope, body.len() as u64);
-    let reserve = ctx.config.queue.min_free_space.0;
+    let reserve = ctx.settings().config.queue.min_free_space.0;
     if let Ok(false) = ctx
         .space
         .has_room(&ctx.config.server.spool, reserve, body.len() as u64)

@@ -37,6 +37,8 @@ pub struct RunningServer {
     spool: Arc<Spool>,
     admin_stop: Option<crate::admin::AdminServer>,
     reload: Vec<tokio::sync::mpsc::UnboundedSender<Arc<Settings>>>,
+    /// The config at start: what restart-only keys still run with.
+    started_with: Arc<Config>,
 }
 
 impl RunningServer {
@@ -51,6 +53,13 @@ impl RunningServer {
     /// connections. Listener addresses and shard count need a restart.
     pub fn reload(&self, config: Config, origin: &str) -> anyhow::Result<()> {
         let settings = Arc::new(build_settings(config, origin)?);
+        let pending = crate::config::restart_only_changes(&self.started_with, &settings.config);
+        if !pending.is_empty() {
+            tracing::warn!(
+                keys = %pending.join(", "),
+                "reload: these changes take effect only after a restart; the running values stay"
+            );
+        }
         for tx in &self.reload {
             let _ = tx.send(settings.clone());
         }
@@ -165,6 +174,7 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
         spool,
         admin_stop: admin,
         reload,
+        started_with: settings.config.clone(),
     })
 }
 

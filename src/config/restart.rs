@@ -1,0 +1,86 @@
+//! Which changes a SIGHUP cannot apply. The shards rebuild policy, routes, TLS and
+//! session settings from a reloaded file, but sockets, threads, the spool, the
+//! resolver and the per-address and pool limits are built once at start: an operator
+//! who edits those must be told that a restart is needed, not find out later.
+
+use std::fmt::Debug;
+
+use super::Config;
+
+pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    fn differ(a: &impl Debug, b: &impl Debug) -> bool {
+        format!("{a:?}") != format!("{b:?}")
+    }
+    let checks: [(&'static str, bool); 9] = [
+        ("listener", differ(&old.listeners, &new.listeners)),
+        ("server.shards", old.server.shards != new.server.shards),
+        ("server.spool", old.server.spool != new.server.spool),
+        (
+            "server.max_connections_per_ip",
+            old.server.max_connections_per_ip != new.server.max_connections_per_ip,
+        ),
+        (
+            "server.connection_rate_per_ip",
+            old.server.connection_rate_per_ip != new.server.connection_rate_per_ip,
+        ),
+        ("admin", differ(&old.admin, &new.admin)),
+        ("dns", differ(&old.dns, &new.dns)),
+        (
+            "outbound.max_connections_per_host",
+            old.outbound.max_connections_per_host != new.outbound.max_connections_per_host,
+        ),
+        (
+            "outbound.max_deliveries_per_shard",
+            old.outbound.max_deliveries_per_shard != new.outbound.max_deliveries_per_shard,
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    fn load(text: &str) -> Config {
+        let listener = "[[listener]]\naddress = \"127.0.0.1:2525\"\n";
+        let text = if text.contains("[[listener]]") {
+            text.to_string()
+        } else {
+            format!("{listener}{text}")
+        };
+        load_str(&text, "test").unwrap()
+    }
+
+    #[test]
+    fn reloadable_edits_need_no_restart() {
+        let old = load("[server]\nmax_recipients = 10\n");
+        let new = load(
+            "[server]\nmax_recipients = 20\ncommand_timeout = \"1m\"\n\
+             [outbound]\nunreachable_hold = \"1m\"\n",
+        );
+        assert!(restart_only_changes(&old, &new).is_empty());
+    }
+
+    #[test]
+    fn socket_thread_and_resolver_edits_are_named() {
+        let old = load("");
+        let new = load(
+            "[server]\nshards = 3\nmax_connections_per_ip = 5\n\
+             [[listener]]\naddress = \"127.0.0.1:2600\"\n\
+             [outbound]\nmax_connections_per_host = 2\n",
+        );
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            vec![
+                "listener",
+                "server.shards",
+                "server.max_connections_per_ip",
+                "outbound.max_connections_per_host"
+            ]
+        );
+    }
+}
