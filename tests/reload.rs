@@ -77,25 +77,25 @@ fn sighup_reloads_policy_and_keeps_connections_and_refuses_bad_configs() {
     assert_eq!(rcpt(addr, "x@a.test"), 250);
     assert_eq!(rcpt(addr, "x@b.test"), 554);
 
+    let pid = child.0.id().to_string();
+    // Write the config file and send SIGHUP.
+    let reload_with = |text: String| {
+        std::fs::write(&file, text).unwrap();
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
     let mut kept = Client::connect(addr);
     kept.cmd("EHLO kept");
-    std::fs::write(
-        &file,
-        config(
-            "\"b.test\"",
-            port,
-            admin,
-            &spool,
-            "command_timeout = \"1s\"\n",
-        ),
-    )
-    .unwrap();
-    let pid = child.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    reload_with(config(
+        "\"b.test\"",
+        port,
+        admin,
+        &spool,
+        "command_timeout = \"1s\"\n",
+    ));
     // Each of the 2 shards logs when it has applied the new settings.
     wait_for("configuration reloaded");
     wait_for("configuration reloaded");
@@ -123,33 +123,19 @@ fn sighup_reloads_policy_and_keeps_connections_and_refuses_bad_configs() {
     // The session that began before the reload keeps the timeout it began with.
     assert_eq!(kept.cmd("NOOP").0, 250);
 
-    std::fs::write(&file, "[server]\nshardz = 1\n").unwrap();
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    reload_with("[server]\nshardz = 1\n".into());
     let refused = wait_for("reload refused");
     assert!(refused.contains("shardz"), "{refused}");
     assert_eq!(rcpt(addr, "x@b.test"), 250, "the old config stays in force");
 
     // A key that needs a restart is named, not silently ignored.
-    std::fs::write(
-        &file,
-        config(
-            "\"b.test\"",
-            port,
-            admin,
-            &spool,
-            "max_connections_per_ip = 7\n",
-        ),
-    )
-    .unwrap();
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    reload_with(config(
+        "\"b.test\"",
+        port,
+        admin,
+        &spool,
+        "max_connections_per_ip = 7\n",
+    ));
     let warned = wait_for("only after a restart");
     assert!(warned.contains("server.max_connections_per_ip"), "{warned}");
     // Each of the 2 shards logs when it has applied the new settings.
