@@ -229,7 +229,7 @@ run_one() {
     local metrics=null
     if [[ $mta == mxring ]]; then
         # mxring's own view of where the DATA→250 time went (commit, flush, fsync, wait)
-        metrics=$(curl -s --max-time 30 "http://127.0.0.1:$MX_ADMIN_PORT/metrics" | jq -c '.store' 2>/dev/null || echo null)
+        metrics=$(curl -s --max-time 30 "http://127.0.0.1:$MX_ADMIN_PORT/metrics.json" | jq -c '.store' 2>/dev/null || echo null)
         [[ -n $metrics ]] || metrics=null
     fi
     if ((relay)); then

@@ -59,7 +59,7 @@ run() {
     nice -n "$niceness" "$BENCH" "${args[@]}" >"$RAW/$tag.load.json" 2>"$RAW/$tag.load.err" || true
     [[ -s $RAW/$tag.load.json ]] || { cat "$RAW/$tag.load.err" >&2; die "no load report ($tag)"; }
     "$PY" "$PERF_DIR/schedstat.py" diff "$MX_PID" "$WORK/sched-before.json" >"$RAW/$tag.sched.json"
-    curl -s --max-time 30 "http://127.0.0.1:$MX_ADMIN_PORT/metrics" | jq -c .store >"$RAW/$tag.store.json"
+    curl -s --max-time 30 "http://127.0.0.1:$MX_ADMIN_PORT/metrics.json" | jq -c .store >"$RAW/$tag.store.json"
     stop_pid "$MX_PID" 20 || true
     MX_PID=
     gzip -f "$RAW/$tag.log"

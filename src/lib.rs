@@ -6,6 +6,7 @@ pub mod checktls;
 pub mod config;
 pub mod delivery;
 pub mod dsn;
+pub mod metrics;
 pub mod policy;
 pub mod proto;
 pub mod queue;

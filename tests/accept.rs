@@ -221,7 +221,7 @@ fn metrics_report_what_durability_cost() {
         );
         assert_eq!(code, 250, "{text}");
     }
-    let (status, body) = s.admin().request("GET", "/metrics").unwrap();
+    let (status, body) = s.admin().request("GET", "/metrics.json").unwrap();
     assert_eq!(status, 200, "{body}");
     let m: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(m["queued"], 3, "{m}");

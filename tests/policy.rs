@@ -171,10 +171,38 @@ fn encrypt_without_starttls_is_deferred_never_sent_plain_then_warned_and_bounced
     );
     let fail = senders.next(30);
     assert_eq!(dsn_field(&fail, "Action"), "failed");
+    // The sender is told who decided: this server's policy and its rule, and that
+    // it gave up; never "host ... said" about a decision the remote host did not make.
+    let words = first_part(&fail);
+    assert!(
+        words.contains("this mail system gave up after 5s"),
+        "{words}"
+    );
+    assert!(
+        words.contains("policy requires TLS for dest.test ([[outbound_tls]] #1)"),
+        "{words}"
+    );
+    assert!(
+        words.contains("switch off mandatory TLS for dest.test"),
+        "{words}"
+    );
+    assert!(!words.contains("said:"), "{words}");
     assert!(
         dest.arrivals.try_recv().is_err(),
         "must never be delivered in plaintext"
     );
+}
+
+/// The human-readable part of a DSN, folded lines joined.
+fn first_part(dsn: &common::sink::Arrival) -> String {
+    let text = String::from_utf8_lossy(&dsn.data);
+    let start = text.find("This is the mail system").expect("first part");
+    let end = text[start..]
+        .find("\r\n--")
+        .map_or(text.len(), |e| start + e);
+    text[start..end]
+        .replace("\r\n    ", " ")
+        .replace("\r\n", " ")
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! thread); operations are sent to the owning shard, which alone mutates its slice.
 
 mod client;
+mod metrics;
 mod server;
 mod views;
 

@@ -56,11 +56,13 @@ impl AdminServer {
                         Err(_) => continue,
                     };
                     let (status, body) = route(&shards, request.method(), request.url());
-                    let header = tiny_http::Header::from_bytes(
-                        &b"Content-Type"[..],
-                        &b"application/json"[..],
-                    )
-                    .expect("static header");
+                    let content_type: &[u8] = if request.url() == "/metrics" {
+                        b"text/plain; version=0.0.4; charset=utf-8"
+                    } else {
+                        b"application/json"
+                    };
+                    let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type)
+                        .expect("static header");
                     let _ = request.respond(
                         Response::from_string(body)
                             .with_status_code(status)
@@ -130,7 +132,8 @@ fn route(shards: &[ShardHandle], method: &Method, url: &str) -> (u16, String) {
             all.sort_by_key(|m| m.arrival_ms);
             (200, json(&all))
         }
-        (Method::Get, ["metrics"]) => {
+        (Method::Get, ["metrics"]) => (200, super::metrics::prometheus(shards)),
+        (Method::Get, ["metrics.json"]) => {
             let sizes: Vec<usize> = shards.iter().map(|h| h.queue.len()).collect();
             (
                 200,

@@ -12,6 +12,7 @@ use super::outbound::{open, AttemptError, OutboundConn, TlsPlan};
 use super::outcome::{RcptResult, ResultKind};
 use super::pool::Pool;
 use crate::config::{Config, OnTlsFailure};
+use crate::dsn::Decider;
 use crate::policy::{DomainMatcher, OutboundDecision, OutboundFacts, Policy};
 use crate::proto::client::{OutboundRcpt, OutboundTx, TxOutcome};
 use crate::proto::received::format_id;
@@ -77,7 +78,7 @@ fn domain_of(address: &str) -> String {
         .to_ascii_lowercase()
 }
 
-fn failure(kind: ResultKind, status: &str, text: String) -> RcptResult {
+fn failure(kind: ResultKind, status: &str, text: String, decided_by: Decider) -> RcptResult {
     RcptResult {
         kind,
         status: status.into(),
@@ -85,6 +86,15 @@ fn failure(kind: ResultKind, status: &str, text: String) -> RcptResult {
         remote_mta: None,
         tls: None,
         peer_dsn: false,
+        decided_by,
+    }
+}
+
+/// The rule behind a decision, as the config file names it.
+pub fn rule_name(decision: &OutboundDecision) -> String {
+    match decision.rule {
+        Some(i) => format!("[[outbound_tls]] #{}", i + 1),
+        None => "[outbound] default_tls".into(),
     }
 }
 
@@ -126,13 +136,23 @@ async fn deliver_domain(
         Err(DnsFailure::Permanent { status, text }) => {
             return idxs
                 .into_iter()
-                .map(|i| (i, failure(ResultKind::Permanent, status, text.clone())))
+                .map(|i| {
+                    (
+                        i,
+                        failure(ResultKind::Permanent, status, text.clone(), Decider::Dns),
+                    )
+                })
                 .collect()
         }
         Err(DnsFailure::Temporary { text }) => {
             return idxs
                 .into_iter()
-                .map(|i| (i, failure(ResultKind::Temporary, "4.4.3", text.clone())))
+                .map(|i| {
+                    (
+                        i,
+                        failure(ResultKind::Temporary, "4.4.3", text.clone(), Decider::Dns),
+                    )
+                })
                 .collect()
         }
     };
@@ -150,7 +170,10 @@ async fn deliver_domain(
                         DnsFailure::Permanent { text, .. } | DnsFailure::Temporary { text } => text,
                     };
                     for &i in &remaining {
-                        last.insert(i, failure(ResultKind::Temporary, "4.4.3", text.clone()));
+                        last.insert(
+                            i,
+                            failure(ResultKind::Temporary, "4.4.3", text.clone(), Decider::Dns),
+                        );
                     }
                     continue;
                 }
@@ -228,7 +251,16 @@ async fn deliver_domain(
                         } else {
                             e.status.clone()
                         };
-                        let mut r = failure(kind, &status, format!("{status} {}", e.text));
+                        let decided_by = if e.tls_policy {
+                            Decider::TlsPolicy {
+                                rule: rule_name(&decision),
+                                domain: domain.to_string(),
+                            }
+                        } else {
+                            e.decided_by.clone()
+                        };
+                        let mut r =
+                            failure(kind, &status, format!("{status} {}", e.text), decided_by);
                         r.remote_mta = Some(format!("{host}[{}]:{}", addr.ip(), addr.port()));
                         for &i in &group {
                             log_attempt(id, rec, i, &addr, &host, &r, started);
@@ -254,6 +286,7 @@ async fn deliver_domain(
                 ResultKind::Temporary,
                 "4.4.1",
                 format!("no reachable host for {domain}"),
+                Decider::Network,
             )
         });
         results.push((i, r));
@@ -316,6 +349,7 @@ fn classify(o: &TxOutcome, k: usize) -> RcptResult {
             remote_mta: None,
             tls: None,
             peer_dsn: false,
+            decided_by: Decider::RemoteHost,
         }
     };
     if !o.mail.is_positive() {
@@ -329,9 +363,15 @@ fn classify(o: &TxOutcome, k: usize) -> RcptResult {
                 ResultKind::Temporary,
                 "4.4.2",
                 "no reply to the end of data".into(),
+                Decider::Network,
             ),
         },
-        None => failure(ResultKind::Temporary, "4.4.2", "no reply to RCPT".into()),
+        None => failure(
+            ResultKind::Temporary,
+            "4.4.2",
+            "no reply to RCPT".into(),
+            Decider::Network,
+        ),
     }
 }
 

@@ -10,11 +10,11 @@ use tokio::sync::Semaphore;
 use super::attempt::{attempt, Delivery};
 use super::dns::Dns;
 use super::notify::queue_dsn;
-use super::outcome::{apply, ResultKind};
+use super::outcome::{apply, Followup, RcptResult, ResultKind};
 use super::pool::Pool;
 use super::scheduler::ms;
 use crate::admin::{AdminAction, AdminRequest};
-use crate::dsn::DsnKind;
+use crate::dsn::{Decider, DsnKind};
 use crate::proto::received::format_id;
 use crate::queue::{QueuedMessage, RcptState, ShardQueue};
 use crate::shard::ShardCtx;
@@ -109,6 +109,7 @@ async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, id: u64) {
     let results = attempt(d, &settings.config, &settings.policy, id, &rec, &body).await;
     let now = SystemTime::now();
     let f = apply(&mut rec, &results, ms(now), &settings.config.queue);
+    count_results(&results, &f);
     if !matches!(ctx.queue.get(id), Ok(Some(_))) {
         // Deleted by the operator while we were delivering.
         return;
@@ -152,6 +153,32 @@ async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, id: u64) {
         tracing::info!(id = %format_id(id), "removed: every recipient done");
     } else if let Some(next) = f.next_attempt_ms {
         ctx.scheduler.schedule(id, next);
+    }
+}
+
+/// Per-recipient outcomes into the Prometheus counters.
+fn count_results(results: &[(usize, RcptResult)], f: &Followup) {
+    use crate::metrics::{DeliveryLabels, DeliveryOutcome, FailureClass};
+    for (i, r) in results {
+        let expired = r.kind == ResultKind::Temporary && f.failed.contains(i);
+        let outcome = match r.kind {
+            ResultKind::Delivered => DeliveryOutcome::delivered,
+            ResultKind::Temporary if !expired => DeliveryOutcome::deferred,
+            _ => DeliveryOutcome::bounced,
+        };
+        let reason = match (&r.kind, &r.decided_by) {
+            (ResultKind::Delivered, _) => FailureClass::none,
+            _ if expired => FailureClass::expired,
+            (_, Decider::RemoteHost) => FailureClass::remote_reply,
+            (_, Decider::TlsPolicy { .. }) => FailureClass::tls_policy,
+            (_, Decider::Dns) => FailureClass::dns,
+            (_, Decider::Network) => FailureClass::connection,
+            (_, Decider::Operator) => FailureClass::operator,
+        };
+        crate::metrics::global()
+            .recipients
+            .get_or_create(&DeliveryLabels { outcome, reason })
+            .inc();
     }
 }
 
@@ -211,11 +238,19 @@ async fn bounce(ctx: &Rc<ShardCtx>, id: u64) -> Result<String, crate::queue::Sto
         let st = &mut rec.rcpts[i];
         st.state = RcptState::Failed;
         st.status = Some("5.0.0".into());
-        st.last_reply = Some("bounced by the mail system administrator".into());
+        st.last_reply = Some("bounced with mxring queue bounce".into());
+        st.decided_by = crate::dsn::Decider::Operator;
         st.last_attempt_ms = Some(ms(now));
     }
     let dsn: Option<(u64, QueuedMessage)> =
         queue_dsn(ctx, &rec, &body, DsnKind::Failed, &pending, now)?;
+    crate::metrics::global()
+        .recipients
+        .get_or_create(&crate::metrics::DeliveryLabels {
+            outcome: crate::metrics::DeliveryOutcome::bounced,
+            reason: crate::metrics::FailureClass::operator,
+        })
+        .inc_by(pending.len() as u64);
     ctx.queue.remove(id)?;
     ctx.queue.commit().await?;
     if let Some((nid, nrec)) = dsn {

@@ -66,6 +66,8 @@ pub fn queue_dsn(
                 diagnostic: st.last_reply.clone(),
                 last_attempt: st.last_attempt_ms.map(at),
                 will_retry_until: (kind == DsnKind::Delayed).then(|| at(give_up)),
+                decided_by: st.decided_by.clone(),
+                expired_after: st.expired_after.clone(),
             }
         })
         .collect();
@@ -111,6 +113,15 @@ pub fn queue_dsn(
     };
     let record = QueuedMessage::new(envelope, dsn.len() as u64);
     ctx.queue.write_new(id, &record, &dsn)?;
+    let counted = match kind {
+        DsnKind::Failed => crate::metrics::DsnKind::failure,
+        DsnKind::Delayed => crate::metrics::DsnKind::delay,
+        DsnKind::Relayed => crate::metrics::DsnKind::success,
+    };
+    crate::metrics::global()
+        .dsns
+        .get_or_create(&crate::metrics::DsnLabels { kind: counted })
+        .inc();
     tracing::info!(
         id = %crate::proto::received::format_id(id),
         kind = kind.action(),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 
 use crate::config::{TlsLevel, TlsVersion};
+use crate::dsn::Decider;
 use crate::proto::client::{
     ClientAction, ClientSession, OutboundTx, SessionFailure, Stage, TlsWant, TxOutcome,
 };
@@ -62,6 +63,9 @@ pub struct AttemptError {
     pub handshake_failed: bool,
     /// No TCP connection could be made (refused, timed out, unreachable).
     pub connect_failed: bool,
+    /// Who decided: the network unless the remote host replied; a TLS policy
+    /// failure is named by the rule when the result is recorded.
+    pub decided_by: Decider,
 }
 
 impl AttemptError {
@@ -73,6 +77,14 @@ impl AttemptError {
             tls_policy: false,
             handshake_failed: false,
             connect_failed: false,
+            decided_by: Decider::Network,
+        }
+    }
+    /// The remote host refused (its reply is in the text).
+    pub fn refused(status: &str, text: String) -> Self {
+        AttemptError {
+            decided_by: Decider::RemoteHost,
+            ..AttemptError::temp(status, text)
         }
     }
     pub fn unreachable(text: String) -> Self {
@@ -89,6 +101,7 @@ impl AttemptError {
             tls_policy: true,
             handshake_failed: false,
             connect_failed: false,
+            decided_by: Decider::Network,
         }
     }
 }
@@ -166,6 +179,7 @@ impl OutboundConn {
                 tls_policy: false,
                 handshake_failed: false,
                 connect_failed: false,
+                decided_by: Decider::RemoteHost,
             }
         })?;
         let lost = |e: std::io::Error, r: String| {
@@ -236,14 +250,14 @@ fn session_error(f: &SessionFailure, remote: &str) -> AttemptError {
                 format!("TLS is required, but host {remote} refused to start TLS: {r}"),
             ),
         },
-        Stage::Greeting => AttemptError::temp(
+        Stage::Greeting => AttemptError::refused(
             "4.4.0",
             format!(
                 "host {remote} refused to talk to me: {}",
                 reply.unwrap_or_else(|| f.reason.clone())
             ),
         ),
-        Stage::Hello => AttemptError::temp(
+        Stage::Hello => AttemptError::refused(
             "4.4.0",
             format!(
                 "host {remote} refused EHLO/HELO: {}",

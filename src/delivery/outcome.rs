@@ -3,6 +3,7 @@
 //! so a 24-hour schedule is tested in milliseconds.
 
 use crate::config::QueueConfig;
+use crate::dsn::Decider;
 use crate::proto::TlsFacts;
 use crate::queue::{QueuedMessage, RcptState};
 
@@ -18,6 +19,8 @@ pub struct RcptResult {
     pub tls: Option<TlsFacts>,
     /// The next hop takes DSN responsibility (it advertised DSN).
     pub peer_dsn: bool,
+    /// Who decided this result.
+    pub decided_by: Decider,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +68,7 @@ pub fn apply(
         st.remote_mta = r.remote_mta.clone().or(st.remote_mta.take());
         st.tls = r.tls.clone().or(st.tls.take());
         st.last_attempt_ms = Some(now_ms);
+        st.decided_by = r.decided_by.clone();
         st.state = match r.kind {
             ResultKind::Delivered => {
                 if !r.peer_dsn && wants(&rec.envelope.recipients[*i].notify, "SUCCESS") {
@@ -93,14 +97,10 @@ pub fn apply(
             if st.status.is_none() {
                 st.status = Some("4.4.7".into());
             }
-            let last = st
-                .last_reply
-                .clone()
-                .unwrap_or_else(|| "no attempt succeeded".into());
-            st.last_reply = Some(format!(
-                "message expired after {}: {last}",
-                crate::config::Dur(q.give_up_after.0)
-            ));
+            if st.last_reply.is_none() {
+                st.last_reply = Some("no attempt succeeded".into());
+            }
+            st.expired_after = Some(crate::config::Dur(q.give_up_after.0).to_string());
             f.failed.push(i);
         }
     } else if !pending.is_empty() && !rec.delay_warned && now_ms >= warn_at {
@@ -172,6 +172,7 @@ mod tests {
             remote_mta: None,
             tls: None,
             peer_dsn: false,
+            decided_by: Decider::RemoteHost,
         }
     }
 
@@ -225,11 +226,8 @@ mod tests {
             &q(),
         );
         assert_eq!((f.failed.clone(), f.done), (vec![0], true));
-        assert!(r.rcpts[0]
-            .last_reply
-            .as_deref()
-            .unwrap()
-            .starts_with("message expired after 24h: 451 later"));
+        assert_eq!(r.rcpts[0].expired_after.as_deref(), Some("24h"));
+        assert_eq!(r.rcpts[0].last_reply.as_deref(), Some("451 later"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The first part: what happened, in words a sender can act on.
 
 use super::date::{human_age, rfc5322};
-use super::kind::DsnKind;
+use super::decider::Decider;
+use super::kind::{DsnKind, ReturnContent};
 use super::report::{DsnRecipient, DsnReport};
 use super::text::{one_line, truncate, write_paragraph, MAX_DIAGNOSTIC};
 
@@ -20,9 +21,18 @@ pub(super) fn notification(report: &DsnReport) -> Vec<u8> {
         DsnKind::Failed => {
             write_paragraph(
                 &mut out,
-                "I'm sorry to have to tell you that your message could not be \
-                 delivered to one or more recipients. The reasons are listed \
-                 below, and the message is attached.",
+                match report.ret {
+                    ReturnContent::Full => {
+                        "I'm sorry to have to tell you that your message could not be \
+                         delivered to one or more recipients. The reasons are listed \
+                         below, and the message is attached."
+                    }
+                    ReturnContent::Headers => {
+                        "I'm sorry to have to tell you that your message could not be \
+                         delivered to one or more recipients. The reasons are listed \
+                         below, and the headers of the message are attached."
+                    }
+                },
                 "",
             );
         }
@@ -84,8 +94,27 @@ pub(super) fn notification(report: &DsnReport) -> Vec<u8> {
     for r in report.recipients {
         out.extend_from_slice(b"\r\n");
         write_paragraph(&mut out, &recipient_line(r), "    ");
+        if let Some(advice) = advice(r, &host) {
+            write_paragraph(&mut out, &advice, "    ");
+        }
     }
     out
+}
+
+/// What the sender can do about a failure this server's policy caused (the
+/// dotplex page's advice for mandatory TLS).
+fn advice(r: &DsnRecipient, host: &str) -> Option<String> {
+    match (&r.decided_by, r.action) {
+        (Decider::TlsPolicy { domain, .. }, DsnKind::Failed | DsnKind::Delayed) => Some(format!(
+            "The receiving server of {} does not meet the encryption this mail \
+             system requires for it. If that is expected, ask the postmaster of \
+             {host} to switch off mandatory TLS for {}, or reach the recipient \
+             another way.",
+            one_line(domain),
+            one_line(domain)
+        )),
+        _ => None,
+    }
 }
 
 fn recipient_line(r: &DsnRecipient) -> String {
@@ -96,7 +125,52 @@ fn recipient_line(r: &DsnRecipient) -> String {
         .as_deref()
         .map(|d| truncate(&one_line(d), MAX_DIAGNOSTIC));
     let status = one_line(&r.status);
-    let what = match (r.action, remote, diag) {
+    let what = match (&r.decided_by, r.action) {
+        (_, DsnKind::Relayed) | (Decider::RemoteHost, _) => {
+            remote_words(r.action, remote, diag, &status)
+        }
+        (by, action) => local_words(by, action, diag, &status),
+    };
+    let what = match &r.expired_after {
+        Some(after) if r.action == DsnKind::Failed => {
+            format!(
+                "this mail system gave up after {}; the last attempt: {what}",
+                one_line(after)
+            )
+        }
+        _ => what,
+    };
+    format!("<{addr}>: {what}")
+}
+
+/// A decision of this server (or its operator, or what DNS and the network did),
+/// said as such: never "host X said".
+fn local_words(by: &Decider, action: DsnKind, diag: Option<String>, status: &str) -> String {
+    let diag = diag.unwrap_or_else(|| format!("status {status}"));
+    let what = match by {
+        Decider::TlsPolicy { rule, domain } => format!(
+            "this mail system's policy requires TLS for {} ({}), and it could not be met: {diag}",
+            one_line(domain),
+            one_line(rule)
+        ),
+        Decider::Dns => format!("the DNS lookup failed: {diag}"),
+        Decider::Network => format!("the connection failed: {diag}"),
+        Decider::Operator => format!("returned by the administrator of this mail system ({diag})"),
+        Decider::RemoteHost => diag,
+    };
+    match action {
+        DsnKind::Delayed => format!("delivery temporarily suspended: {what}"),
+        _ => what,
+    }
+}
+
+fn remote_words(
+    action: DsnKind,
+    remote: Option<String>,
+    diag: Option<String>,
+    status: &str,
+) -> String {
+    match (action, remote, diag) {
         (DsnKind::Relayed, Some(host), Some(diag)) => format!("delivered via {host}: {diag}"),
         (DsnKind::Relayed, Some(host), None) => format!("delivered via {host}"),
         (DsnKind::Relayed, None, Some(diag)) => format!("delivered: {diag}"),
@@ -109,6 +183,5 @@ fn recipient_line(r: &DsnRecipient) -> String {
         (DsnKind::Failed, Some(host), Some(diag)) => format!("host {host} said: {diag}"),
         (DsnKind::Failed, _, Some(diag)) => diag,
         (DsnKind::Failed, _, None) => format!("delivery failed ({status})"),
-    };
-    format!("<{addr}>: {what}")
+    }
 }

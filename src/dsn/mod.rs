@@ -7,6 +7,7 @@
 mod boundary;
 mod build;
 mod date;
+mod decider;
 mod human;
 mod kind;
 mod notify;
@@ -20,6 +21,7 @@ mod text;
 mod tests;
 
 pub use build::build_dsn;
+pub use decider::Decider;
 pub use kind::{DsnKind, ReturnContent};
 pub use notify::{should_notify, NotifyFlags, NotifyParseError};
 pub use parse::{parse_delivery_status, DsnFields, DsnParseError, ParsedDsn};

@@ -1,5 +1,6 @@
 use std::time::SystemTime;
 
+use super::decider::Decider;
 use super::kind::{DsnKind, ReturnContent};
 
 /// One recipient's entry in a report.
@@ -22,6 +23,11 @@ pub struct DsnRecipient {
     pub last_attempt: Option<SystemTime>,
     /// Written only when `action` is `Delayed`.
     pub will_retry_until: Option<SystemTime>,
+    /// Who decided: the first part's sentence names them.
+    pub decided_by: Decider,
+    /// Set when this server gave up on the recipient (`give_up_after`, written
+    /// as the config does, e.g. "24h"); the diagnostic is then the last error.
+    pub expired_after: Option<String>,
 }
 
 /// Everything a report says. Borrowed, because the caller already holds it.

@@ -40,6 +40,8 @@ fn recipient(action: DsnKind) -> DsnRecipient {
         diagnostic: Some(diag.into()),
         last_attempt: Some(at(T0 + 3600)),
         will_retry_until: Some(at(T0 + 5 * 86400)),
+        decided_by: Decider::RemoteHost,
+        expired_after: None,
     }
 }
 
@@ -515,6 +517,8 @@ proptest! {
             diagnostic: Some(diag),
             last_attempt: None,
             will_retry_until: None,
+            decided_by: Decider::RemoteHost,
+            expired_after: None,
         };
         let rcpts = [r.clone(), r];
         let ret = if full { ReturnContent::Full } else { ReturnContent::Headers };
@@ -524,4 +528,83 @@ proptest! {
         prop_assert_eq!(p.recipients.len(), 2);
         prop_assert_eq!(p.recipients[1].field("Action"), Some("failed"));
     }
+}
+
+/// The first part of a report, lines unfolded, for assertions on its sentences.
+fn first_part(dsn: &[u8]) -> String {
+    let text = String::from_utf8_lossy(dsn);
+    let start = text.find("This is the mail system").unwrap();
+    let end = text[start..].find("\r\n--").map(|e| start + e).unwrap();
+    text[start..end]
+        .replace("\r\n    ", " ")
+        .replace("\r\n", " ")
+}
+
+#[test]
+fn policy_failure_names_the_rule_not_the_remote_host_and_says_what_to_do() {
+    let mut r = recipient(DsnKind::Failed);
+    r.status = "5.7.4".into();
+    r.diagnostic = Some("4.7.4 TLS is required, but was not offered by host mx.example.net".into());
+    r.decided_by = Decider::TlsPolicy {
+        rule: "[[outbound_tls]] #2".into(),
+        domain: "example.net".into(),
+    };
+    let text = first_part(&build_dsn(&report(&[r], ReturnContent::Headers, ORIGINAL)));
+    assert!(!text.contains("said:"), "{text}");
+    assert!(
+        text.contains(
+            "this mail system's policy requires TLS for example.net ([[outbound_tls]] #2)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("switch off mandatory TLS for example.net"),
+        "{text}"
+    );
+    assert!(
+        text.contains("or reach the recipient another way"),
+        "{text}"
+    );
+}
+
+#[test]
+fn expiry_says_this_system_gave_up_and_quotes_the_remote_reply_as_the_last_attempt() {
+    let mut r = recipient(DsnKind::Failed);
+    r.diagnostic = Some("451 4.3.0 try again later".into());
+    r.expired_after = Some("24h".into());
+    let text = first_part(&build_dsn(&report(&[r], ReturnContent::Headers, ORIGINAL)));
+    assert!(
+        text.contains("this mail system gave up after 24h; the last attempt: host mx.example.net"),
+        "{text}"
+    );
+    assert!(text.contains("said: 451 4.3.0 try again later"), "{text}");
+}
+
+#[test]
+fn operator_bounce_says_the_administrator_decided() {
+    let mut r = recipient(DsnKind::Failed);
+    r.diagnostic = Some("bounced with mxring queue bounce".into());
+    r.decided_by = Decider::Operator;
+    let text = first_part(&build_dsn(&report(&[r], ReturnContent::Headers, ORIGINAL)));
+    assert!(!text.contains("said:"), "{text}");
+    assert!(
+        text.contains("returned by the administrator of this mail system"),
+        "{text}"
+    );
+}
+
+#[test]
+fn failure_report_says_what_is_attached() {
+    let rcpts = [recipient(DsnKind::Failed)];
+    let headers = first_part(&build_dsn(&report(
+        &rcpts,
+        ReturnContent::Headers,
+        ORIGINAL,
+    )));
+    assert!(
+        headers.contains("the headers of the message are attached"),
+        "{headers}"
+    );
+    let full = first_part(&build_dsn(&report(&rcpts, ReturnContent::Full, ORIGINAL)));
+    assert!(full.contains("and the message is attached"), "{full}");
 }

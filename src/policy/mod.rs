@@ -59,7 +59,11 @@ impl Policy {
         sender: &str,
         listener_required: bool,
     ) -> Option<InboundDecision> {
-        inbound::decide_at_mail(&self.inbound, client, sender, listener_required)
+        let d = inbound::decide_at_mail(&self.inbound, client, sender, listener_required);
+        if let Some(d) = &d {
+            count_inbound(d);
+        }
+        d
     }
 
     pub fn inbound_at_rcpt(
@@ -69,12 +73,43 @@ impl Policy {
         recipient: &str,
         listener_required: bool,
     ) -> InboundDecision {
-        inbound::decide_at_rcpt(&self.inbound, client, sender, recipient, listener_required)
+        let d =
+            inbound::decide_at_rcpt(&self.inbound, client, sender, recipient, listener_required);
+        count_inbound(&d);
+        d
     }
 
     pub fn outbound(&self, facts: &OutboundFacts) -> OutboundDecision {
-        outbound::decide(&self.outbound, self.default_outbound, facts)
+        let d = outbound::decide(&self.outbound, self.default_outbound, facts);
+        crate::metrics::global()
+            .policy_decisions
+            .get_or_create(&crate::metrics::PolicyLabels {
+                direction: "outbound".into(),
+                rule: match d.rule {
+                    Some(i) => format!("outbound_tls[{}]", i + 1),
+                    None => "default_tls".into(),
+                },
+                result: d.level.name().into(),
+            })
+            .inc();
+        d
     }
+}
+
+/// Decisions are counted where they are made, so the metric can't drift from
+/// what the server did.
+fn count_inbound(d: &InboundDecision) {
+    crate::metrics::global()
+        .policy_decisions
+        .get_or_create(&crate::metrics::PolicyLabels {
+            direction: "inbound".into(),
+            rule: match d.rule {
+                Some(i) => format!("inbound_tls[{}]", i + 1),
+                None => "listener".into(),
+            },
+            result: if d.require_tls { "require" } else { "optional" }.into(),
+        })
+        .inc();
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::dsn::Decider;
 use crate::proto::{Envelope, TlsFacts};
 
 /// Where one recipient stands.
@@ -36,6 +37,13 @@ pub struct RcptStatus {
     pub remote_mta: Option<String>,
     pub tls: Option<TlsFacts>,
     pub last_attempt_ms: Option<u64>,
+    /// Who decided the last result (records written before this field read as
+    /// the remote host).
+    #[serde(default)]
+    pub decided_by: Decider,
+    /// Set when the message expired: the `give_up_after` it reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_after: Option<String>,
 }
 
 impl RcptStatus {
@@ -48,6 +56,8 @@ impl RcptStatus {
             remote_mta: None,
             tls: None,
             last_attempt_ms: None,
+            decided_by: Decider::RemoteHost,
+            expired_after: None,
         }
     }
 }

@@ -58,6 +58,26 @@ impl Histogram {
         self.max_us.fetch_max(us, Ordering::Relaxed);
     }
 
+    /// Counts per octave: (power-of-two upper bound in seconds, samples since the
+    /// previous bound), the sum in seconds and the count (the rest is above the
+    /// last bound). The octave edges are bucket edges, so each count is exact.
+    pub fn octaves(&self) -> (Vec<(f64, u64)>, f64, u64) {
+        let mut total = 0;
+        let mut in_octave = 0;
+        let mut edges = Vec::with_capacity(OCTAVES + 1);
+        for (i, b) in self.buckets.iter().enumerate() {
+            let n = b.load(Ordering::Relaxed);
+            total += n;
+            in_octave += n;
+            let bound = bucket_bound(i);
+            if i + 1 < BUCKETS && bound.is_power_of_two() {
+                edges.push((bound as f64 / 1e6, std::mem::take(&mut in_octave)));
+            }
+        }
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        (edges, sum, total)
+    }
+
     pub fn summary(&self) -> HistogramSummary {
         let counts: Vec<u64> = self
             .buckets
@@ -179,6 +199,31 @@ mod tests {
         assert_eq!(s.p99_us_below, 3072);
         assert_eq!(s.max_us, 9_000);
         assert_eq!(s.mean_us, (98 * 300 + 3_000 + 9_000) / 100);
+    }
+
+    #[test]
+    fn octaves_count_the_samples_between_powers_of_two() {
+        let h = Histogram::default();
+        h.record(Duration::from_micros(3)); // below 4 µs
+        h.record(Duration::from_micros(300)); // below 512 µs
+        h.record(Duration::from_secs(3600)); // above every edge
+        let (edges, sum, count) = h.octaves();
+        assert_eq!(count, 3);
+        assert!((sum - 3600.000303).abs() < 1e-9);
+        let at = |us: f64| {
+            edges
+                .iter()
+                .find(|e| (e.0 - us / 1e6).abs() < 1e-12)
+                .unwrap()
+                .1
+        };
+        assert_eq!((at(2.0), at(4.0), at(256.0), at(512.0)), (0, 1, 0, 1));
+        assert!(edges.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(
+            edges.iter().map(|e| e.1).sum::<u64>(),
+            2,
+            "the hour is only in +Inf"
+        );
     }
 
     #[test]

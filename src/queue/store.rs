@@ -123,6 +123,11 @@ impl ShardQueue {
         self.stats.summary()
     }
 
+    /// The raw timings, for the Prometheus histograms.
+    pub fn timings(&self) -> &StoreStats {
+        &self.stats
+    }
+
     /// Where the inbound driver reports the DATA→250 time it observed.
     pub fn record_data_to_reply(&self, d: std::time::Duration) {
         self.stats.data_to_reply.record(d);

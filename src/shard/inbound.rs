@@ -12,6 +12,7 @@ use tokio_uring::net::TcpStream;
 use super::ctx::ShardCtx;
 use super::transport::Transport;
 use crate::config::ListenerTls;
+use crate::metrics;
 use crate::proto::{Event, ServerSession, SessionConfig, Waiting};
 use crate::queue::QueuedMessage;
 
@@ -26,6 +27,7 @@ pub async fn serve(
 ) {
     let mut transport = Transport::new(stream);
     let mut out = Vec::with_capacity(512);
+    let mut counted = ConnectionCount::new(&listener.name);
     if listener.proxy_protocol {
         match read_proxy_header(&mut transport, &listener, peer).await {
             Some(real) => peer = real,
@@ -45,6 +47,7 @@ pub async fn serve(
         };
         if let Err(e) = transport.handshake(conn.into(), HANDSHAKE_TIMEOUT).await {
             tracing::debug!(%peer, error = %e, "implicit TLS handshake failed");
+            counted.handshake_failed();
             return;
         }
     }
@@ -53,6 +56,7 @@ pub async fn serve(
     let server = &config.server;
     let mut session = ServerSession::new(session_cfg, peer.ip(), ctx.ids.clone());
     if let Some((version, facts)) = transport.tls().and_then(|c| crate::tls::facts(c)) {
+        counted.tls = facts.version.clone();
         session.tls_established(version, facts);
     }
     session.greeting(&mut out);
@@ -71,6 +75,7 @@ pub async fn serve(
             match fed.event {
                 None => break,
                 Some(Event::Close) => {
+                    metrics::global().count_inbound_replies(&out);
                     let _ = transport.write(&out).await;
                     transport.close().await;
                     return;
@@ -87,6 +92,7 @@ pub async fn serve(
                     };
                     if let Err(e) = transport.handshake(conn.into(), HANDSHAKE_TIMEOUT).await {
                         tracing::debug!(%peer, error = %e, "STARTTLS handshake failed");
+                        counted.handshake_failed();
                         return;
                     }
                     let Some((version, facts)) = transport.tls().and_then(|c| crate::tls::facts(c))
@@ -94,6 +100,7 @@ pub async fn serve(
                         return;
                     };
                     tracing::debug!(%peer, tls = %facts.version, cipher = %facts.cipher, "STARTTLS done");
+                    counted.tls = facts.version.clone();
                     session.tls_established(version, facts);
                 }
                 Some(Event::Message) => {
@@ -108,6 +115,7 @@ pub async fn serve(
             }
         }
         if !out.is_empty() {
+            metrics::global().count_inbound_replies(&out);
             // A client that never reads its replies must not hold the session forever.
             let write_limit = server.command_timeout.0;
             let Ok((res, buf)) =
@@ -250,5 +258,47 @@ async fn store(
         "queued"
     );
     ctx.scheduler.enqueued(id, &record);
+    metrics::global()
+        .messages_received
+        .get_or_create(&metrics::ListenerLabels {
+            listener: record.envelope.listener.clone(),
+        })
+        .inc();
     Ok(())
+}
+
+/// Counts the connection once, when it ends, with the TLS it had by then.
+struct ConnectionCount {
+    listener: String,
+    tls: String,
+}
+
+impl ConnectionCount {
+    fn new(listener: &str) -> Self {
+        ConnectionCount {
+            listener: listener.to_string(),
+            tls: "none".into(),
+        }
+    }
+
+    fn handshake_failed(&self) {
+        metrics::global()
+            .handshake_failures
+            .get_or_create(&metrics::ListenerLabels {
+                listener: self.listener.clone(),
+            })
+            .inc();
+    }
+}
+
+impl Drop for ConnectionCount {
+    fn drop(&mut self) {
+        metrics::global()
+            .connections
+            .get_or_create(&metrics::ConnectionLabels {
+                listener: std::mem::take(&mut self.listener),
+                tls: std::mem::take(&mut self.tls),
+            })
+            .inc();
+    }
 }

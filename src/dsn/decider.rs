@@ -1,0 +1,21 @@
+//! Who decided a recipient's fate. A DSN must not blame the remote host for a
+//! decision this server made (its TLS policy, its give-up time, its operator).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "by")]
+pub enum Decider {
+    /// The remote host, by its reply (quoted in the diagnostic).
+    #[default]
+    RemoteHost,
+    /// This server's outbound TLS policy could not be met. `rule` names the rule
+    /// as the config file does (`[[outbound_tls]] #2`, `[outbound] default_tls`).
+    TlsPolicy { rule: String, domain: String },
+    /// A DNS lookup (no such domain, no answer).
+    Dns,
+    /// The network: no connection, or a connection that broke or stalled.
+    Network,
+    /// The mail system's administrator (`mxring queue bounce`).
+    Operator,
+}
