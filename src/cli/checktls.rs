@@ -49,9 +49,9 @@ pub fn run(a: &CheckTlsArgs) -> anyhow::Result<ExitCode> {
     };
     let report = tokio_uring::start(async move { check(&opts).await });
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report.text());
+        out!("{}", report.text());
     }
     Ok(if report.verdict.may {
         ExitCode::SUCCESS

@@ -31,12 +31,23 @@ pub struct ExplainArgs {
     /// Outbound: the MX address tried.
     #[arg(long)]
     mx_ip: Option<IpAddr>,
-    /// Inbound: the session already uses TLS (shows whether it would pass).
+    /// Inbound: the session already uses TLS 1.3 (shows whether it would pass).
     #[arg(long)]
     tls: bool,
+    /// Inbound: the session uses this TLS version ("1.2" or "1.3"); implies --tls.
+    #[arg(long, value_parser = parse_version)]
+    tls_version: Option<mxring::config::TlsVersion>,
     /// Inbound: the listener the client connects to (default: the first).
     #[arg(long)]
     listener: Option<String>,
+}
+
+fn parse_version(s: &str) -> Result<mxring::config::TlsVersion, String> {
+    match s.trim_start_matches("TLSv").trim_start_matches("tls") {
+        "1.2" => Ok(mxring::config::TlsVersion::Tls12),
+        "1.3" => Ok(mxring::config::TlsVersion::Tls13),
+        other => Err(format!("{other}: give 1.2 or 1.3")),
+    }
 }
 
 pub fn explain(
@@ -63,23 +74,27 @@ pub fn explain(
                 None => match policy.inbound_at_mail(client, sender, required) {
                     Some(d) => d,
                     None => {
-                        println!("decided per recipient: an [[inbound_tls]] rule with recipient matchers comes first; give --recipient");
+                        outln!("decided per recipient: an [[inbound_tls]] rule with recipient matchers comes first; give --recipient");
                         return Ok(ExitCode::SUCCESS);
                     }
                 },
             };
             let rule = match decision.rule {
                 Some(i) => format!("{origin}: [[inbound_tls]] #{} (index {i})", i + 1),
-                None => format!("listener {} (tls = {:?})", listener.name, listener.tls),
+                None => format!(
+                    "listener {} (tls = \"{}\")",
+                    listener.name,
+                    listener.tls.name()
+                ),
             };
-            println!("direction: inbound");
-            println!("rule:      {rule}");
-            println!("matched:   {}", decision.matched);
+            outln!("direction: inbound");
+            outln!("rule:      {rule}");
+            outln!("matched:   {}", decision.matched);
             let min = decision
                 .min_version
                 .map(|v| format!(", {} or later", v.name()))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "tls:       {}{min}",
                 if decision.require_tls {
                     "required"
@@ -88,21 +103,21 @@ pub fn explain(
                 }
             );
             if a.recipient.as_deref().is_some_and(|r| !r.contains('@')) {
-                println!("note:      --recipient should be a full address");
+                outln!("note:      --recipient should be a full address");
             }
-            let have = a.tls.then_some(mxring::config::TlsVersion::Tls13);
+            let have = a
+                .tls_version
+                .or(a.tls.then_some(mxring::config::TlsVersion::Tls13));
             let verdict = match decision.check(have) {
                 Ok(()) => "accepted".to_string(),
-                Err(mxring::policy::TlsShortfall::NoTls) => {
-                    "refused: 530 5.7.0 Must issue a STARTTLS command first".into()
-                }
-                Err(mxring::policy::TlsShortfall::TooOld { required }) => {
-                    format!("refused: {} required", required.name())
-                }
+                Err(s) => format!("refused: 530 5.7.0 {}", s.reply_text(have)),
             };
-            println!(
+            outln!(
                 "verdict:   {verdict} ({})",
-                if a.tls { "with TLS 1.3" } else { "without TLS" }
+                match have {
+                    Some(v) => format!("with {}", v.name()),
+                    None => "without TLS".into(),
+                }
             );
         }
         Direction::Outbound => {
@@ -119,16 +134,16 @@ pub fn explain(
                 Some(i) => format!("{origin}: [[outbound_tls]] #{} (index {i})", i + 1),
                 None => format!("{origin}: [outbound] default_tls"),
             };
-            println!("direction: outbound");
-            println!("rule:      {rule}");
-            println!("matched:   {}", d.matched);
-            println!("level:     {}", d.level.name());
+            outln!("direction: outbound");
+            outln!("rule:      {rule}");
+            outln!("matched:   {}", d.matched);
+            outln!("level:     {}", d.level.name());
             if d.level.is_mandatory() {
-                println!("minimum:   {}", d.min_version.name());
-                println!("on_failure: {:?}", d.on_failure);
+                outln!("minimum:   {}", d.min_version.name());
+                outln!("on_failure: {}", d.on_failure.name());
             }
             if !d.match_names.is_empty() {
-                println!("match:     {}", d.match_names.join(", "));
+                outln!("match:     {}", d.match_names.join(", "));
             }
             if a.mx_host.is_none()
                 && a.mx_ip.is_none()
@@ -137,7 +152,7 @@ pub fn explain(
                     .iter()
                     .any(|r| !r.mx_hosts.is_empty() || !r.mx_ips.is_empty())
             {
-                println!("note:      rules with mx_hosts/mx_ips are decided per MX tried; give --mx-host/--mx-ip");
+                outln!("note:      rules with mx_hosts/mx_ips are decided per MX tried; give --mx-host/--mx-ip");
             }
         }
     }

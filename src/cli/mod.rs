@@ -1,6 +1,27 @@
 //! Subcommands. Every one takes `--config FILE` (default: the embedded config), so
 //! it finds the same admin address, spool and rules as the server it speaks of.
 
+/// `println!` for command output that ends the command quietly when stdout is a
+/// closed pipe (`mxring ... | head -1`), as Unix tools do, instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
+/// `print!` with the same closed-pipe rule as `outln!`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 mod checktls;
 mod explain;
 mod queue;
@@ -11,7 +32,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use mxring::config::{self, Config};
+use mxring::config::{self, Config, LogFormat};
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +43,42 @@ use mxring::config::{self, Config};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as `text` or `json` (one object per line); default: the config's
+    /// `[log] format`, else text.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+impl Cli {
+    /// The flag, else the `[log] format` of the config the command reads (a config
+    /// that does not load is reported by the command itself, in text).
+    pub fn log_format(&self) -> LogFormat {
+        if let Some(f) = self.log_format {
+            return f;
+        }
+        let config = match &self.command {
+            Command::Serve { config }
+            | Command::Policy { config, .. }
+            | Command::Queue { config, .. } => config,
+            Command::Config {
+                action: ConfigAction::Check { config },
+            } => config,
+            Command::CheckTls(_) => return LogFormat::Text,
+        };
+        config
+            .load()
+            .map(|(c, _)| c.log.format)
+            .unwrap_or(LogFormat::Text)
+    }
+}
+
+/// Output to a closed pipe (`mxring ... | head -1`) ends the command quietly, as
+/// for any Unix tool; it is not an error worth a message or a panic.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 #[derive(clap::Args, Clone)]
@@ -95,7 +152,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             action: ConfigAction::Check { config },
         } => {
             let (c, origin) = config.load()?;
-            println!(
+            outln!(
                 "{origin}: ok ({} listener(s), {} route(s), {} inbound_tls and {} outbound_tls rule(s))",
                 c.listeners.len(),
                 c.routes.len(),

@@ -57,39 +57,42 @@ pub fn run(arg: &ConfigArg, action: QueueAction) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     match action {
-        QueueAction::List { json: true } | QueueAction::Show { .. } => println!("{body}"),
+        QueueAction::List { json: true } | QueueAction::Show { .. } => outln!("{body}"),
         QueueAction::List { json: false } => {
             let list: Vec<MessageView> = serde_json::from_str(&body)?;
             if list.is_empty() {
-                println!("Mail queue is empty");
+                outln!("Mail queue is empty");
             }
             for m in &list {
                 let sender = if m.sender.is_empty() { "<>" } else { &m.sender };
-                println!(
+                outln!(
                     "{}  {:>8}  {}  {}",
                     m.id,
                     m.size,
                     when(m.arrival_ms),
                     sender
                 );
-                println!(
+                outln!(
                     "    attempts {}  next attempt {}",
                     m.attempts,
                     when(m.next_attempt_ms)
                 );
                 for r in &m.recipients {
                     let last = r.last_reply.as_deref().unwrap_or("-");
-                    println!(
+                    outln!(
                         "    {:<40} {:<17} tries {:<3} {}",
-                        r.address, r.state, r.attempts, last
+                        r.address,
+                        r.state,
+                        r.attempts,
+                        last
                     );
                 }
             }
-            println!("-- {} message(s)", list.len());
+            outln!("-- {} message(s)", list.len());
         }
         _ => {
             let v: serde_json::Value = serde_json::from_str(&body)?;
-            println!("{}", v["result"].as_str().unwrap_or(&body));
+            outln!("{}", v["result"].as_str().unwrap_or(&body));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -39,6 +39,8 @@ pub struct Config {
     pub dns: DnsConfig,
     #[serde(default)]
     pub admin: AdminConfig,
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 /// `[server]`: identity, sharding, spool and per-connection limits.
@@ -103,6 +105,18 @@ pub enum ListenerTls {
     Required,
     /// TLS from the first byte (port 465 style).
     Implicit,
+}
+
+impl ListenerTls {
+    /// The config file's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            ListenerTls::None => "none",
+            ListenerTls::Starttls => "starttls",
+            ListenerTls::Required => "required",
+            ListenerTls::Implicit => "implicit",
+        }
+    }
 }
 
 /// `[[listener]]`: one address to accept SMTP on; every shard binds it with SO_REUSEPORT.
@@ -271,6 +285,16 @@ pub enum OnTlsFailure {
     Bounce,
 }
 
+impl OnTlsFailure {
+    /// The config file's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            OnTlsFailure::Defer => "defer",
+            OnTlsFailure::Bounce => "bounce",
+        }
+    }
+}
+
 /// `[[outbound_tls]]`: the TLS level for mail we send. First match wins.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -400,4 +424,21 @@ impl Default for AdminConfig {
             address: "127.0.0.1:9725".into(),
         }
     }
+}
+
+/// `[log]`: how log lines are written (to standard error).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (one human-readable line per event) or `json` (one JSON object per
+    /// line, the same fields). `--log-format` overrides it. Default "text".
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }

@@ -82,6 +82,21 @@ pub enum TlsShortfall {
     TooOld { required: TlsVersion },
 }
 
+impl TlsShortfall {
+    /// The text of the 530 reply (after `530 5.7.0 `), shared by the server and
+    /// `policy explain` so the two can't say different things.
+    pub fn reply_text(&self, have: Option<TlsVersion>) -> String {
+        match self {
+            TlsShortfall::NoTls => "Must issue a STARTTLS command first".into(),
+            TlsShortfall::TooOld { required } => format!(
+                "{} or later is required, this session uses {}",
+                required.name(),
+                have.map(|v| v.name()).unwrap_or("none")
+            ),
+        }
+    }
+}
+
 impl InboundDecision {
     fn listener(required: bool) -> Self {
         InboundDecision {
@@ -92,11 +107,20 @@ impl InboundDecision {
         }
     }
 
-    fn from_rule(i: usize, r: &InboundRule, matched: String) -> Self {
+    /// A rule's decision. On a `required` listener the listener is a floor: a
+    /// rule can add a minimum version there, never exempt a plaintext session.
+    fn from_rule(i: usize, r: &InboundRule, matched: String, listener_required: bool) -> Self {
+        let floor = listener_required && !r.require;
         InboundDecision {
             rule: Some(i),
-            matched,
-            require_tls: r.require,
+            matched: if floor {
+                format!(
+                    "{matched} (require = false, but the listener's tls = \"required\" is a floor)"
+                )
+            } else {
+                matched
+            },
+            require_tls: r.require || listener_required,
             min_version: r.min_version,
         }
     }
@@ -145,7 +169,12 @@ pub fn decide_at_mail(
         if !rule.recipients.is_empty() {
             return None;
         }
-        return Some(InboundDecision::from_rule(i, rule, join(&[c, s])));
+        return Some(InboundDecision::from_rule(
+            i,
+            rule,
+            join(&[c, s]),
+            listener_required,
+        ));
     }
     Some(InboundDecision::listener(listener_required))
 }
@@ -168,7 +197,7 @@ pub fn decide_at_rcpt(
             ]))
         })();
         if let Some(matched) = hit {
-            return InboundDecision::from_rule(i, rule, matched);
+            return InboundDecision::from_rule(i, rule, matched, listener_required);
         }
     }
     InboundDecision::listener(listener_required)
@@ -247,6 +276,28 @@ mod tests {
         assert_eq!((d.rule, d.require_tls), (Some(0), false));
         let d = decide_at_rcpt(&rules, ip("2001:db9::5"), Some(""), "x@y", false);
         assert_eq!((d.rule, d.require_tls), (Some(1), true));
+    }
+
+    #[test]
+    fn a_required_listener_is_a_floor_no_rule_lowers() {
+        let rules = [rule(&[], &["*@partner.example"], &[], false)];
+        let d = decide_at_mail(&rules, ip("192.0.2.1"), "a@partner.example", true).unwrap();
+        assert_eq!((d.rule, d.require_tls), (Some(0), true));
+        assert!(d.matched.contains("floor"), "{}", d.matched);
+        assert_eq!(d.check(None), Err(TlsShortfall::NoTls));
+        let d = decide_at_rcpt(
+            &rules,
+            ip("192.0.2.1"),
+            Some("a@partner.example"),
+            "x@y",
+            true,
+        );
+        assert!(d.require_tls);
+        let d = decide_at_mail(&rules, ip("192.0.2.1"), "a@partner.example", false).unwrap();
+        assert!(
+            !d.require_tls,
+            "on a starttls listener the rule applies as written"
+        );
     }
 
     #[test]

@@ -418,19 +418,11 @@ impl ServerSession {
         out: &mut Vec<u8>,
         subject: &str,
     ) -> Option<Event> {
-        match s {
-            TlsShortfall::NoTls => {
-                self.error(out, 530, "5.7.0", "Must issue a STARTTLS command first")
-            }
-            TlsShortfall::TooOld { required } => {
-                let have = self.tls_version().map(|v| v.name()).unwrap_or("none");
-                let text = format!(
-                    "{subject}{} or later is required, this session uses {have}",
-                    required.name()
-                );
-                self.error(out, 530, "5.7.0", &text)
-            }
-        }
+        let text = match s {
+            TlsShortfall::NoTls => s.reply_text(None),
+            TlsShortfall::TooOld { .. } => format!("{subject}{}", s.reply_text(self.tls_version())),
+        };
+        self.error(out, 530, "5.7.0", &text)
     }
 
     fn command(&mut self, line: &[u8], now: SystemTime, out: &mut Vec<u8>) -> Option<Event> {
