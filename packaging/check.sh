@@ -22,7 +22,7 @@ fail() { echo "FAIL  $1: $2"; failed=1; }
 
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --quiet
 [[ -x target/release/mxring ]] || cargo build --release --bin mxring
-cargo deb --no-build --output "$T/mxring.deb" >"$T/deb.log" 2>&1 || {
+cargo deb --no-build --strip --fast --output "$T/mxring.deb" >"$T/deb.log" 2>&1 || {
     cat "$T/deb.log"
     echo "FAIL  cargo deb"
     exit 1
@@ -34,8 +34,10 @@ grep -q "^ Package: mxring" "$T/info" && grep -q "Depends:.*adduser" "$T/info" &
     pass "control: package mxring, depends on adduser" || fail "control" "$(cat "$T/info")"
 dpkg -x "$T/mxring.deb" "$T/root"
 dpkg-deb --ctrl-tarfile "$T/mxring.deb" | tar -x -C "$T" ./postinst ./conffiles 2>/dev/null || true
-for f in usr/bin/mxring etc/mxring/mxring.toml lib/systemd/system/mxring.service \
-    usr/share/doc/mxring/README.md; do
+unit=$(cd "$T/root" && ls usr/lib/systemd/system/mxring.service lib/systemd/system/mxring.service 2>/dev/null | head -1 || true)
+[[ -n $unit ]] && pass "layout: /$unit" || fail "layout" "no mxring.service under /usr/lib/systemd/system or /lib/systemd/system"
+unit=$T/root/${unit:-lib/systemd/system/mxring.service}
+for f in usr/bin/mxring etc/mxring/mxring.toml usr/share/doc/mxring/README.md; do
     [[ -e $T/root/$f ]] && pass "layout: /$f" || fail "layout" "/$f missing"
 done
 grep -qx "/etc/mxring/mxring.toml" "$T/conffiles" 2>/dev/null &&
@@ -43,15 +45,19 @@ grep -qx "/etc/mxring/mxring.toml" "$T/conffiles" 2>/dev/null &&
 grep -q "adduser --system" "$T/postinst" && grep -q "/var/spool/mxring" "$T/postinst" &&
     pass "postinst creates the mxring user and its spool" || fail "postinst" "no user or spool"
 
-unit=$T/root/lib/systemd/system/mxring.service
 for want in "Type=notify" "User=mxring" "AmbientCapabilities=CAP_NET_BIND_SERVICE" \
     "ProtectSystem=strict" "ReadWritePaths=/var/spool/mxring" "LimitNOFILE=262144" \
     "ExecStart=/usr/bin/mxring serve --config /etc/mxring/mxring.toml"; do
     grep -qx -- "$want" "$unit" && pass "unit: $want" || fail "unit" "no line $want"
 done
+# systemd's own reading of the unit, against the unpacked root. Lines about what a
+# bare root lacks (its targets, /bin/kill) are not the unit's faults.
 if command -v systemd-analyze >/dev/null; then
-    systemd-analyze verify "$unit" >"$T/verify" 2>&1 &&
-        pass "systemd-analyze verify" || fail "systemd-analyze verify" "$(cat "$T/verify")"
+    systemd-analyze verify --root="$T/root" "$unit" 2>&1 |
+        grep -vE "sysinit.target not found|/bin/kill is not executable" >"$T/verify" || true
+    [[ ! -s $T/verify ]] && pass "systemd-analyze verify" || fail "systemd-analyze verify" "$(cat "$T/verify")"
+else
+    echo "SKIP  systemd-analyze verify: systemd-analyze is not installed"
 fi
 
 "$T/root/usr/bin/mxring" config check --config "$T/root/etc/mxring/mxring.toml" >"$T/check" 2>&1 &&
