@@ -152,6 +152,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             action: ConfigAction::Check { config },
         } => {
             let (c, origin) = config.load()?;
+            if let Some(path) = &config.config {
+                let text = std::fs::read_to_string(path)?;
+                mxring::config::check_files(&c, &text, &origin)?;
+            }
+            for warning in mxring::config::warnings(&c) {
+                outln!("{origin}: warning: {warning}");
+            }
             outln!(
                 "{origin}: ok ({} listener(s), {} route(s), {} inbound_tls and {} outbound_tls rule(s))",
                 c.listeners.len(),

@@ -52,9 +52,11 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-type Problem = (&'static str, Option<usize>, &'static str, String);
+use super::checks::{self, Problem};
 
 fn validate(c: &Config, _text: &str) -> Result<(), Problem> {
+    checks::listeners(c)?;
+    checks::outbound_rules(c)?;
     if c.server.hostname.trim().is_empty() || c.server.hostname.contains(char::is_whitespace) {
         return Err((
             "server",
@@ -154,12 +156,12 @@ fn validate(c: &Config, _text: &str) -> Result<(), Problem> {
             }
         }
         for s in &r.senders {
-            if !s.contains('@') {
+            if s.trim() != "<>" && !s.contains('@') {
                 return Err((
                     "inbound_tls",
                     Some(i),
                     "senders",
-                    format!("`{s}`: a sender matcher is user@domain or *@domain"),
+                    format!("`{s}`: a sender matcher is user@domain, *@domain or <>"),
                 ));
             }
         }
@@ -190,7 +192,7 @@ fn validate(c: &Config, _text: &str) -> Result<(), Problem> {
 
 /// Line (1-based) of `key` inside table `table` (the `index`th one for arrays of
 /// tables); falls back to the table header, then to line 1.
-fn locate(text: &str, table: &str, index: Option<usize>, key: &str) -> usize {
+pub(super) fn locate(text: &str, table: &str, index: Option<usize>, key: &str) -> usize {
     let header_single = format!("[{table}]");
     let header_array = format!("[[{table}]]");
     let mut seen = 0usize;

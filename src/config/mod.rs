@@ -1,10 +1,14 @@
 //! The configuration model. One TOML file describes a whole mxring; every field has
 //! a documented default, and unknown keys are refused (with the key and its line).
 
+mod checks;
+mod files;
 mod load;
 mod restart;
 mod units;
 
+pub use checks::warnings;
+pub use files::check_files;
 pub use load::{load_file, load_str, ConfigError, EMBEDDED_DEFAULT};
 pub use restart::restart_only_changes;
 pub use units::{canonical_ip, ByteSize, Cidr, Dur};
@@ -227,6 +231,11 @@ pub struct InboundTlsRule {
     /// Sender matchers: `user@domain` or `*@domain`.
     #[serde(default)]
     pub senders: Vec<String>,
+    /// Recipient domains the rule is limited to (`domain`, `.domain` for its
+    /// subdomains). With them a bare local part in `recipients` means that mailbox
+    /// at these domains only. Empty: every domain.
+    #[serde(default)]
+    pub domains: Vec<String>,
     /// Client addresses or CIDR ranges, IPv4 or IPv6.
     #[serde(default)]
     pub clients: Vec<Cidr>,

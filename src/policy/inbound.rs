@@ -6,11 +6,13 @@ use std::net::IpAddr;
 
 use crate::config::{Cidr, InboundTlsRule, TlsVersion};
 
-use super::matchers::AddressMatcher;
+use super::matchers::{AddressMatcher, DomainMatcher};
 
 #[derive(Clone, Debug)]
 pub struct InboundRule {
     pub recipients: Vec<AddressMatcher>,
+    /// Recipient domains the rule is limited to; empty: every domain.
+    pub domains: Vec<DomainMatcher>,
     pub senders: Vec<AddressMatcher>,
     pub clients: Vec<Cidr>,
     pub require: bool,
@@ -25,6 +27,7 @@ impl InboundRule {
                 .iter()
                 .map(|s| AddressMatcher::parse(s))
                 .collect(),
+            domains: r.domains.iter().map(|d| DomainMatcher::parse(d)).collect(),
             senders: r.senders.iter().map(|s| AddressMatcher::parse(s)).collect(),
             clients: r.clients.clone(),
             require: r.require,
@@ -53,14 +56,33 @@ impl InboundRule {
             .map(|m| format!("sender {m}"))
     }
 
+    /// Decided per recipient: the rule names recipients or recipient domains.
+    fn is_per_recipient(&self) -> bool {
+        !self.recipients.is_empty() || !self.domains.is_empty()
+    }
+
     fn recipient_matches(&self, rcpt: &str) -> Option<String> {
+        let domain = match self.domains.as_slice() {
+            [] => String::new(),
+            list => {
+                let at = rcpt.rsplit_once('@').map(|x| x.1).unwrap_or("");
+                let hit = list.iter().find(|d| d.matches(at))?;
+                format!("domain {hit}")
+            }
+        };
         if self.recipients.is_empty() {
-            return Some(String::new());
+            return Some(domain);
         }
-        self.recipients
+        let rcpt_hit = self
+            .recipients
             .iter()
             .find(|m| m.matches(rcpt))
-            .map(|m| format!("recipient {m}"))
+            .map(|m| format!("recipient {m}"))?;
+        Some(if domain.is_empty() {
+            rcpt_hit
+        } else {
+            format!("{rcpt_hit} at {domain}")
+        })
     }
 }
 
@@ -166,7 +188,7 @@ pub fn decide_at_mail(
         ) else {
             continue;
         };
-        if !rule.recipients.is_empty() {
+        if rule.is_per_recipient() {
             return None;
         }
         return Some(InboundDecision::from_rule(
@@ -213,6 +235,7 @@ mod tests {
                 .iter()
                 .map(|s| AddressMatcher::parse(s))
                 .collect(),
+            domains: Vec::new(),
             senders: senders.iter().map(|s| AddressMatcher::parse(s)).collect(),
             clients: clients.iter().map(|s| s.parse().unwrap()).collect(),
             require,
@@ -276,6 +299,18 @@ mod tests {
         assert_eq!((d.rule, d.require_tls), (Some(0), false));
         let d = decide_at_rcpt(&rules, ip("2001:db9::5"), Some(""), "x@y", false);
         assert_eq!((d.rule, d.require_tls), (Some(1), true));
+    }
+
+    #[test]
+    fn domains_scope_a_bare_local_part() {
+        let mut r = rule(&["john.smith"], &[], &[], true);
+        r.domains = vec![DomainMatcher::parse("corp.example")];
+        let rules = [r];
+        assert_eq!(decide_at_mail(&rules, ip("192.0.2.1"), "a@b", false), None);
+        let at = |rcpt| decide_at_rcpt(&rules, ip("192.0.2.1"), Some("a@b"), rcpt, false);
+        assert_eq!(at("john.smith@corp.example").rule, Some(0));
+        assert_eq!(at("john.smith@other.example").rule, None);
+        assert_eq!(at("jane@corp.example").rule, None);
     }
 
     #[test]
