@@ -2,6 +2,7 @@
 //! JSON log lines.
 
 mod common;
+mod dns_server;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -40,51 +41,77 @@ fn output_into_a_closed_pipe_ends_quietly_without_a_panic() {
     }
 }
 
+/// `mxring serve` as a child process logging JSON, one shard, admin off.
+struct JsonServer {
+    child: std::process::Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStderr>>,
+    _dir: tempfile::TempDir,
+}
+
+impl JsonServer {
+    fn start(extra: &str) -> JsonServer {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("json.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nhostname = \"mx.test\"\nshards = 1\nspool = \"{}\"\n\
+                 [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n\
+                 [admin]\naddress = \"\"\n[log]\nformat = \"json\"\n{extra}",
+                dir.path().join("spool").display(),
+            ),
+        )
+        .unwrap();
+        let mut child = mxring()
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        JsonServer {
+            child,
+            lines,
+            _dir: dir,
+        }
+    }
+
+    /// The next log line with this message (each must be JSON).
+    fn next(&mut self, message: &str) -> serde_json::Value {
+        loop {
+            let line = self.lines.next().expect("a log line").unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if v["message"] == message {
+                return v;
+            }
+        }
+    }
+
+    fn stop(mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+fn send_one(addr: std::net::SocketAddr, rcpt: &str) {
+    let mut c = Client::connect(addr);
+    c.cmd("EHLO client.test");
+    assert_eq!(c.send_mail("a@src.test", &[rcpt], "hi\n").0, 250);
+}
+
 #[test]
 fn json_logs_are_one_object_per_line_with_the_text_fields() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("json.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nhostname = \"mx.test\"\nshards = 1\nspool = \"{}\"\n\
-             [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n\
-             [admin]\naddress = \"\"\n[log]\nformat = \"json\"\n{}",
-            dir.path().join("spool").display(),
-            common::route_all(common::closed_port())
-        ),
-    )
-    .unwrap();
-    let mut child = mxring()
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut next = || -> serde_json::Value {
-        let line = lines.next().expect("a log line").unwrap();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-    };
-    let listening = loop {
-        let v = next();
-        if v["message"] == "listening" {
-            break v;
-        }
-    };
+    let mut s = JsonServer::start(&common::route_all(common::closed_port()));
+    let listening = s.next("listening");
     assert_eq!(listening["listener"], "mx", "{listening}");
     assert_eq!(listening["level"], "INFO", "{listening}");
     assert!(listening["timestamp"].is_string(), "{listening}");
-    let addr: std::net::SocketAddr = listening["addr"].as_str().unwrap().parse().unwrap();
-    let mut c = Client::connect(addr);
-    c.cmd("EHLO client.test");
-    assert_eq!(c.send_mail("a@src.test", &["b@dst.test"], "hi\n").0, 250);
-    let queued = loop {
-        let v = next();
-        if v["message"] == "queued" {
-            break v;
-        }
-    };
+    send_one(
+        listening["addr"].as_str().unwrap().parse().unwrap(),
+        "b@dst.test",
+    );
+    let queued = s.next("queued");
     for field in [
         "id", "shard", "from", "rcpts", "size", "client", "tls", "cipher",
     ] {
@@ -92,6 +119,26 @@ fn json_logs_are_one_object_per_line_with_the_text_fields() {
     }
     assert_eq!(queued["from"], "a@src.test", "{queued}");
     assert_eq!(queued["tls"], "none", "{queued}");
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    s.stop();
+}
+
+/// A failed MX lookup is an attempt like any other: it gets its log line.
+#[test]
+fn a_dns_failure_gets_the_delivery_log_line() {
+    let dns = dns_server::DnsServer::start(dns_server::Zone::new());
+    let mut s = JsonServer::start(&format!(
+        "[dns]\nnameservers = [\"{}\"]\n",
+        dns.nameserver()
+    ));
+    let listening = s.next("listening");
+    send_one(
+        listening["addr"].as_str().unwrap().parse().unwrap(),
+        "b@nowhere.test",
+    );
+    let attempt = s.next("delivery attempt");
+    assert_eq!(attempt["to"], "b@nowhere.test", "{attempt}");
+    assert_eq!(attempt["status"], "5.1.2", "{attempt}");
+    assert_eq!(attempt["result"], "failed", "{attempt}");
+    assert_eq!(attempt["mx_ip"], "none", "{attempt}");
+    s.stop();
 }

@@ -157,8 +157,13 @@ fn duocircle() {
         out(&p, "a@legacy.example", "b@else.example", None).level,
         TlsLevel::None
     );
-    assert_eq!(
-        out(&p, "a@else.example", "b@customer.example", None).level,
-        TlsLevel::Verify
-    );
+    // End to end means every sender: the legacy account's "TLS off" is for mail
+    // to the world, never for the hop to the customer's own server.
+    for sender in ["a@else.example", "old@legacy.example", "a@customer.example"] {
+        assert_eq!(
+            out(&p, sender, "b@customer.example", None).level,
+            TlsLevel::Verify,
+            "{sender} to the customer's server"
+        );
+    }
 }

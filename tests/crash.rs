@@ -172,14 +172,14 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 /// (log file, queue id) for every message that one mxring process logged as
-/// delivered more than once ("delivery attempt ... result=Delivered" lines).
+/// delivered more than once ("delivery attempt ... result=delivered" lines).
 fn delivered_twice_in_one_run(logs: &[PathBuf]) -> Vec<(String, String)> {
     let mut twice = Vec::new();
     for log in logs {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let mut seen: HashMap<&str, u32> = HashMap::new();
         for line in text.lines() {
-            if !(line.contains("delivery attempt") && line.contains("result=Delivered")) {
+            if !(line.contains("delivery attempt") && line.contains("result=delivered")) {
                 continue;
             }
             if let Some(id) = line

@@ -425,15 +425,11 @@ fn command(w: &mut TcpStream, r: &mut BufReader<TcpStream>, cmd: &str, code: &st
     rep
 }
 
-#[test]
-fn delivers_to_mx_found_in_dns() {
+/// Start mxring with `dns` as its resolver and `[outbound] port` = the sink's, plus
+/// `extra` config; send one message to `rcpt`; return what the sink received.
+fn relay_one(dns: &DnsServer, extra: &str, rcpt: &str) -> Received {
     let (tx, rx) = mpsc::channel();
     let sink = Sink::start(tx);
-    let dns = DnsServer::start(
-        Zone::new()
-            .mx("dest.test", 10, "mx1.dest.test")
-            .a("mx1.dest.test", Ipv4Addr::LOCALHOST),
-    );
     let spool = tempfile::tempdir().expect("tempdir");
     let toml = format!(
         r#"
@@ -455,7 +451,7 @@ timeout = "2s"
 
 [outbound]
 port = {port}
-"#,
+{extra}"#,
         spool = spool.path().display(),
         ns = dns.nameserver(),
         port = sink.addr.port(),
@@ -474,7 +470,7 @@ port = {port}
     assert!(banner.starts_with("220 "), "{banner}");
     command(&mut w, &mut r, "EHLO client.test", "250");
     command(&mut w, &mut r, "MAIL FROM:<sender@client.test>", "250");
-    command(&mut w, &mut r, "RCPT TO:<user@dest.test>", "250");
+    command(&mut w, &mut r, &format!("RCPT TO:<{rcpt}>"), "250");
     command(&mut w, &mut r, "DATA", "354");
     let queued = command(
         &mut w,
@@ -489,9 +485,17 @@ port = {port}
     let got = rx.recv_timeout(Duration::from_secs(20));
     server.shutdown();
     drop(sink);
-    drop(dns);
-    let got = got.expect("message delivered to the MX within 20 s");
+    got.expect("message delivered within 20 s")
+}
 
+#[test]
+fn delivers_to_mx_found_in_dns() {
+    let dns = DnsServer::start(
+        Zone::new()
+            .mx("dest.test", 10, "mx1.dest.test")
+            .a("mx1.dest.test", Ipv4Addr::LOCALHOST),
+    );
+    let got = relay_one(&dns, "", "user@dest.test");
     assert_eq!(got.mail_from, "<sender@client.test>");
     assert_eq!(got.rcpts, ["<user@dest.test>"]);
     assert!(
@@ -505,5 +509,21 @@ port = {port}
             .ends_with("Subject: via MX\r\n\r\nHello through DNS.\r\n.dot-stuffed line\r\n"),
         "{}",
         got.body
+    );
+}
+
+/// A route to a host name without a port goes to `[outbound] port`, like MX hosts.
+#[test]
+fn route_to_a_host_name_uses_the_outbound_port() {
+    let dns = DnsServer::start(Zone::new().a("relay.customer.test", Ipv4Addr::LOCALHOST));
+    let route = "[[route]]\ndomains = [\"customer.test\"]\nnext_hop = \"[relay.customer.test]\"\n\
+                 [[route]]\ndomains = [\"other.test\"]\nnext_hop = \"relay.customer.test\"\n";
+    assert_eq!(
+        relay_one(&dns, route, "a@customer.test").rcpts,
+        ["<a@customer.test>"]
+    );
+    assert_eq!(
+        relay_one(&dns, route, "b@other.test").rcpts,
+        ["<b@other.test>"]
     );
 }

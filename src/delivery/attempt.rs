@@ -39,7 +39,7 @@ async fn targets(
             .iter()
             .any(|m| DomainMatcher::parse(m).matches(domain) || m == "*")
     });
-    match route.map(|r| NextHop::parse(&r.next_hop)) {
+    match route.map(|r| NextHop::parse_with_port(&r.next_hop, config.outbound.port)) {
         Some(Ok(NextHop::Addr(a))) => Ok(vec![(a.ip().to_string(), a.port(), true)]),
         Some(Ok(NextHop::Host {
             name,
@@ -131,29 +131,23 @@ async fn deliver_domain(
     domain: &str,
     idxs: Vec<usize>,
 ) -> Vec<(usize, RcptResult)> {
+    let started = Instant::now();
     let hosts = match targets(d, config, domain).await {
         Ok(h) => h,
-        Err(DnsFailure::Permanent { status, text }) => {
-            return idxs
-                .into_iter()
-                .map(|i| {
-                    (
-                        i,
-                        failure(ResultKind::Permanent, status, text.clone(), Decider::Dns),
-                    )
-                })
-                .collect()
-        }
-        Err(DnsFailure::Temporary { text }) => {
-            return idxs
-                .into_iter()
-                .map(|i| {
-                    (
-                        i,
-                        failure(ResultKind::Temporary, "4.4.3", text.clone(), Decider::Dns),
-                    )
-                })
-                .collect()
+        Err(e) => {
+            let r = match e {
+                DnsFailure::Permanent { status, text } => {
+                    failure(ResultKind::Permanent, status, text, Decider::Dns)
+                }
+                DnsFailure::Temporary { text } => {
+                    failure(ResultKind::Temporary, "4.4.3", text, Decider::Dns)
+                }
+            };
+            // Every attempt gets its log line, a failed lookup too.
+            for &i in &idxs {
+                log_attempt(id, rec, i, None, domain, &r, started);
+            }
+            return idxs.into_iter().map(|i| (i, r.clone())).collect();
         }
     };
     let mut remaining = idxs;
@@ -235,7 +229,7 @@ async fn deliver_domain(
                             r.remote_mta = Some(conn_remote.clone());
                             r.tls = tls.clone();
                             r.peer_dsn = peer_dsn;
-                            log_attempt(id, rec, i, &addr, &host, &r, started);
+                            log_attempt(id, rec, i, Some(&addr), &host, &r, started);
                             results.push((i, r));
                         }
                     }
@@ -263,7 +257,7 @@ async fn deliver_domain(
                             failure(kind, &status, format!("{status} {}", e.text), decided_by);
                         r.remote_mta = Some(format!("{host}[{}]:{}", addr.ip(), addr.port()));
                         for &i in &group {
-                            log_attempt(id, rec, i, &addr, &host, &r, started);
+                            log_attempt(id, rec, i, Some(&addr), &host, &r, started);
                             if kind == ResultKind::Permanent {
                                 results.push((i, r.clone()));
                             } else {
@@ -294,11 +288,13 @@ async fn deliver_domain(
     results
 }
 
+/// The one log line of each recipient's attempt; `addr` is None when no address
+/// was reached (a failed DNS lookup of `host`, the domain or its route).
 fn log_attempt(
     id: u64,
     rec: &QueuedMessage,
     i: usize,
-    addr: &SocketAddr,
+    addr: Option<&SocketAddr>,
     host: &str,
     r: &RcptResult,
     started: Instant,
@@ -312,11 +308,11 @@ fn log_attempt(
         id = %format_id(id),
         to = %rec.envelope.recipients[i].address,
         relay = %host,
-        mx_ip = %addr,
+        mx_ip = %addr.map(|a| a.to_string()).unwrap_or_else(|| "none".into()),
         tls = r.tls.as_ref().map(|t| t.version.as_str()).unwrap_or("none"),
         cipher = r.tls.as_ref().map(|t| t.cipher.as_str()).unwrap_or("none"),
         status = %r.status,
-        result = ?r.kind,
+        result = r.kind.name(),
         reply = %r.text,
         delay_ms = delay,
         attempt_ms = started.elapsed().as_millis() as u64,

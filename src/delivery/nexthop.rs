@@ -16,14 +16,20 @@ pub enum NextHop {
 }
 
 impl NextHop {
+    /// Parse with port 25 where none is written.
     pub fn parse(s: &str) -> Result<NextHop, String> {
+        Self::parse_with_port(s, 25)
+    }
+
+    /// Parse with `default_port` (`[outbound] port`) where none is written.
+    pub fn parse_with_port(s: &str, default_port: u16) -> Result<NextHop, String> {
         let s = s.trim();
         if let Some(rest) = s.strip_prefix('[') {
             let (inside, after) = rest
                 .split_once(']')
                 .ok_or_else(|| format!("`{s}`: missing ]"))?;
             let port = match after {
-                "" => 25,
+                "" => default_port,
                 p => p
                     .strip_prefix(':')
                     .and_then(|p| p.parse::<u16>().ok())
@@ -41,7 +47,7 @@ impl NextHop {
         }
         let (name, port) = match s.rsplit_once(':') {
             Some((n, p)) => (n, p.parse::<u16>().map_err(|_| format!("`{s}`: bad port"))?),
-            None => (s, 25),
+            None => (s, default_port),
         };
         if !crate::proto::address::is_domain(name, false) {
             return Err(format!("`{s}`: not a host name"));
@@ -64,6 +70,31 @@ pub fn parse_nameserver(s: &str) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_port_applies_only_where_none_is_written() {
+        let host = |name: &str, port, no_mx| NextHop::Host {
+            name: name.into(),
+            port,
+            no_mx,
+        };
+        assert_eq!(
+            NextHop::parse_with_port("mail.customer.test", 2525),
+            Ok(host("mail.customer.test", 2525, false))
+        );
+        assert_eq!(
+            NextHop::parse_with_port("[mail.customer.test]", 2525),
+            Ok(host("mail.customer.test", 2525, true))
+        );
+        assert_eq!(
+            NextHop::parse_with_port("mail.customer.test:26", 2525),
+            Ok(host("mail.customer.test", 26, false))
+        );
+        assert_eq!(
+            NextHop::parse_with_port("[10.0.0.5]", 2525),
+            Ok(NextHop::Addr("10.0.0.5:2525".parse().unwrap()))
+        );
+    }
 
     #[test]
     fn next_hop_forms() {

@@ -30,6 +30,17 @@ pub enum ResultKind {
     Permanent,
 }
 
+impl ResultKind {
+    /// The word in log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResultKind::Delivered => "delivered",
+            ResultKind::Temporary => "deferred",
+            ResultKind::Permanent => "failed",
+        }
+    }
+}
+
 /// What must happen after the results were applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Followup {
