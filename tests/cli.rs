@@ -2,6 +2,7 @@
 //! JSON log lines.
 
 mod common;
+#[allow(dead_code)]
 mod dns_server;
 
 use std::io::{BufRead, BufReader};
