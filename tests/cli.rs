@@ -143,3 +143,60 @@ fn a_dns_failure_gets_the_delivery_log_line() {
     assert_eq!(attempt["mx_ip"], "none", "{attempt}");
     s.stop();
 }
+
+/// `mxring queue show ID` prints a summary for people; `--json` the API's JSON.
+#[test]
+fn queue_show_is_readable_and_json_on_request() {
+    let s = common::TestServer::start(&format!(
+        "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\n{}",
+        common::route_all(common::closed_port())
+    ));
+    send_one(s.addr("mx"), "b@dst.test");
+    let id = s.queue()[0].id.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cli.toml");
+    let admin = s.server.as_ref().unwrap().admin.unwrap();
+    std::fs::write(
+        &config,
+        format!("[[listener]]\naddress = \"127.0.0.1:0\"\n[admin]\naddress = \"{admin}\"\n"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = mxring()
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run(&["queue", "show", &id]);
+    for want in [
+        format!("Queue ID:     {id}"),
+        "Sender:       a@src.test".to_string(),
+        "Recipients:".to_string(),
+        "  b@dst.test  ".to_string(),
+        "Headers:".to_string(),
+        "  Received: from client.test".to_string(),
+    ] {
+        assert!(text.contains(&want), "no `{want}` in:\n{text}");
+    }
+    assert!(
+        !text.trim_start().starts_with('{'),
+        "not JSON by default:\n{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["queue", "show", &id, "--json"])).unwrap();
+    assert_eq!(json["id"], id.as_str());
+    let state = json["recipients"][0]["state"].as_str().unwrap().to_string();
+    assert!(["pending", "deferred"].contains(&state.as_str()), "{state}");
+    assert!(
+        run(&["queue", "list"]).contains(&state),
+        "the list uses the same words"
+    );
+}

@@ -250,7 +250,7 @@ fn self_signed_peer_is_fine_for_encrypt_and_deferred_under_verify() {
             .find(|r| r.address == "carol@verify.test")
             .cloned();
         if let Some(r) = r.filter(|r| r.attempts > 0) {
-            assert_eq!(r.state, "TemporaryFailure");
+            assert_eq!(r.state, "deferred");
             assert!(
                 r.last_reply
                     .as_deref()

@@ -58,7 +58,7 @@ impl MessageView {
                 .zip(&r.rcpts)
                 .map(|(rc, st)| RecipientView {
                     address: rc.address.clone(),
-                    state: format!("{:?}", st.state),
+                    state: st.state.name().to_string(),
                     attempts: st.attempts,
                     last_reply: st.last_reply.clone(),
                     remote_mta: st.remote_mta.clone(),

@@ -17,8 +17,13 @@ pub enum QueueAction {
         #[arg(long)]
         json: bool,
     },
-    /// Show one message: envelope, status and headers.
-    Show { id: String },
+    /// Show one message: envelope, per-recipient status and headers (`--json`: the
+    /// admin API's JSON).
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Attempt delivery now.
     Retry { id: String },
     /// Remove a message without notice.
@@ -33,6 +38,58 @@ fn when(ms: u64) -> String {
     dt.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// One message for a person, in the spirit of `postqueue -p` and `postcat -q`.
+fn show(m: &MessageView) -> String {
+    let mut t = String::new();
+    let sender = if m.sender.is_empty() { "<>" } else { &m.sender };
+    let line = |t: &mut String, k: &str, v: &str| t.push_str(&format!("{k:<14}{v}\n"));
+    line(&mut t, "Queue ID:", &m.id);
+    line(&mut t, "Sender:", sender);
+    line(&mut t, "Size:", &format!("{} bytes", m.size));
+    line(&mut t, "Arrived:", &when(m.arrival_ms));
+    line(
+        &mut t,
+        "From client:",
+        &format!(
+            "{} (HELO {}), {}",
+            m.client_ip,
+            m.helo,
+            m.tls
+                .as_deref()
+                .map_or("no TLS".to_string(), |t| format!("TLS {t}"))
+        ),
+    );
+    line(&mut t, "Attempts:", &m.attempts.to_string());
+    line(&mut t, "Next attempt:", &when(m.next_attempt_ms));
+    if m.delay_warned {
+        line(&mut t, "Delay notice:", "sent to the sender");
+    }
+    t.push_str("Recipients:\n");
+    for r in &m.recipients {
+        t.push_str(&format!(
+            "  {}  {} after {} attempt(s)\n",
+            r.address, r.state, r.attempts
+        ));
+        if let Some(reply) = &r.last_reply {
+            t.push_str(&format!("      last reply: {reply}\n"));
+        }
+        if let Some(mta) = &r.remote_mta {
+            let tls = r
+                .tls
+                .as_deref()
+                .map_or("no TLS".to_string(), |t| format!("TLS {t}"));
+            t.push_str(&format!("      remote MTA: {mta}, {tls}\n"));
+        }
+    }
+    if let Some(h) = &m.headers {
+        t.push_str("Headers:\n");
+        for l in h.lines() {
+            t.push_str(&format!("  {l}\n"));
+        }
+    }
+    t
+}
+
 pub fn run(arg: &ConfigArg, action: QueueAction) -> anyhow::Result<ExitCode> {
     let (config, _) = arg.load()?;
     let addr: SocketAddr = config
@@ -43,7 +100,7 @@ pub fn run(arg: &ConfigArg, action: QueueAction) -> anyhow::Result<ExitCode> {
     let client = AdminClient::new(addr);
     let (status, body) = match &action {
         QueueAction::List { .. } => client.request("GET", "/queue")?,
-        QueueAction::Show { id } => client.request("GET", &format!("/queue/{id}"))?,
+        QueueAction::Show { id, .. } => client.request("GET", &format!("/queue/{id}"))?,
         QueueAction::Retry { id } => client.request("POST", &format!("/queue/{id}/retry"))?,
         QueueAction::Delete { id } => client.request("POST", &format!("/queue/{id}/delete"))?,
         QueueAction::Bounce { id } => client.request("POST", &format!("/queue/{id}/bounce"))?,
@@ -57,7 +114,13 @@ pub fn run(arg: &ConfigArg, action: QueueAction) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     match action {
-        QueueAction::List { json: true } | QueueAction::Show { .. } => outln!("{body}"),
+        QueueAction::List { json: true } | QueueAction::Show { json: true, .. } => {
+            outln!("{body}")
+        }
+        QueueAction::Show { json: false, .. } => {
+            let m: MessageView = serde_json::from_str(&body)?;
+            out!("{}", show(&m));
+        }
         QueueAction::List { json: false } => {
             let list: Vec<MessageView> = serde_json::from_str(&body)?;
             if list.is_empty() {

@@ -20,6 +20,16 @@ pub enum RcptState {
 }
 
 impl RcptState {
+    /// The word `mxring queue` and the admin API show.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RcptState::Pending => "pending",
+            RcptState::TemporaryFailure => "deferred",
+            RcptState::Delivered => "delivered",
+            RcptState::Failed => "failed",
+        }
+    }
+
     pub fn is_done(&self) -> bool {
         matches!(self, RcptState::Delivered | RcptState::Failed)
     }

@@ -758,7 +758,7 @@ delivery_checks() {
             fail "$name" "the message was sent without TLS"
         elif [[ $entry != *"$notls"* ]]; then
             fail "$name" "no '$notls' reply in the queue after 15 s: ${entry:-not listed}"
-        elif [[ $entry != *states=TemporaryFailure* ]]; then
+        elif [[ $entry != *states=deferred* ]]; then
             fail "$name" "expected a temporary failure (deferral): $entry"
         else
             pass "$name (${entry#*replies=})"
@@ -806,7 +806,7 @@ delivery_checks() {
             fail "$name" "the message went through Postfix without TLS"
         elif [[ $entry != *"$notls"* ]]; then
             fail "$name" "no '$notls' reply in the queue after 15 s: ${entry:-not listed}" "$PF/maillog"
-        elif [[ $entry != *states=TemporaryFailure* ]]; then
+        elif [[ $entry != *states=deferred* ]]; then
             fail "$name" "expected a temporary failure (deferral): $entry"
         else
             pass "$name (${entry#*replies=}; Postfix: ${seen:-no disconnect line})"
