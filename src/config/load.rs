@@ -185,6 +185,7 @@ fn validate(c: &Config, _text: &str) -> Result<(), Problem> {
             "dane levels are not built yet".into(),
         ));
     }
+    super::identity::validate(c)?;
     Ok(())
 }
 
