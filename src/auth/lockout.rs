@@ -1,6 +1,6 @@
 //! Brute-force lockout: after `max_failures` failed AUTHs from one client address
 //! within `window`, that address is refused (454 4.7.0) without a password check
-//! until the window since its first counted failure passes. Time comes in as an
+//! for one more `window`, counted from the failure that locked it. Time comes in as an
 //! argument, so tests use a short window or a made-up clock.
 
 use std::collections::HashMap;
@@ -15,8 +15,16 @@ const MAX_TRACKED: usize = 100_000;
 pub struct Lockout {
     max_failures: u32,
     window: Duration,
-    /// Per address: failures counted and when the first of them happened.
-    failures: HashMap<IpAddr, (u32, Instant)>,
+    failures: HashMap<IpAddr, Failures>,
+}
+
+#[derive(Debug)]
+struct Failures {
+    count: u32,
+    /// The first failure counted in this window.
+    first: Instant,
+    /// When the address was locked out.
+    locked: Option<Instant>,
 }
 
 impl Lockout {
@@ -39,16 +47,15 @@ impl Lockout {
         if self.max_failures == 0 {
             return false;
         }
-        match self.failures.get(&ip) {
-            Some(&(count, first)) if now.duration_since(first) < self.window => {
-                count >= self.max_failures
-            }
-            Some(_) => {
-                self.failures.remove(&ip);
-                false
-            }
-            None => false,
+        let Some(f) = self.failures.get(&ip) else {
+            return false;
+        };
+        let since = f.locked.unwrap_or(f.first);
+        if now.duration_since(since) < self.window {
+            return f.locked.is_some() || f.count >= self.max_failures;
         }
+        self.failures.remove(&ip);
+        false
     }
 
     /// Count a failed AUTH from `ip`.
@@ -56,23 +63,32 @@ impl Lockout {
         if self.failures.len() >= MAX_TRACKED && !self.failures.contains_key(&ip) {
             let window = self.window;
             self.failures
-                .retain(|_, (_, first)| now.duration_since(*first) < window);
+                .retain(|_, f| now.duration_since(f.locked.unwrap_or(f.first)) < window);
             if self.failures.len() >= MAX_TRACKED {
                 if let Some(oldest) = self
                     .failures
                     .iter()
-                    .min_by_key(|(_, (_, first))| *first)
+                    .min_by_key(|(_, f)| f.first)
                     .map(|(ip, _)| *ip)
                 {
                     self.failures.remove(&oldest);
                 }
             }
         }
-        let entry = self.failures.entry(ip).or_insert((0, now));
-        if now.duration_since(entry.1) >= self.window {
-            *entry = (0, now);
+        let fresh = Failures {
+            count: 0,
+            first: now,
+            locked: None,
+        };
+        let f = self.failures.entry(ip).or_insert(fresh);
+        if f.locked.is_none() && now.duration_since(f.first) >= self.window {
+            f.count = 0;
+            f.first = now;
         }
-        entry.0 += 1;
+        f.count += 1;
+        if self.max_failures > 0 && f.count >= self.max_failures && f.locked.is_none() {
+            f.locked = Some(now);
+        }
     }
 
     /// A successful AUTH clears the address's count.
@@ -98,11 +114,17 @@ mod tests {
         l.failed(ip, t0 + Duration::from_secs(4));
         assert!(l.is_locked(ip, t0 + Duration::from_secs(5)));
         assert!(!l.is_locked(other, t0 + Duration::from_secs(5)));
-        assert!(l.is_locked(ip, t0 + Duration::from_secs(599)));
-        assert!(!l.is_locked(ip, t0 + Duration::from_secs(600)));
+        // Locked for a whole window from the fifth failure.
+        assert!(l.is_locked(ip, t0 + Duration::from_secs(603)));
+        assert!(!l.is_locked(ip, t0 + Duration::from_secs(604)));
         // A new window starts from scratch.
-        l.failed(ip, t0 + Duration::from_secs(601));
-        assert!(!l.is_locked(ip, t0 + Duration::from_secs(602)));
+        l.failed(ip, t0 + Duration::from_secs(605));
+        assert!(!l.is_locked(ip, t0 + Duration::from_secs(606)));
+        // Failures spread wider than the window never lock.
+        for i in 0..10 {
+            l.failed(other, t0 + Duration::from_secs(i * 200));
+            assert!(!l.is_locked(other, t0 + Duration::from_secs(i * 200)));
+        }
     }
 
     #[test]

@@ -276,11 +276,15 @@ mod tests {
             answer(&a, "192.0.2.2", "alice@a.test", "pw"),
             AuthOutcome::Accepted { .. }
         ));
-        // A reload with a higher limit applies to the counts so far.
+        // A reload replaces the accounts and keeps the lockouts so far.
         a.replace(&cfg(5, Duration::from_secs(600)), Accounts::default());
         assert_eq!(a.accounts(), 0);
         assert_eq!(
             answer(&a, "192.0.2.1", "alice@a.test", "pw"),
+            AuthOutcome::LockedOut
+        );
+        assert_eq!(
+            answer(&a, "192.0.2.2", "alice@a.test", "pw"),
             AuthOutcome::Rejected
         );
     }

@@ -1,10 +1,12 @@
 //! Subcommands. Every one takes `--config FILE` (default: the embedded config), so
 //! it finds the same admin address, spool and rules as the server it speaks of.
 
+mod auth;
 mod checktls;
 mod explain;
 mod queue;
 mod serve;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +73,18 @@ enum Command {
         #[command(subcommand)]
         action: queue::QueueAction,
     },
+    /// Accounts for SMTP AUTH: make password hashes for the users file.
+    Auth {
+        #[command(subcommand)]
+        action: auth::AuthAction,
+    },
+    /// Server certificates: what each SNI name gets.
+    Tls {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: tls::TlsAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -113,5 +127,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             explain::explain(&c, &origin, &args)
         }
         Command::CheckTls(args) => checktls::run(&args),
+        Command::Auth { action } => auth::run(action),
+        Command::Tls { config, action } => {
+            let (c, origin) = config.load()?;
+            tls::run(&c, &origin, action)
+        }
     }
 }

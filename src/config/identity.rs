@@ -54,7 +54,8 @@ pub struct AuthConfig {
     /// reloaded on SIGHUP. Needed by any listener with `auth`. Default none.
     pub users_file: Option<PathBuf>,
     /// Failed AUTHs from one client address within `failure_window` after which
-    /// that address gets 454 4.7.0 without a password check. 0 = no limit. Default 5.
+    /// that address gets 454 4.7.0 without a password check, for one more
+    /// `failure_window` from the failure that locked it. 0 = no limit. Default 5.
     pub max_failures: u32,
     /// See `max_failures`. Default 10m.
     pub failure_window: Dur,

@@ -165,6 +165,7 @@ async fn deliver_domain(
                 let rcpt = &rec.envelope.recipients[i].address;
                 let decision = policy.outbound(&OutboundFacts {
                     sender: &rec.envelope.sender,
+                    account: rec.login.as_deref(),
                     recipient: rcpt,
                     domain,
                     mx_host: Some(&host),

@@ -7,8 +7,8 @@ mod server;
 pub mod sni;
 
 pub use client::{client_config, client_config_versions, ClientVerification};
-pub use selfsigned::{self_signed, self_signed_in_spool};
-pub use server::{certificate_set, load_certified_key, server_config};
+pub use selfsigned::{self_signed, self_signed_in_spool, spool_paths};
+pub use server::{certificate_set, load_certified_key, named_certificates, server_config};
 
 use std::sync::Arc;
 

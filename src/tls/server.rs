@@ -66,8 +66,17 @@ pub fn certificate_set(c: &Config) -> Result<CertificateSet, TlsSetupError> {
         }
     };
     let mut set = CertificateSet::new(default);
+    for cert in named_certificates(c)? {
+        set.add(cert);
+    }
+    Ok(set)
+}
+
+/// The certificates chosen by SNI: `[[tls.certificates]]`, then `[tls] certificate_dir`.
+pub fn named_certificates(c: &Config) -> Result<Vec<LoadedCertificate>, TlsSetupError> {
+    let mut out = Vec::new();
     for e in &c.tls.certificates {
-        set.add(LoadedCertificate {
+        out.push(LoadedCertificate {
             source: e.certificate.display().to_string(),
             names: e.names.clone(),
             key: load_pair(&e.certificate, &e.private_key)?,
@@ -75,14 +84,14 @@ pub fn certificate_set(c: &Config) -> Result<CertificateSet, TlsSetupError> {
     }
     if let Some(dir) = &c.tls.certificate_dir {
         for (cert, key) in directory_pairs(dir)? {
-            set.add(LoadedCertificate {
+            out.push(LoadedCertificate {
                 source: cert.display().to_string(),
                 names: vec![],
                 key: load_pair(&cert, &key)?,
             });
         }
     }
-    Ok(set)
+    Ok(out)
 }
 
 pub fn server_config(c: &Config) -> Result<Arc<rustls::ServerConfig>, TlsSetupError> {
