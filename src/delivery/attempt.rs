@@ -187,6 +187,7 @@ async fn deliver_domain(
                         .cloned()
                         .unwrap_or_else(|| host.clone()),
                     ca_file: decision.ca_file.clone(),
+                    client_certificate: decision.client_certificate.clone(),
                 };
                 let started = Instant::now();
                 let hold = config.outbound.unreachable_hold.0;

@@ -22,6 +22,8 @@ pub struct OutboundRule {
     pub match_names: Vec<String>,
     pub ca_file: Option<PathBuf>,
     pub on_failure: OnTlsFailure,
+    /// Certificate and key presented when the next hop asks for one.
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
 }
 
 impl OutboundRule {
@@ -46,6 +48,10 @@ impl OutboundRule {
             match_names: r.match_names.clone(),
             ca_file: r.ca_file.clone(),
             on_failure: r.on_failure,
+            client_certificate: r
+                .client_certificate
+                .clone()
+                .zip(r.client_private_key.clone()),
         }
     }
 }
@@ -73,6 +79,8 @@ pub struct OutboundDecision {
     pub match_names: Vec<String>,
     pub ca_file: Option<PathBuf>,
     pub on_failure: OnTlsFailure,
+    /// Certificate and key presented when the next hop asks for one.
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
 }
 
 fn any_hit<T>(
@@ -145,6 +153,7 @@ pub fn decide(rules: &[OutboundRule], default: TlsLevel, f: &OutboundFacts) -> O
                 match_names: r.match_names.clone(),
                 ca_file: r.ca_file.clone(),
                 on_failure: r.on_failure,
+                client_certificate: r.client_certificate.clone(),
             };
         }
     }
@@ -156,6 +165,7 @@ pub fn decide(rules: &[OutboundRule], default: TlsLevel, f: &OutboundFacts) -> O
         match_names: vec![],
         ca_file: None,
         on_failure: OnTlsFailure::Defer,
+        client_certificate: None,
     }
 }
 
@@ -176,6 +186,7 @@ mod tests {
             match_names: vec![],
             ca_file: None,
             on_failure: OnTlsFailure::Defer,
+            client_certificate: None,
         }
     }
 

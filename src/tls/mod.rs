@@ -2,11 +2,13 @@
 //! certificate loading, and the self-signed certificate made when none is configured.
 
 mod client;
+mod client_cert;
 mod selfsigned;
 mod server;
 pub mod sni;
 
 pub use client::{client_config, client_config_versions, ClientVerification};
+pub use client_cert::with_client_certificate;
 pub use selfsigned::{self_signed, self_signed_in_spool, spool_paths};
 pub use server::{certificate_set, load_certified_key, named_certificates, server_config};
 
