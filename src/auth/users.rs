@@ -192,7 +192,7 @@ mod tests {
     #[test]
     fn refuses_plaintext_weak_hashes_and_bad_logins_with_the_line() {
         let err = |text: &str| Accounts::parse(text, "users.txt").unwrap_err().to_string();
-        let e = err(&format!("# c\nalice@a.test:hunter2\n"));
+        let e = err("# c\nalice@a.test:hunter2\n");
         assert!(
             e.starts_with(
                 "users.txt: line 2: alice@a.test: the password field is not a PHC string"

@@ -385,9 +385,12 @@ async fn start_tls(
     Ok(())
 }
 
+/// Verification, minimum version, and the client certificate and key files.
+type ClientConfigKey = (ClientVerification, TlsVersion, Option<(PathBuf, PathBuf)>);
+
 thread_local! {
     /// Client configs are costly to build (roots are parsed); one per plan per shard.
-    static CLIENT_CONFIGS: std::cell::RefCell<std::collections::HashMap<(ClientVerification, TlsVersion, Option<(PathBuf, PathBuf)>), Arc<rustls::ClientConfig>>> =
+    static CLIENT_CONFIGS: std::cell::RefCell<std::collections::HashMap<ClientConfigKey, Arc<rustls::ClientConfig>>> =
         Default::default();
 }
 

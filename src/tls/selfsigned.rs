@@ -28,21 +28,19 @@ pub fn self_signed(hostname: &str) -> Result<Pair, TlsSetupError> {
 /// A new self-signed certificate for `names` (the first is its common name),
 /// valid from yesterday for a year.
 pub fn generate(names: &[String]) -> Result<Pair, TlsSetupError> {
-    let (chain, key, _) = generate_pem(names, SystemTime::now())?;
-    Ok((chain, key))
+    let g = generate_pem(names, SystemTime::now())?;
+    Ok((g.chain, g.key))
 }
 
-fn generate_pem(
-    names: &[String],
-    now: SystemTime,
-) -> Result<
-    (
-        Vec<CertificateDer<'static>>,
-        PrivateKeyDer<'static>,
-        (String, String),
-    ),
-    TlsSetupError,
-> {
+/// The certificate and key, DER and PEM.
+struct Generated {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn generate_pem(names: &[String], now: SystemTime) -> Result<Generated, TlsSetupError> {
     let gen = |e: rcgen::Error| TlsSetupError::Generate(e.to_string());
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(gen)?;
     let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(gen)?;
@@ -56,11 +54,12 @@ fn generate_pem(
     params.not_after = rcgen::date_time_ymd(y, m, d);
     let cert = params.self_signed(&key).map_err(gen)?;
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    Ok((
-        vec![cert.der().clone()],
-        key_der,
-        (cert.pem(), key.serialize_pem()),
-    ))
+    Ok(Generated {
+        chain: vec![cert.der().clone()],
+        key: key_der,
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 fn ymd(t: SystemTime) -> (i32, u8, u8) {
@@ -86,7 +85,12 @@ pub fn self_signed_in_spool(
     if let Some(pair) = reusable(&cert_path, &key_path, names, now) {
         return Ok((pair, cert_path));
     }
-    let (chain, key, (cert_pem, key_pem)) = generate_pem(names, now)?;
+    let Generated {
+        chain,
+        key,
+        cert_pem,
+        key_pem,
+    } = generate_pem(names, now)?;
     store(&cert_path, &key_path, &cert_pem, &key_pem)?;
     tracing::info!(
         certificate = %cert_path.display(),
