@@ -323,3 +323,43 @@ fn implicit_tls_submission_and_a_users_file_reload() {
     );
     server.shutdown();
 }
+
+#[test]
+fn a_slow_password_check_does_not_hold_up_other_sessions_on_the_shard() {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    // t=60: about 30 times the cost of a default hash, so the check takes a while.
+    let params = argon2::Params::new(19456, 60, 1, None).unwrap();
+    let slow = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(
+            b"slow-pw",
+            &SaltString::encode_b64(b"saltsaltsalt").unwrap(),
+        )
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, format!("slow@s.test:{slow}\n")).unwrap();
+    // One shard: a check on its event loop would stall every session.
+    let s = server(&users, "");
+    let mut waiting = submit(&s);
+    let mut other = submit(&s);
+    let started = Instant::now();
+    waiting.send_raw(format!("{}\r\n", plain("slow@s.test", "slow-pw")).as_bytes());
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < Duration::from_millis(200) {
+        let t = Instant::now();
+        assert_eq!(other.cmd("NOOP").0, 250);
+        slowest = slowest.max(t.elapsed());
+    }
+    assert_eq!(waiting.reply().0, 235);
+    let check = started.elapsed();
+    println!("password check {check:?}; slowest NOOP meanwhile {slowest:?}");
+    assert!(
+        check >= Duration::from_millis(250),
+        "the check was too quick to tell: {check:?}"
+    );
+    assert!(
+        slowest < check / 3,
+        "a NOOP took {slowest:?} during a {check:?} check"
+    );
+}
