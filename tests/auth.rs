@@ -363,3 +363,42 @@ fn a_slow_password_check_does_not_hold_up_other_sessions_on_the_shard() {
         "a NOOP took {slowest:?} during a {check:?} check"
     );
 }
+
+#[test]
+fn policy_explain_account_shows_the_accounts_rule_and_a_forged_sender_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mxring.toml");
+    std::fs::write(
+        &file,
+        "[[listener]]\naddress = \"127.0.0.1:25\"\n\
+         [[outbound_tls]]\naccounts = [\"alice@customer-a.test\", \"*@customer-b.test\"]\nlevel = \"encrypt\"\n",
+    )
+    .unwrap();
+    let explain = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mxring"))
+            .args([
+                "policy",
+                "explain",
+                "--direction",
+                "outbound",
+                "--recipient",
+                "x@far.test",
+                "--config",
+            ])
+            .arg(&file)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let by_login = explain(&["--account", "carol@customer-b.test"]);
+    assert!(
+        by_login.contains("matched:   account *@customer-b.test"),
+        "{by_login}"
+    );
+    assert!(by_login.contains("level:     encrypt"), "{by_login}");
+    let forged = explain(&["--sender", "alice@customer-a.test"]);
+    assert!(forged.contains("level:     may"), "{forged}");
+    assert!(forged.contains("give --account LOGIN"), "{forged}");
+}
