@@ -115,6 +115,7 @@ fn session_config(max_message_size: u64) -> Arc<SessionConfig> {
         listener: "mx".into(),
         listener_tls: ListenerTls::Starttls,
         policy: Arc::new(Policy::from_config(&c, "bench")),
+        auth: Default::default(),
     })
 }
 
@@ -162,6 +163,7 @@ fn run_session(cfg: &Arc<SessionConfig>, ip: IpAddr, chunks: &[Vec<u8>]) -> usiz
                 }
                 Some(Event::Close) => return stored,
                 Some(Event::StartTls) => unreachable!("the bench client never asks for TLS"),
+                Some(Event::Authenticate) => unreachable!("the bench listener offers no AUTH"),
             }
         }
         // The driver writes `out` once per read; here it is only discarded.

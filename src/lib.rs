@@ -2,6 +2,7 @@
 //! sans-IO SMTP core, mandatory-TLS policy, and a durable sled queue.
 
 pub mod admin;
+pub mod auth;
 pub mod checktls;
 pub mod config;
 pub mod delivery;

@@ -24,6 +24,7 @@ fn out(
     let domain = rcpt.rsplit_once('@').unwrap().1;
     p.outbound(&OutboundFacts {
         sender,
+        account: None,
         recipient: rcpt,
         domain,
         mx_host: Some("mx.x"),
@@ -43,10 +44,22 @@ fn dotplex() {
         out(&p, "x@customer-a.example", "y@anywhere.example", None).level,
         TlsLevel::Encrypt
     );
+    // The per-account rule keys on the authenticated login: a forged MAIL FROM
+    // of the ceo does not trigger it, the ceo's own submission does.
     assert_eq!(
         out(&p, "ceo@customer-b.example", "y@anywhere.example", None).level,
-        TlsLevel::Encrypt
+        TlsLevel::May
     );
+    let ceo = p.outbound(&OutboundFacts {
+        sender: "ceo@customer-b.example",
+        account: Some("ceo@customer-b.example"),
+        recipient: "y@anywhere.example",
+        domain: "anywhere.example",
+        mx_host: Some("mx.x"),
+        mx_ip: None,
+    });
+    assert_eq!(ceo.level, TlsLevel::Encrypt);
+    assert_eq!(c.listeners[2].auth, mxring::config::ListenerAuth::Required);
     assert_eq!(
         out(&p, "cfo@customer-b.example", "y@anywhere.example", None).level,
         TlsLevel::May

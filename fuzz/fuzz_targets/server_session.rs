@@ -72,6 +72,7 @@ fn configs() -> &'static Configs {
                 listener: "mx".into(),
                 listener_tls,
                 policy: policy.clone(),
+                auth: Default::default(),
             })
         };
         Configs {
@@ -175,6 +176,12 @@ fn drive(flags: u8, chunks: &[&[u8]]) -> Run {
                     };
                     s.message_stored(result, &mut out);
                     run.messages.push((id, env, body));
+                }
+                Some(Event::Authenticate) => {
+                    // Listeners here offer no AUTH, so this never happens; answer anyway.
+                    let c = s.take_credentials().expect("Event::Authenticate has credentials");
+                    let _ = c;
+                    s.auth_checked(mxring::proto::auth::AuthOutcome::Rejected, &mut out);
                 }
                 Some(Event::Close) => {
                     assert!(s.is_closed(), "Close event but the session is open");

@@ -28,6 +28,9 @@ pub struct MessageView {
     pub client_ip: String,
     pub helo: String,
     pub tls: Option<String>,
+    /// The SMTP AUTH login that submitted it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
     pub recipients: Vec<RecipientView>,
     /// Only in `show`: the header section of the stored message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,6 +54,7 @@ impl MessageView {
             client_ip: r.envelope.client_ip.to_string(),
             helo: r.envelope.helo.clone(),
             tls: tls(&r.envelope.tls),
+            login: r.login.clone(),
             recipients: r
                 .envelope
                 .recipients

@@ -23,6 +23,9 @@ pub struct ExplainArgs {
     client_ip: Option<IpAddr>,
     #[arg(long)]
     sender: Option<String>,
+    /// Outbound: the SMTP AUTH login that submitted the message (`accounts` rules).
+    #[arg(long)]
+    account: Option<String>,
     #[arg(long)]
     recipient: Option<String>,
     /// Outbound: the MX host tried.
@@ -125,6 +128,7 @@ pub fn explain(
             let domain = recipient.rsplit_once('@').map(|x| x.1).unwrap_or(recipient);
             let d = policy.outbound(&OutboundFacts {
                 sender: a.sender.as_deref().unwrap_or(""),
+                account: a.account.as_deref(),
                 recipient,
                 domain,
                 mx_host: a.mx_host.as_deref(),
@@ -153,6 +157,12 @@ pub fn explain(
                     .any(|r| !r.mx_hosts.is_empty() || !r.mx_ips.is_empty())
             {
                 outln!("note:      rules with mx_hosts/mx_ips are decided per MX tried; give --mx-host/--mx-ip");
+            }
+            if d.matched.contains("sender ") {
+                outln!("note:      `senders` match the envelope sender (MAIL FROM), which anyone can forge; `accounts` match the authenticated login and can't be");
+            }
+            if a.account.is_none() && policy.outbound.iter().any(|r| !r.accounts.is_empty()) {
+                outln!("note:      rules with accounts match the login of an authenticated submission; give --account LOGIN");
             }
         }
     }

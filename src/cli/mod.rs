@@ -22,10 +22,12 @@ macro_rules! out {
     }};
 }
 
+mod auth;
 mod checktls;
 mod explain;
 mod queue;
 mod serve;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,11 +61,12 @@ impl Cli {
         let config = match &self.command {
             Command::Serve { config }
             | Command::Policy { config, .. }
-            | Command::Queue { config, .. } => config,
+            | Command::Queue { config, .. }
+            | Command::Tls { config, .. } => config,
             Command::Config {
                 action: ConfigAction::Check { config },
             } => config,
-            Command::CheckTls(_) => return LogFormat::Text,
+            Command::CheckTls(_) | Command::Auth { .. } => return LogFormat::Text,
         };
         config
             .load()
@@ -128,6 +131,18 @@ enum Command {
         #[command(subcommand)]
         action: queue::QueueAction,
     },
+    /// Accounts for SMTP AUTH: make password hashes for the users file.
+    Auth {
+        #[command(subcommand)]
+        action: auth::AuthAction,
+    },
+    /// Server certificates: what each SNI name gets.
+    Tls {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: tls::TlsAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -177,5 +192,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             explain::explain(&c, &origin, &args)
         }
         Command::CheckTls(args) => checktls::run(&args),
+        Command::Auth { action } => auth::run(action),
+        Command::Tls { config, action } => {
+            let (c, origin) = config.load()?;
+            tls::run(&c, &origin, action)
+        }
     }
 }

@@ -187,6 +187,7 @@ fn validate(c: &Config, _text: &str) -> Result<(), Problem> {
             "dane levels are not built yet".into(),
         ));
     }
+    super::identity::validate(c)?;
     Ok(())
 }
 

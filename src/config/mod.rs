@@ -3,12 +3,14 @@
 
 mod checks;
 mod files;
+mod identity;
 mod load;
 mod restart;
 mod units;
 
 pub use checks::warnings;
 pub use files::check_files;
+pub use identity::{AuthConfig, CertificateEntry, ListenerAuth};
 pub use load::{load_file, load_str, ConfigError, EMBEDDED_DEFAULT};
 pub use restart::restart_only_changes;
 pub use units::{canonical_ip, ByteSize, Cidr, Dur};
@@ -45,6 +47,7 @@ pub struct Config {
     pub admin: AdminConfig,
     #[serde(default)]
     pub log: LogConfig,
+    pub auth: AuthConfig,
 }
 
 /// `[server]`: identity, sharding, spool and per-connection limits.
@@ -142,6 +145,11 @@ pub struct ListenerConfig {
     /// Load balancers allowed to send PROXY headers; anyone else is disconnected.
     #[serde(default)]
     pub proxy_networks: Vec<Cidr>,
+    /// SMTP AUTH (submission): `false`, `true` (offered once TLS is up) or
+    /// `"required"` (MAIL before AUTH gets 530 5.7.0). Only on `required` or
+    /// `implicit` listeners. Default false.
+    #[serde(default)]
+    pub auth: ListenerAuth,
 }
 
 fn default_listener_name() -> String {
@@ -180,6 +188,15 @@ pub struct TlsConfig {
     pub private_key: Option<PathBuf>,
     /// Lowest protocol offered: "1.2" or "1.3". Default "1.2".
     pub min_version: TlsVersion,
+    /// `[[tls.certificates]]`: certificates chosen by the client's SNI name; a client
+    /// with no SNI, or a name none of them has, gets `certificate` (or the
+    /// self-signed default). Default none.
+    pub certificates: Vec<CertificateEntry>,
+    /// A directory of `NAME.pem` + `NAME.key` pairs, each served for the names
+    /// (SANs) of its certificate. Default none.
+    pub certificate_dir: Option<PathBuf>,
+    /// More names for the self-signed default, besides server.hostname. Default none.
+    pub self_signed_names: Vec<String>,
 }
 
 impl Default for TlsConfig {
@@ -188,6 +205,9 @@ impl Default for TlsConfig {
             certificate: None,
             private_key: None,
             min_version: TlsVersion::Tls12,
+            certificates: vec![],
+            certificate_dir: None,
+            self_signed_names: vec![],
         }
     }
 }
@@ -317,9 +337,14 @@ pub struct OutboundTlsRule {
     /// MX addresses or CIDR ranges (evaluated per MX host tried).
     #[serde(default)]
     pub mx_ips: Vec<Cidr>,
-    /// Sending accounts: `user@domain` or `*@domain`.
+    /// Envelope senders (MAIL FROM): `user@domain` or `*@domain`. Anyone can
+    /// write any MAIL FROM, so this can be forged; use `accounts` for a promise.
     #[serde(default)]
     pub senders: Vec<String>,
+    /// Authenticated logins (SMTP AUTH) that submitted the message: `user@domain`
+    /// or `*@domain`. Cannot be forged: it is the login whose password was checked.
+    #[serde(default)]
+    pub accounts: Vec<String>,
     /// Recipient addresses.
     #[serde(default)]
     pub recipients: Vec<String>,
@@ -335,6 +360,13 @@ pub struct OutboundTlsRule {
     pub ca_file: Option<PathBuf>,
     #[serde(default)]
     pub on_failure: OnTlsFailure,
+    /// PEM certificate chain presented when the next hop asks for a client
+    /// certificate (partners that require one). Default none.
+    #[serde(default)]
+    pub client_certificate: Option<PathBuf>,
+    /// PEM private key of `client_certificate`.
+    #[serde(default)]
+    pub client_private_key: Option<PathBuf>,
 }
 
 /// `[outbound]`: defaults for delivery.

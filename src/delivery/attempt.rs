@@ -182,6 +182,7 @@ async fn deliver_domain(
                 let rcpt = &rec.envelope.recipients[i].address;
                 let decision = policy.outbound(&OutboundFacts {
                     sender: &rec.envelope.sender,
+                    account: rec.login.as_deref(),
                     recipient: rcpt,
                     domain,
                     mx_host: Some(&host),
@@ -203,6 +204,7 @@ async fn deliver_domain(
                         .cloned()
                         .unwrap_or_else(|| host.clone()),
                     ca_file: decision.ca_file.clone(),
+                    client_certificate: decision.client_certificate.clone(),
                 };
                 let started = Instant::now();
                 let hold = config.outbound.unreachable_hold.0;

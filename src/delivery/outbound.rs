@@ -27,6 +27,8 @@ pub struct TlsPlan {
     /// Name checked against the certificate under `verify` (and sent as SNI).
     pub peer_name: String,
     pub ca_file: Option<PathBuf>,
+    /// `[[outbound_tls]] client_certificate` and `client_private_key`.
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
 }
 
 impl TlsPlan {
@@ -397,9 +399,12 @@ async fn start_tls(
     Ok(())
 }
 
+/// Verification, minimum version, and the client certificate and key files.
+type ClientConfigKey = (ClientVerification, TlsVersion, Option<(PathBuf, PathBuf)>);
+
 thread_local! {
     /// Client configs are costly to build (roots are parsed); one per plan per shard.
-    static CLIENT_CONFIGS: std::cell::RefCell<std::collections::HashMap<(ClientVerification, TlsVersion), Arc<rustls::ClientConfig>>> =
+    static CLIENT_CONFIGS: std::cell::RefCell<std::collections::HashMap<ClientConfigKey, Arc<rustls::ClientConfig>>> =
         Default::default();
 }
 
@@ -410,11 +415,14 @@ fn client_config(plan: &TlsPlan) -> Result<Arc<rustls::ClientConfig>, crate::tls
     } else {
         TlsVersion::Tls12
     };
-    let key = (plan.verification(), min);
+    let key = (plan.verification(), min, plan.client_certificate.clone());
     if let Some(c) = CLIENT_CONFIGS.with(|m| m.borrow().get(&key).cloned()) {
         return Ok(c);
     }
-    let c = crate::tls::client_config(&key.0, min)?;
+    let mut c = crate::tls::client_config(&key.0, min)?;
+    if let Some((cert, private_key)) = &plan.client_certificate {
+        c = crate::tls::with_client_certificate(&c, cert, private_key)?;
+    }
     CLIENT_CONFIGS.with(|m| m.borrow_mut().insert(key, c.clone()));
     Ok(c)
 }

@@ -14,12 +14,16 @@ pub struct OutboundRule {
     pub mx_hosts: Vec<DomainMatcher>,
     pub mx_ips: Vec<Cidr>,
     pub senders: Vec<AddressMatcher>,
+    /// Authenticated logins (can't be forged, unlike `senders`).
+    pub accounts: Vec<AddressMatcher>,
     pub recipients: Vec<AddressMatcher>,
     pub level: TlsLevel,
     pub min_version: Option<TlsVersion>,
     pub match_names: Vec<String>,
     pub ca_file: Option<PathBuf>,
     pub on_failure: OnTlsFailure,
+    /// Certificate and key presented when the next hop asks for one.
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
 }
 
 impl OutboundRule {
@@ -29,6 +33,11 @@ impl OutboundRule {
             mx_hosts: r.mx_hosts.iter().map(|s| DomainMatcher::parse(s)).collect(),
             mx_ips: r.mx_ips.clone(),
             senders: r.senders.iter().map(|s| AddressMatcher::parse(s)).collect(),
+            accounts: r
+                .accounts
+                .iter()
+                .map(|s| AddressMatcher::parse(s))
+                .collect(),
             recipients: r
                 .recipients
                 .iter()
@@ -39,6 +48,10 @@ impl OutboundRule {
             match_names: r.match_names.clone(),
             ca_file: r.ca_file.clone(),
             on_failure: r.on_failure,
+            client_certificate: r
+                .client_certificate
+                .clone()
+                .zip(r.client_private_key.clone()),
         }
     }
 }
@@ -47,6 +60,8 @@ impl OutboundRule {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OutboundFacts<'a> {
     pub sender: &'a str,
+    /// The SMTP AUTH login that submitted the message; None without AUTH.
+    pub account: Option<&'a str>,
     pub recipient: &'a str,
     /// The recipient's domain (routing is per recipient domain, never per MX).
     pub domain: &'a str,
@@ -64,6 +79,8 @@ pub struct OutboundDecision {
     pub match_names: Vec<String>,
     pub ca_file: Option<PathBuf>,
     pub on_failure: OnTlsFailure,
+    /// Certificate and key presented when the next hop asks for one.
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
 }
 
 fn any_hit<T>(
@@ -103,6 +120,12 @@ pub fn decide(rules: &[OutboundRule], default: TlsLevel, f: &OutboundFacts) -> O
                     |m| m.to_string(),
                 )?,
                 any_hit(
+                    &r.accounts,
+                    |m| f.account.is_some_and(|a| m.matches(a)),
+                    "account",
+                    |m| m.to_string(),
+                )?,
+                any_hit(
                     &r.mx_hosts,
                     |m| f.mx_host.is_some_and(|h| m.matches(h)),
                     "mx_host",
@@ -130,6 +153,7 @@ pub fn decide(rules: &[OutboundRule], default: TlsLevel, f: &OutboundFacts) -> O
                 match_names: r.match_names.clone(),
                 ca_file: r.ca_file.clone(),
                 on_failure: r.on_failure,
+                client_certificate: r.client_certificate.clone(),
             };
         }
     }
@@ -141,6 +165,7 @@ pub fn decide(rules: &[OutboundRule], default: TlsLevel, f: &OutboundFacts) -> O
         match_names: vec![],
         ca_file: None,
         on_failure: OnTlsFailure::Defer,
+        client_certificate: None,
     }
 }
 
@@ -154,12 +179,14 @@ mod tests {
             mx_hosts: vec![],
             mx_ips: vec![],
             senders: vec![],
+            accounts: vec![],
             recipients: vec![],
             level,
             min_version: None,
             match_names: vec![],
             ca_file: None,
             on_failure: OnTlsFailure::Defer,
+            client_certificate: None,
         }
     }
 
@@ -167,6 +194,7 @@ mod tests {
         let domain = recipient.rsplit_once('@').map(|x| x.1).unwrap_or("");
         OutboundFacts {
             sender,
+            account: None,
             recipient,
             domain,
             mx_host: None,
@@ -217,5 +245,32 @@ mod tests {
             (d.rule, d.level, d.matched.as_str()),
             (None, TlsLevel::May, "default_tls")
         );
+    }
+
+    #[test]
+    fn accounts_match_the_login_never_the_envelope_sender() {
+        let mut by_account = rule(TlsLevel::Encrypt);
+        by_account.accounts = vec![
+            AddressMatcher::parse("alice@customer-a.test"),
+            AddressMatcher::parse("*@customer-b.test"),
+        ];
+        let rules = vec![by_account];
+        // A forged MAIL FROM of alice without her login does not match.
+        let forged = facts("alice@customer-a.test", "x@far.example");
+        assert_eq!(decide(&rules, TlsLevel::May, &forged).rule, None);
+        let mut f = facts("anything@else.example", "x@far.example");
+        f.account = Some("Alice@customer-a.test");
+        let d = decide(&rules, TlsLevel::May, &f);
+        assert_eq!(
+            (d.rule, d.matched.as_str()),
+            (Some(0), "account alice@customer-a.test")
+        );
+        f.account = Some("carol@customer-b.test");
+        assert_eq!(
+            decide(&rules, TlsLevel::May, &f).matched,
+            "account *@customer-b.test"
+        );
+        f.account = Some("bob@customer-a.test");
+        assert_eq!(decide(&rules, TlsLevel::May, &f).rule, None);
     }
 }

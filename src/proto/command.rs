@@ -21,6 +21,8 @@ pub enum Command<'a> {
     Vrfy,
     Help,
     StartTls,
+    /// `AUTH mechanism [initial-response]` (RFC 4954), the rest of the line unparsed.
+    Auth(&'a str),
 }
 
 /// Why a command line was refused. Each maps to exactly one reply.
@@ -70,6 +72,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command<'_>, CommandError> {
         b"QUIT" if verb.len() == 4 => no_args(Command::Quit, "QUIT"),
         b"VRFY" if verb.len() == 4 => Ok(Command::Vrfy),
         b"HELP" if verb.len() == 4 => Ok(Command::Help),
+        b"AUTH" if verb.len() == 4 => Ok(Command::Auth(rest)),
         b"STAR" if verb.eq_ignore_ascii_case("STARTTLS") => no_args(Command::StartTls, "STARTTLS"),
         _ => Err(CommandError::Unknown),
     }

@@ -2,6 +2,7 @@
 //! and client session state machines. No runtime, no sockets, no clock.
 
 pub mod address;
+pub mod auth;
 pub mod client;
 pub mod command;
 pub mod data;
@@ -14,6 +15,8 @@ pub mod server;
 
 pub use envelope::{Envelope, Recipient, TlsFacts};
 pub use server::{Event, Fed, IdSource, ServerSession, SessionConfig, StoreFailure, Waiting};
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod client_tests;
 #[cfg(test)]

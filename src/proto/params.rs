@@ -61,6 +61,12 @@ pub fn parse_mail_params(text: &str) -> Result<MailParams, ParamError> {
                 .and_then(xtext_decode)
                 .ok_or_else(bad)?;
             out.envid = Some(v);
+        } else if key.eq_ignore_ascii_case("AUTH") {
+            // RFC 4954 5: the submitter another server vouches for. Checked for form
+            // and then ignored: only our own AUTH decides who a client is.
+            value
+                .filter(|v| *v == "<>" || (v.len() <= 500 && xtext_decode(v).is_some()))
+                .ok_or_else(bad)?;
         } else {
             return Err(ParamError(format!("Unsupported option: {key}")));
         }
@@ -114,7 +120,11 @@ mod tests {
         assert_eq!(p.envid.as_deref(), Some("abc+1"));
         assert!(parse_mail_params("SIZE=abc").is_err());
         assert!(parse_mail_params("BODY=BINARYMIME").is_err());
-        assert!(parse_mail_params("AUTH=<>").is_err());
+        // RFC 4954 AUTH= is taken (and ignored) when well-formed.
+        assert!(parse_mail_params("AUTH=<>").is_ok());
+        assert!(parse_mail_params("AUTH=alice+40a.test").is_ok());
+        assert!(parse_mail_params("AUTH=a+ZZ").is_err());
+        assert!(parse_mail_params("AUTH").is_err());
     }
 
     #[test]

@@ -13,6 +13,10 @@ pub struct ReceivedFacts<'a> {
     pub hostname: &'a str,
     pub esmtp: bool,
     pub tls: Option<&'a TlsFacts>,
+    /// The client authenticated (SMTP AUTH): "ESMTPSA" (RFC 3848).
+    pub authenticated: bool,
+    /// The login, when `[auth] show_login_in_received` asks for it.
+    pub shown_login: Option<&'a str>,
     pub id: u64,
     /// The recipient, named only when there is exactly one (privacy of the others).
     pub single_recipient: Option<&'a str>,
@@ -37,11 +41,13 @@ pub fn rfc5322_date(t: SystemTime) -> String {
 }
 
 pub fn write_received(out: &mut Vec<u8>, f: &ReceivedFacts) {
-    let protocol = match (f.esmtp, f.tls.is_some()) {
-        (false, false) => "SMTP",
-        (false, true) => "SMTPS",
-        (true, false) => "ESMTP",
-        (true, true) => "ESMTPS",
+    let protocol = match (f.esmtp, f.tls.is_some(), f.authenticated) {
+        (false, false, _) => "SMTP",
+        (false, true, _) => "SMTPS",
+        (true, false, false) => "ESMTP",
+        (true, true, false) => "ESMTPS",
+        (true, false, true) => "ESMTPA",
+        (true, true, true) => "ESMTPSA",
     };
     let ip = crate::config::canonical_ip(f.client_ip);
     let helo: String = f
@@ -62,6 +68,10 @@ pub fn write_received(out: &mut Vec<u8>, f: &ReceivedFacts) {
             "\r\n\t(using {} with cipher {})",
             tls.version, tls.cipher
         );
+    }
+    if let Some(login) = f.shown_login {
+        let login: String = login.chars().filter(|c| c.is_ascii_graphic()).collect();
+        let _ = write!(out, "\r\n\t(Authenticated sender: {login})");
     }
     if let Some(rcpt) = f.single_recipient {
         let _ = write!(out, "\r\n\tfor <{rcpt}>");
@@ -88,6 +98,8 @@ mod tests {
                 hostname: "mx.example.net",
                 esmtp: true,
                 tls: Some(&tls),
+                authenticated: false,
+                shown_login: None,
                 id: 0xABCDEF,
                 single_recipient: Some("a@b.example"),
                 now: SystemTime::UNIX_EPOCH,
@@ -100,5 +112,40 @@ mod tests {
         );
         assert_eq!(parse_id("0000000000ABCDEF"), Some(0xABCDEF));
         assert_eq!(parse_id("xyz"), None);
+    }
+
+    #[test]
+    fn authenticated_sessions_say_esmtpsa_and_name_the_login_only_when_asked() {
+        let tls = TlsFacts {
+            version: "TLSv1.3".into(),
+            cipher: "TLS_AES_128_GCM_SHA256".into(),
+        };
+        let run = |shown: Option<&str>| {
+            let mut out = Vec::new();
+            write_received(
+                &mut out,
+                &ReceivedFacts {
+                    helo: "laptop",
+                    client_ip: "192.0.2.7".parse().unwrap(),
+                    hostname: "mx.example.net",
+                    esmtp: true,
+                    tls: Some(&tls),
+                    authenticated: true,
+                    shown_login: shown,
+                    id: 1,
+                    single_recipient: None,
+                    now: SystemTime::UNIX_EPOCH,
+                },
+            );
+            String::from_utf8(out).unwrap()
+        };
+        let hidden = run(None);
+        assert!(hidden.contains("with ESMTPSA id"), "{hidden}");
+        assert!(!hidden.contains("Authenticated"), "{hidden}");
+        let shown = run(Some("alice@a.test"));
+        assert!(
+            shown.contains("\r\n\t(Authenticated sender: alice@a.test)"),
+            "{shown}"
+        );
     }
 }

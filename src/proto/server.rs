@@ -9,14 +9,15 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::address::{parse_path, split_path, AddressError};
+use super::auth::{AuthOutcome, Credentials, Next, Pending, MAX_AUTH_LINE};
 use super::command::{parse_command, Command, CommandError, MAX_COMMAND_LINE};
 use super::data::{DataDecoder, DataError};
 use super::envelope::{Envelope, Recipient, TlsFacts};
 use super::params::{parse_mail_params, parse_rcpt_params, MailParams};
 use super::received::{format_id, write_received, ReceivedFacts};
 use super::reply::{reply, reply_lines};
-use crate::config::{ListenerTls, TlsVersion};
-use crate::policy::{InboundDecision, Policy, TlsShortfall};
+use crate::config::{ListenerAuth, ListenerTls, TlsVersion};
+use crate::policy::{AddressMatcher, InboundDecision, Policy, TlsShortfall};
 
 /// What a session needs to know about the listener and server it belongs to.
 #[derive(Debug)]
@@ -28,6 +29,16 @@ pub struct SessionConfig {
     pub listener: String,
     pub listener_tls: ListenerTls,
     pub policy: Arc<Policy>,
+    /// SMTP AUTH on this listener, and whether Received names the login.
+    pub auth: SubmissionConfig,
+}
+
+/// What a listener does about SMTP AUTH.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SubmissionConfig {
+    pub mode: ListenerAuth,
+    /// `[auth] show_login_in_received`.
+    pub show_login_in_received: bool,
 }
 
 /// Something the driver must act on before feeding more input.
@@ -38,6 +49,9 @@ pub enum Event {
     StartTls,
     /// A message is complete: `take_message`, store it durably, then `message_stored`.
     Message,
+    /// AUTH credentials are complete: `take_credentials`, check them (off the event
+    /// loop: it is slow on purpose), then `auth_checked`.
+    Authenticate,
     /// Flush the output and close the connection.
     Close,
 }
@@ -95,7 +109,22 @@ enum Phase {
         size: u64,
     },
     AwaitingStore,
+    AwaitingAuth,
     Closed,
+}
+
+/// Who the client proved to be with AUTH.
+struct Identity {
+    login: String,
+    addresses: Vec<AddressMatcher>,
+}
+
+impl Identity {
+    fn owns(&self, sender: &str) -> bool {
+        sender.is_empty()
+            || sender.eq_ignore_ascii_case(&self.login)
+            || self.addresses.iter().any(|m| m.matches(sender))
+    }
 }
 
 struct Transaction {
@@ -127,6 +156,12 @@ pub struct ServerSession {
     ready: Option<(u64, Envelope, Vec<u8>)>,
     /// A refused BDAT's reply, sent once its chunk has been read and dropped.
     pending_bdat_refusal: Option<(u16, &'static str, &'static str)>,
+    /// Set by a successful AUTH; kept for the rest of the session.
+    identity: Option<Identity>,
+    /// An AUTH exchange waiting for the client's next line (after a 334).
+    auth_pending: Option<Pending>,
+    /// Credentials of the last `Event::Authenticate`.
+    credentials: Option<Credentials>,
 }
 
 impl ServerSession {
@@ -144,6 +179,9 @@ impl ServerSession {
             skipping_long_line: false,
             ready: None,
             pending_bdat_refusal: None,
+            identity: None,
+            auth_pending: None,
+            credentials: None,
         }
     }
 
@@ -197,7 +235,39 @@ impl ServerSession {
         self.helo = None;
         self.esmtp = false;
         self.tx = None;
+        self.identity = None;
+        self.auth_pending = None;
         self.phase = Phase::Command;
+    }
+
+    /// The authenticated login, once AUTH succeeded; stored with each message.
+    pub fn login(&self) -> Option<&str> {
+        self.identity.as_ref().map(|i| i.login.as_str())
+    }
+
+    /// The credentials of the last `Event::Authenticate`.
+    pub fn take_credentials(&mut self) -> Option<Credentials> {
+        self.credentials.take()
+    }
+
+    /// The driver checked the credentials taken last.
+    /// Too many failures close the session (`is_closed`), as any other error does.
+    pub fn auth_checked(&mut self, outcome: AuthOutcome, out: &mut Vec<u8>) {
+        if matches!(self.phase, Phase::AwaitingAuth) {
+            self.phase = Phase::Command;
+        }
+        match outcome {
+            AuthOutcome::Accepted { login, addresses } => {
+                self.identity = Some(Identity { login, addresses });
+                reply(out, 235, "2.7.0", "Authentication successful");
+            }
+            AuthOutcome::Rejected => {
+                self.error(out, 535, "5.7.8", "Authentication credentials invalid");
+            }
+            AuthOutcome::LockedOut | AuthOutcome::Unavailable => {
+                self.error(out, 454, "4.7.0", "Temporary authentication failure");
+            }
+        }
     }
 
     /// The message of the last `Event::Message`, with its queue id.
@@ -235,7 +305,7 @@ impl ServerSession {
                         event: None,
                     }
                 }
-                Phase::AwaitingStore => {
+                Phase::AwaitingStore | Phase::AwaitingAuth => {
                     return Fed {
                         consumed: pos,
                         event: None,
@@ -318,9 +388,10 @@ impl ServerSession {
                             }
                         }
                     }
-                    let limit = rest.len().min(MAX_COMMAND_LINE);
+                    let max_line = self.line_limit(rest);
+                    let limit = rest.len().min(max_line);
                     let Some(nl) = memchr::memchr(b'\n', &rest[..limit]) else {
-                        if rest.len() < MAX_COMMAND_LINE {
+                        if rest.len() < max_line {
                             return Fed {
                                 consumed: pos,
                                 event: None,
@@ -328,6 +399,7 @@ impl ServerSession {
                         }
                         // Too long to be a command: refuse it once, then skip to its end.
                         self.skipping_long_line = true;
+                        self.auth_pending = None;
                         pos += limit;
                         if let Some(e) = self.error(out, 500, "5.5.2", "Error: line too long") {
                             return Fed {
@@ -359,7 +431,11 @@ impl ServerSession {
                         }
                         continue;
                     }
-                    match self.command(line, now, out) {
+                    let event = match self.auth_pending.take() {
+                        Some(pending) => self.auth_response(pending, line, out),
+                        None => self.command(line, now, out),
+                    };
+                    match event {
                         None => {}
                         // Whatever the client sent after STARTTLS in the same flight
                         // is dropped unread (the STARTTLS command-injection class).
@@ -375,10 +451,10 @@ impl ServerSession {
                                 event: Some(Event::Close),
                             }
                         }
-                        Some(Event::Message) => {
+                        Some(e @ (Event::Message | Event::Authenticate)) => {
                             return Fed {
                                 consumed: pos,
-                                event: Some(Event::Message),
+                                event: Some(e),
                             }
                         }
                     }
@@ -484,6 +560,7 @@ impl ServerSession {
                 self.phase = Phase::Closed;
                 Some(Event::Close)
             }
+            Command::Auth(args) => self.auth(args, out),
             Command::StartTls => {
                 if self.tls.is_some() {
                     return self.error(out, 503, "5.5.1", "Error: TLS already active");
@@ -520,7 +597,77 @@ impl ServerSession {
         {
             lines.push("STARTTLS");
         }
+        // RFC 4954 4: mechanisms that send passwords are offered only under TLS.
+        if self.tls.is_some() && self.cfg.auth.mode.enabled() {
+            lines.push("AUTH PLAIN LOGIN");
+        }
         reply_lines(out, 250, &lines);
+    }
+
+    /// AUTH lines may be longer than commands (RFC 4954 4: 12288 octets).
+    fn line_limit(&self, rest: &[u8]) -> usize {
+        let auth_line = rest
+            .get(..5)
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"AUTH "));
+        if self.cfg.auth.mode.enabled() && (auth_line || self.auth_pending.is_some()) {
+            MAX_AUTH_LINE
+        } else {
+            MAX_COMMAND_LINE
+        }
+    }
+
+    fn auth(&mut self, args: &str, out: &mut Vec<u8>) -> Option<Event> {
+        if !self.cfg.auth.mode.enabled() {
+            return self.error(out, 503, "5.5.1", "Error: authentication not enabled");
+        }
+        if self.tls.is_none() {
+            return self.error(
+                out,
+                538,
+                "5.7.11",
+                "Encryption required for requested authentication mechanism",
+            );
+        }
+        if !self.esmtp {
+            return self.error(out, 503, "5.5.1", "Error: send EHLO first");
+        }
+        if self.identity.is_some() {
+            return self.error(out, 503, "5.5.1", "Error: already authenticated");
+        }
+        if self.tx.is_some() {
+            return self.error(out, 503, "5.5.1", "Error: MAIL transaction in progress");
+        }
+        self.auth_step(super::auth::begin(args), out)
+    }
+
+    fn auth_response(&mut self, pending: Pending, line: &[u8], out: &mut Vec<u8>) -> Option<Event> {
+        let Ok(line) = std::str::from_utf8(line) else {
+            return self.auth_step(Err(super::auth::AuthError::BadBase64), out);
+        };
+        self.auth_step(super::auth::respond(pending, line), out)
+    }
+
+    fn auth_step(
+        &mut self,
+        step: Result<Next, super::auth::AuthError>,
+        out: &mut Vec<u8>,
+    ) -> Option<Event> {
+        match step {
+            Ok(Next::Ask(pending, challenge)) => {
+                self.auth_pending = Some(pending);
+                reply(out, 334, "", challenge);
+                None
+            }
+            Ok(Next::Check(credentials)) => {
+                self.credentials = Some(credentials);
+                self.phase = Phase::AwaitingAuth;
+                Some(Event::Authenticate)
+            }
+            Err(e) => {
+                let (code, enh, text) = e.reply();
+                self.error(out, code, enh, text)
+            }
+        }
     }
 
     fn mail(&mut self, arg: &str, out: &mut Vec<u8>) -> Option<Event> {
@@ -531,6 +678,9 @@ impl ServerSession {
         // but never exempt a plaintext session (the "securemx" promise).
         if self.listener_requires_tls() {
             return self.error(out, 530, "5.7.0", "Must issue a STARTTLS command first");
+        }
+        if self.cfg.auth.mode == ListenerAuth::Required && self.identity.is_none() {
+            return self.error(out, 530, "5.7.0", "Authentication required");
         }
         if self.tx.is_some() {
             return self.error(out, 503, "5.5.1", "Error: nested MAIL command");
@@ -552,6 +702,13 @@ impl ServerSession {
             }
             Err(_) => return self.error(out, 501, "5.1.7", "Bad sender address syntax"),
         };
+        if let Some(id) = self.identity.as_ref().filter(|id| !id.owns(&sender)) {
+            let text = format!(
+                "<{sender}>: Sender address rejected: not owned by user {}",
+                id.login
+            );
+            return self.error(out, 553, "5.7.1", &text);
+        }
         if params.size.is_some_and(|s| s > self.cfg.max_message_size) {
             return self.error(out, 552, "5.3.4", "Message size exceeds fixed limit");
         }
@@ -609,10 +766,12 @@ impl ServerSession {
             reply(out, 452, "4.5.3", "Error: too many recipients");
             return None;
         }
-        if !self
-            .cfg
-            .policy
-            .relay_allowed(self.client_ip, mailbox.domain)
+        // An authenticated session may relay (RFC 6409 submission).
+        if self.identity.is_none()
+            && !self
+                .cfg
+                .policy
+                .relay_allowed(self.client_ip, mailbox.domain)
         {
             return self.error(
                 out,
@@ -673,6 +832,12 @@ impl ServerSession {
                     hostname: &self.cfg.hostname,
                     esmtp: self.esmtp,
                     tls: self.tls.as_ref().map(|t| &t.1),
+                    authenticated: self.identity.is_some(),
+                    shown_login: self
+                        .identity
+                        .as_ref()
+                        .filter(|_| self.cfg.auth.show_login_in_received)
+                        .map(|i| i.login.as_str()),
                     id: tx.id,
                     single_recipient: single,
                     now,

@@ -21,6 +21,7 @@ fn config_with(listener_tls: ListenerTls, toml_extra: &str) -> Arc<SessionConfig
         listener: "mx".into(),
         listener_tls,
         policy: Arc::new(Policy::from_config(&c, "test")),
+        auth: Default::default(),
     })
 }
 
@@ -62,6 +63,11 @@ fn drive(cfg: &Arc<SessionConfig>, ip: &str, chunks: &[&[u8]]) -> Run {
                     let (id, env, body) = s.take_message().unwrap();
                     s.message_stored(Ok(id), &mut out);
                     messages.push((env, body));
+                }
+                // These listeners offer no AUTH (see auth_tests.rs for those that do).
+                Some(Event::Authenticate) => {
+                    s.take_credentials().unwrap();
+                    s.auth_checked(super::auth::AuthOutcome::Rejected, &mut out);
                 }
                 Some(Event::Close) => {
                     closed = true;

@@ -91,6 +91,10 @@ pub struct QueuedMessage {
     pub delay_warned: bool,
     /// Size of the stored body, octets.
     pub size: u64,
+    /// The SMTP AUTH login of the session that submitted the message; None when
+    /// it came without AUTH. Outbound `accounts` rules match it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
 }
 
 impl QueuedMessage {
@@ -108,6 +112,7 @@ impl QueuedMessage {
             next_attempt_ms: now,
             delay_warned: false,
             size,
+            login: None,
         }
     }
 

@@ -18,6 +18,8 @@ pub struct Settings {
     pub policy: Arc<Policy>,
     pub tls_server: Arc<rustls::ServerConfig>,
     pub sessions: HashMap<String, (Arc<SessionConfig>, Arc<crate::config::ListenerConfig>)>,
+    /// The password checkers (one pool for the server, kept across reloads).
+    pub auth: Arc<crate::auth::Authenticator>,
 }
 
 impl Settings {
@@ -25,6 +27,7 @@ impl Settings {
         config: Arc<Config>,
         policy: Arc<Policy>,
         tls_server: Arc<rustls::ServerConfig>,
+        auth: Arc<crate::auth::Authenticator>,
     ) -> Settings {
         let sessions = config
             .listeners
@@ -38,6 +41,10 @@ impl Settings {
                     listener: l.name.clone(),
                     listener_tls: l.tls,
                     policy: policy.clone(),
+                    auth: crate::proto::server::SubmissionConfig {
+                        mode: l.auth,
+                        show_login_in_received: config.auth.show_login_in_received,
+                    },
                 };
                 (l.name.clone(), (Arc::new(cfg), Arc::new(l.clone())))
             })
@@ -47,6 +54,7 @@ impl Settings {
             policy,
             tls_server,
             sessions,
+            auth,
         }
     }
 }

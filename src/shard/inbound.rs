@@ -13,6 +13,7 @@ use super::ctx::ShardCtx;
 use super::transport::Transport;
 use crate::config::ListenerTls;
 use crate::metrics;
+use crate::proto::auth::AuthOutcome;
 use crate::proto::{Event, ServerSession, SessionConfig, Waiting};
 use crate::queue::QueuedMessage;
 
@@ -103,12 +104,23 @@ pub async fn serve(
                     counted.tls = facts.version.clone();
                     session.tls_established(version, facts);
                 }
+                Some(Event::Authenticate) => {
+                    // The check runs on the auth workers; this shard serves others meanwhile.
+                    let Some(c) = session.take_credentials() else {
+                        continue;
+                    };
+                    let answer = ctx.settings().auth.check(peer.ip(), c.login, c.password);
+                    let outcome = tokio::time::timeout(crate::auth::ANSWER_TIMEOUT, answer).await;
+                    let outcome = outcome.ok().and_then(Result::ok);
+                    session.auth_checked(outcome.unwrap_or(AuthOutcome::Unavailable), &mut out);
+                }
                 Some(Event::Message) => {
                     let Some((id, envelope, body)) = session.take_message() else {
                         continue;
                     };
                     message_seen = Some(std::time::Instant::now());
-                    let result = store(&ctx, id, envelope, &body).await;
+                    let login = session.login().map(str::to_owned);
+                    let result = store(&ctx, id, envelope, login, &body).await;
                     session
                         .message_stored(result.map(|_| id).map_err(|e| e.to_failure()), &mut out);
                 }
@@ -225,9 +237,11 @@ async fn store(
     ctx: &ShardCtx,
     id: u64,
     envelope: crate::proto::Envelope,
+    login: Option<String>,
     body: &[u8],
 ) -> Result<(), crate::queue::StoreError> {
-    let record = QueuedMessage::new(envelope, body.len() as u64);
+    let mut record = QueuedMessage::new(envelope, body.len() as u64);
+    record.login = login;
     let reserve = ctx.settings().config.queue.min_free_space.0;
     if let Ok(false) = ctx
         .space

@@ -39,6 +39,7 @@ pub struct RunningServer {
     reload: Vec<tokio::sync::mpsc::UnboundedSender<Arc<Settings>>>,
     /// The config at start: what restart-only keys still run with.
     started_with: Arc<Config>,
+    auth: Arc<crate::auth::Authenticator>,
 }
 
 impl RunningServer {
@@ -52,7 +53,10 @@ impl RunningServer {
     /// Replace policy, routes and certificates in every shard without dropping
     /// connections. Listener addresses and shard count need a restart.
     pub fn reload(&self, config: Config, origin: &str) -> anyhow::Result<()> {
-        let settings = Arc::new(build_settings(config, origin)?);
+        let accounts = crate::auth::load_accounts(&config.auth)?;
+        let settings = Arc::new(build_settings(config, origin, self.auth.clone())?);
+        // Only once everything loaded: a bad file keeps the running accounts too.
+        self.auth.replace(&settings.config.auth, accounts);
         let pending = crate::config::restart_only_changes(&self.started_with, &settings.config);
         if !pending.is_empty() {
             tracing::warn!(
@@ -82,10 +86,14 @@ impl RunningServer {
     }
 }
 
-fn build_settings(config: Config, origin: &str) -> anyhow::Result<Settings> {
+fn build_settings(
+    config: Config,
+    origin: &str,
+    auth: Arc<crate::auth::Authenticator>,
+) -> anyhow::Result<Settings> {
     let tls_server = crate::tls::server_config(&config).context("TLS setup")?;
     let policy = Arc::new(Policy::from_config(&config, origin));
-    Ok(Settings::build(Arc::new(config), policy, tls_server))
+    Ok(Settings::build(Arc::new(config), policy, tls_server, auth))
 }
 
 pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
@@ -100,7 +108,13 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
         Spool::open(&config.server.spool)
             .with_context(|| format!("opening spool {}", config.server.spool.display()))?,
     );
-    let settings = Arc::new(build_settings(config.clone(), origin)?);
+    let accounts = crate::auth::load_accounts(&config.auth)?;
+    let auth = crate::auth::Authenticator::start(
+        &config.auth,
+        accounts,
+        crate::auth::Authenticator::default_workers(),
+    );
+    let settings = Arc::new(build_settings(config.clone(), origin, auth.clone())?);
 
     let mut bound = Vec::new();
     let mut per_shard: Vec<Vec<(String, std::net::TcpListener)>> =
@@ -175,6 +189,7 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
         admin_stop: admin,
         reload,
         started_with: settings.config.clone(),
+        auth,
     })
 }
 

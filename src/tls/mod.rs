@@ -2,12 +2,15 @@
 //! certificate loading, and the self-signed certificate made when none is configured.
 
 mod client;
+mod client_cert;
 mod selfsigned;
 mod server;
+pub mod sni;
 
 pub use client::{client_config, client_config_versions, ClientVerification};
-pub use selfsigned::self_signed;
-pub use server::{load_certified_key, server_config};
+pub use client_cert::with_client_certificate;
+pub use selfsigned::{self_signed, self_signed_in_spool, spool_paths};
+pub use server::{certificate_set, load_certified_key, named_certificates, server_config};
 
 use std::sync::Arc;
 

@@ -17,6 +17,8 @@ pub struct Arrival {
     pub rcpts: Vec<String>,
     pub data: Vec<u8>,
     pub tls: Option<String>,
+    /// The client certificate the sender presented, DER.
+    pub client_cert: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -29,6 +31,8 @@ pub struct Script {
     pub tls: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
     /// Only TLS 1.2 on offer.
     pub tls12_only: bool,
+    /// Require a client certificate issued by this CA (partners that demand one).
+    pub client_ca: Option<CertificateDer<'static>>,
 }
 
 pub struct Sink {
@@ -107,6 +111,7 @@ fn serve(
     let mut tcp = Some(stream.try_clone()?);
     let mut r: BufReader<Box<dyn Io>> = BufReader::new(Box::new(stream));
     let mut tls_version: Option<String> = None;
+    let mut client_cert: Option<Vec<u8>> = None;
     let send = |r: &mut BufReader<Box<dyn Io>>, s: &str| -> std::io::Result<()> {
         r.get_mut().write_all(s.as_bytes())?;
         r.get_mut().flush()
@@ -137,13 +142,13 @@ fn serve(
             rcpts.clear();
             send(&mut r, "250 2.0.0 Ok\r\n")?;
         } else if upper.starts_with("STARTTLS") {
-            let (certs, key, only12) = {
+            let (certs, key, only12, client_ca) = {
                 let s = script.lock().unwrap();
                 let Some((c, k)) = &s.tls else {
                     send(&mut r, "502 5.5.1 no TLS\r\n")?;
                     continue;
                 };
-                (c.clone(), k.clone_key(), s.tls12_only)
+                (c.clone(), k.clone_key(), s.tls12_only, s.client_ca.clone())
             };
             send(&mut r, "220 2.0.0 Go ahead\r\n")?;
             let versions: &[&rustls::SupportedProtocolVersion] = if only12 {
@@ -151,18 +156,35 @@ fn serve(
             } else {
                 &[&rustls::version::TLS13, &rustls::version::TLS12]
             };
-            let config = rustls::ServerConfig::builder_with_provider(mxring::tls::provider())
+            let builder = rustls::ServerConfig::builder_with_provider(mxring::tls::provider())
                 .with_protocol_versions(versions)
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(certs, key)
                 .unwrap();
+            let builder = match client_ca {
+                Some(ca) => {
+                    let mut roots = rustls::RootCertStore::empty();
+                    roots.add(ca).unwrap();
+                    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                        Arc::new(roots),
+                        mxring::tls::provider(),
+                    )
+                    .build()
+                    .unwrap();
+                    builder.with_client_cert_verifier(verifier)
+                }
+                None => builder.with_no_client_auth(),
+            };
+            let config = builder.with_single_cert(certs, key).unwrap();
             let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
             let mut s = rustls::StreamOwned::new(conn, tcp.take().unwrap());
             while s.conn.is_handshaking() {
                 s.conn.complete_io(&mut s.sock)?;
             }
             tls_version = Some(format!("{:?}", s.conn.protocol_version().unwrap()));
+            client_cert = s
+                .conn
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.to_vec());
             r = BufReader::new(Box::new(s));
         } else if upper.starts_with("MAIL FROM:") {
             from = extract(&line);
@@ -211,6 +233,7 @@ fn serve(
                     rcpts: rcpts.clone(),
                     data,
                     tls: tls_version.clone(),
+                    client_cert: client_cert.clone(),
                 });
             }
             send(&mut r, &format!("{reply}\r\n"))?;

@@ -31,6 +31,7 @@ section "interop: tools"
 missing=()
 command -v swaks >/dev/null || missing+=(swaks)
 perl -MNet::SSLeay -e 1 2>/dev/null || missing+=(libnet-ssleay-perl) # swaks' TLS
+dpkg -s libsasl2-modules >/dev/null 2>&1 || missing+=(libsasl2-modules) # Postfix's AUTH client (auth.sh)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3)
 need_postfix=0
