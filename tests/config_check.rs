@@ -169,3 +169,32 @@ fn every_key_of_the_readme_config_reference_parses() {
     }
     assert!(blocks >= 3, "found {blocks} toml blocks");
 }
+
+#[test]
+fn sni_certificates_and_the_users_file_are_checked_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (cert, key) = self_signed("mx.test");
+    std::fs::write(d.join("cert.pem"), &cert).unwrap();
+    std::fs::write(d.join("key.pem"), &key).unwrap();
+    std::fs::write(d.join("users"), "alice@a.test:plaintext-password\n").unwrap();
+    refused(
+        d,
+        &format!(
+            "{LISTENER}[[tls.certificates]]\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+            d.join("cert.pem").display(),
+            d.join("missing-key.pem").display()
+        ),
+        "tls.certificates[0].private_key",
+        "cannot read",
+    );
+    let (code, out) = check(
+        d,
+        &format!(
+            "{LISTENER}[auth]\nusers_file = \"{}\"\n",
+            d.join("users").display()
+        ),
+    );
+    assert_eq!(code, 1, "a plaintext password must be refused: {out}");
+    assert!(out.contains("line 1"), "{out}");
+}

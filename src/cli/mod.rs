@@ -170,6 +170,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(path) = &config.config {
                 let text = std::fs::read_to_string(path)?;
                 mxring::config::check_files(&c, &text, &origin)?;
+                if c.auth.users_file.is_some() {
+                    // The server's own parser: a bad line is named as it would be at start.
+                    mxring::auth::load_accounts(&c.auth)?;
+                }
             }
             for warning in mxring::config::warnings(&c) {
                 outln!("{origin}: warning: {warning}");

@@ -77,7 +77,8 @@ fn print_cert(source: &str, names: &str, der: &[u8]) {
             };
             outln!(
                 "  valid:       {} to {} ({state})",
-                v.not_before, v.not_after
+                v.not_before,
+                v.not_after
             );
         }
         Err(e) => outln!("  (cannot parse the certificate: {e})"),

@@ -28,10 +28,36 @@ pub fn check_files(c: &Config, text: &str, origin: &str) -> Result<(), ConfigErr
         let chain = certificates(cert).map_err(|m| invalid("tls", None, "certificate", m))?;
         key_for(key, &chain).map_err(|m| invalid("tls", None, "private_key", m))?;
     }
+    for (i, e) in c.tls.certificates.iter().enumerate() {
+        let chain = certificates(&e.certificate)
+            .map_err(|m| invalid("tls.certificates", Some(i), "certificate", m))?;
+        key_for(&e.private_key, &chain)
+            .map_err(|m| invalid("tls.certificates", Some(i), "private_key", m))?;
+    }
+    if let Some(dir) = &c.tls.certificate_dir {
+        std::fs::read_dir(dir).map_err(|e| {
+            invalid(
+                "tls",
+                None,
+                "certificate_dir",
+                format!("cannot read {}: {e}", dir.display()),
+            )
+        })?;
+    }
     for (i, r) in c.outbound_tls.iter().enumerate() {
         if let Some(ca) = &r.ca_file {
             certificates(ca).map_err(|m| invalid("outbound_tls", Some(i), "ca_file", m))?;
         }
+    }
+    if let Some(users) = &c.auth.users_file {
+        std::fs::metadata(users).map_err(|e| {
+            invalid(
+                "auth",
+                None,
+                "users_file",
+                format!("cannot read {}: {e}", users.display()),
+            )
+        })?;
     }
     Ok(())
 }

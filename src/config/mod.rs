@@ -47,6 +47,7 @@ pub struct Config {
     pub admin: AdminConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
     pub auth: AuthConfig,
 }
 
