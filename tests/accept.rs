@@ -221,6 +221,9 @@ fn metrics_report_what_durability_cost() {
         );
         assert_eq!(code, 250, "{text}");
     }
+    // The session records DATA→250 after the 250 is written and before it reads the
+    // next command, so a reply to NOOP means the last one is counted.
+    assert_eq!(c.cmd("NOOP").0, 250);
     let (status, body) = s.admin().request("GET", "/metrics.json").unwrap();
     assert_eq!(status, 200, "{body}");
     let m: serde_json::Value = serde_json::from_str(&body).unwrap();
