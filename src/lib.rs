@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod checktls;
 pub mod config;
+pub mod dane;
 pub mod delivery;
 pub mod dsn;
 pub mod policy;

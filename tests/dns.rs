@@ -29,6 +29,7 @@ fn with_dns<T>(server: &DnsServer, timeout: Duration, f: impl AsyncFnOnce(&Dns) 
         let dns = Dns::new(&DnsConfig {
             nameservers: vec![server.nameserver()],
             timeout: Dur(timeout),
+            ..Default::default()
         })
         .expect("resolver");
         f(&dns).await

@@ -78,6 +78,7 @@ mod tests {
         let tls = TlsFacts {
             version: "TLSv1.3".into(),
             cipher: "TLS_AES_128_GCM_SHA256".into(),
+            dane: None,
         };
         let mut out = Vec::new();
         write_received(

@@ -2,10 +2,13 @@
 //! certificate loading, and the self-signed certificate made when none is configured.
 
 mod client;
+mod dane;
 mod selfsigned;
 mod server;
+pub mod words;
 
 pub use client::{client_config, client_config_versions, ClientVerification};
+pub use dane::{dane_client_config, DaneOutcome, DaneVerifier};
 pub use selfsigned::self_signed;
 pub use server::{load_certified_key, server_config};
 
@@ -66,6 +69,7 @@ pub fn facts(conn: &rustls::CommonState) -> Option<(TlsVersion, TlsFacts)> {
         TlsFacts {
             version: version.name().to_string(),
             cipher,
+            dane: None,
         },
     ))
 }
