@@ -352,3 +352,194 @@ fn tlsa_at_the_cname_target_first_then_at_the_mx_host_as_named() {
         "{tlsa:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// check-tls
+
+fn check_tls(
+    target: &str,
+    dns: &DnsServer,
+    port: u16,
+    level: TlsLevel,
+) -> mxring::checktls::Report {
+    let opts = mxring::checktls::CheckOptions {
+        target: target.into(),
+        helo: "checker.test".into(),
+        port,
+        dns: mxring::config::DnsConfig {
+            nameservers: vec![dns.nameserver()],
+            timeout: mxring::config::Dur(Duration::from_secs(2)),
+            dnssec: mxring::config::Dnssec::TrustAd,
+        },
+        ca_file: None,
+        mail_from: None,
+        rcpt_to: None,
+        timeout: Duration::from_secs(10),
+        level,
+    };
+    tokio_uring::start(async move { mxring::checktls::check(&opts).await })
+}
+
+use mxring::config::TlsLevel;
+
+#[test]
+fn check_tls_tries_every_mx_and_shows_which_record_matched() {
+    let good = self_signed();
+    let hash = sha256(1, &good.0[0]);
+    let first = tls_sink(self_signed());
+    let port = first.addr.port();
+    let second = Sink::start_at(
+        &format!("127.0.0.2:{port}"),
+        Script {
+            tls: Some(good),
+            ..Default::default()
+        },
+    );
+    let dns = DnsServer::start(
+        Zone::new()
+            .mx("dest.test", 10, "mx1.dane.test")
+            .mx("dest.test", 20, "mx2.dane.test")
+            .a("mx1.dane.test", Ipv4Addr::LOCALHOST)
+            .a("mx2.dane.test", Ipv4Addr::new(127, 0, 0, 2))
+            .signed()
+            .tlsa(&format!("_{port}._tcp.mx1.dane.test"), 3, 1, 1, vec![5; 32])
+            .tlsa(&format!("_{port}._tcp.mx2.dane.test"), 3, 1, 1, hash)
+            .tlsa(&format!("_{port}._tcp.mx2.dane.test"), 1, 1, 1, vec![6; 32]),
+    );
+    let report = check_tls("dest.test", &dns, port, TlsLevel::DaneOnly);
+    let text = report.text();
+    for needle in [
+        "MX lookup of dest.test (DNSSEC secure): mx1.dane.test (10), mx2.dane.test (20)",
+        "Address lookup of mx1.dane.test (DNSSEC secure): 127.0.0.1",
+        &format!("TLSA records at _{port}._tcp.mx1.dane.test (DNSSEC secure):"),
+        "3 1 1 050505050505...05050505 (DANE-EE, usable)",
+        "matches no certificate in the chain",
+        "DANE NOT VERIFIED: DANE-EE TLSA 3 1 1 050505050505...05050505 does not match the server certificate",
+        "Verdict: mx1.dane.test satisfies none, may, encrypt\n",
+        "(PKIX-EE, unusable: PKIX usages are not used for SMTP",
+        "(DANE-EE) matches certificate 1",
+        "DANE VERIFIED: DANE-EE TLSA 3 1 1",
+        "Verdict: mx2.dane.test satisfies none, may, encrypt, dane, dane-only\n",
+        "Verdict: level dane-only is met (by mx2.dane.test)\n",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(report.passed);
+    assert!(
+        text.find("mx1.dane.test[").unwrap() < text.find("mx2.dane.test[").unwrap(),
+        "in MX order"
+    );
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .contains("Verdict: level dane-only"),
+        "{text}"
+    );
+    let report = check_tls("dest.test", &dns, port, TlsLevel::Encrypt);
+    assert!(report
+        .text()
+        .contains("Verdict: level encrypt is met (by mx1.dane.test)"));
+    drop(second);
+}
+
+/// A peer that offers STARTTLS and answers the ClientHello with a fatal TLS alert,
+/// as a TLS 1.0-only (protocol_version) or CBC-only (handshake_failure) server does.
+fn alerting_peer(alert: u8) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        // Two connections at most: the library check and the CLI check.
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { continue };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut r = BufReader::new(stream.try_clone().unwrap());
+            let _ = stream.write_all(b"220 old.test ESMTP\r\n");
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                let verb = line.to_ascii_uppercase();
+                line.clear();
+                if verb.starts_with("EHLO") {
+                    let _ = stream.write_all(b"250-old.test\r\n250 STARTTLS\r\n");
+                } else if verb.starts_with("STARTTLS") {
+                    let _ = stream.write_all(b"220 2.0.0 Ready to start TLS\r\n");
+                    let mut hello = [0u8; 5];
+                    let _ = r.read_exact(&mut hello);
+                    let _ = stream.write_all(&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, alert]);
+                    break;
+                } else {
+                    let _ = stream.write_all(b"221 2.0.0 Bye\r\n");
+                    break;
+                }
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn check_tls_ends_with_a_verdict_after_a_failed_handshake_and_exits_by_level() {
+    let dns = DnsServer::start(Zone::new());
+    for (alert, words) in [
+        (70u8, "refused our TLS versions"),
+        (40, "no cipher in common"),
+    ] {
+        let peer = alerting_peer(alert);
+        let report = check_tls(&peer.to_string(), &dns, 25, TlsLevel::Encrypt);
+        let text = report.text();
+        assert!(
+            text.contains("TLS handshake failed: the server") && text.contains(words),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("Verdict: {} satisfies none, may\n", peer.ip())),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .last()
+                .unwrap()
+                .ends_with("Verdict: level encrypt is not met"),
+            "{text}"
+        );
+        assert!(!report.passed);
+        for debug in [
+            "Other(",
+            "OtherError",
+            "Permanent {",
+            "Temporary {",
+            "AlertReceived",
+        ] {
+            assert!(
+                !text.contains(debug),
+                "Rust debug value {debug:?} in:\n{text}"
+            );
+        }
+        // The command's exit status follows --level (default encrypt).
+        let run = |level: Option<&str>| {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mxring"));
+            cmd.args(["check-tls", &peer.to_string(), "--timeout", "10"]);
+            if let Some(l) = level {
+                cmd.args(["--level", l]);
+            }
+            cmd.output().unwrap()
+        };
+        let out = run(None);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let out = run(Some("may"));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}

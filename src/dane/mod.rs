@@ -35,12 +35,12 @@ impl DaneState {
         match self {
             DaneState::NotApplicable(why) => format!("DANE does not apply: {why}"),
             DaneState::Unusable { base, records } => format!(
-                "_25._tcp.{base} has {} TLSA record(s), none usable ({}): TLS required without authentication",
+                "{base} has {} TLSA record(s), none usable ({}): TLS required without authentication",
                 records.len(),
                 records.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; ")
             ),
             DaneState::Usable(set) => format!(
-                "DANE applies: _25._tcp.{} has {} usable TLSA record(s) ({})",
+                "DANE applies: {} has {} usable TLSA record(s) ({})",
                 set.base,
                 set.records.len(),
                 set.records.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; ")
