@@ -543,3 +543,50 @@ fn check_tls_ends_with_a_verdict_after_a_failed_handshake_and_exits_by_level() {
         );
     }
 }
+
+#[test]
+fn policy_explain_shows_the_dane_decision_per_mx() {
+    let dns = DnsServer::start(
+        Zone::new()
+            .mx("dest.test", 10, MX)
+            .mx("dest.test", 20, "backup.dane.test")
+            .a(MX, Ipv4Addr::LOCALHOST)
+            .a("backup.dane.test", Ipv4Addr::LOCALHOST)
+            .signed()
+            .tlsa(&format!("_25._tcp.{MX}"), 3, 1, 1, vec![3; 32])
+            .tlsa("_25._tcp.backup.dane.test", 0, 1, 1, vec![4; 32]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mxring.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\n[dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\n\
+             dnssec = \"trust-ad\"\n[[outbound_tls]]\ndomains = [\"dest.test\"]\nlevel = \"dane-only\"\n",
+            dns.nameserver()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mxring"))
+        .args(["policy", "explain", "--config"])
+        .arg(&path)
+        .args(["--direction", "outbound", "--recipient", "bob@dest.test"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "level:     dane-only",
+        "mx:        dest.test: mx.dane.test (10), backup.dane.test (20) (DNSSEC secure)",
+        "dane:      mx.dane.test: DANE applies: mx.dane.test has 1 usable TLSA record(s) (3 1 1 ",
+        "decision:  mx.dane.test: TLS required; the certificate must match one of these records",
+        "dane:      backup.dane.test: backup.dane.test has 1 TLSA record(s), none usable (0 1 1 ",
+        "decision:  backup.dane.test: deferred (4.7.5)",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}

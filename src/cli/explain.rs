@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use mxring::config::ListenerTls;
-use mxring::policy::{OutboundFacts, Policy};
+use mxring::config::{ListenerTls, TlsLevel};
+use mxring::dane::DaneState;
+use mxring::delivery::Dns;
+use mxring::policy::{dane_plan, DanePlan, OutboundFacts, Policy};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Direction {
@@ -130,6 +132,9 @@ pub fn explain(
             if !d.match_names.is_empty() {
                 println!("match:     {}", d.match_names.join(", "));
             }
+            if matches!(d.level, TlsLevel::Dane | TlsLevel::DaneOnly) {
+                explain_dane(config, d.level, domain, a.mx_host.as_deref());
+            }
             if a.mx_host.is_none()
                 && a.mx_ip.is_none()
                 && policy
@@ -142,4 +147,81 @@ pub fn explain(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The DANE decision per MX host, from live DNS lookups (RFC 7672: MX secure or
+/// not, the TLSA records found, usable or not, and what delivery would do).
+fn explain_dane(
+    config: &mxring::config::Config,
+    level: TlsLevel,
+    domain: &str,
+    mx_host: Option<&str>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("dane:      cannot look it up: {e}");
+            return;
+        }
+    };
+    rt.block_on(async {
+        let dns = match Dns::new(&config.dns) {
+            Ok(d) => d,
+            Err(e) => {
+                println!("dane:      no resolver: {e}");
+                return;
+            }
+        };
+        let port = config.outbound.port;
+        let (hosts, mx_secure) = match mx_host {
+            // Given by the operator: the MX RRset is not in question.
+            Some(h) => (vec![h.to_ascii_lowercase()], true),
+            None => match dns.mx(domain).await {
+                Ok(answer) => {
+                    let list: Vec<String> = answer
+                        .hosts
+                        .iter()
+                        .map(|h| format!("{} ({})", h.name, h.preference))
+                        .collect();
+                    println!(
+                        "mx:        {domain}: {} ({})",
+                        list.join(", "),
+                        if answer.secure {
+                            "DNSSEC secure"
+                        } else {
+                            "not DNSSEC-validated: DANE does not apply"
+                        }
+                    );
+                    (
+                        answer.hosts.into_iter().map(|h| h.name).collect(),
+                        answer.secure,
+                    )
+                }
+                Err(e) => {
+                    println!("mx:        {domain}: {}", e.text());
+                    return;
+                }
+            },
+        };
+        for host in hosts {
+            let state = match dns.lookup_addresses(&host).await {
+                Ok(addrs) => dns.dane_state(mx_secure, &host, &addrs, port).await,
+                Err(e) => DaneState::Failed(e.text().to_string()),
+            };
+            let decision = match dane_plan(level, &state, &host) {
+                DanePlan::Authenticate(_) => {
+                    "TLS required; the certificate must match one of these records".to_string()
+                }
+                DanePlan::Fallback { level, .. } => {
+                    format!("level {} (DANE does not apply)", level.name())
+                }
+                DanePlan::Defer { status, .. } => format!("deferred ({status})"),
+            };
+            println!("dane:      {host}: {}", state.describe());
+            println!("decision:  {host}: {decision}");
+        }
+    });
 }
