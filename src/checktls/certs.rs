@@ -85,13 +85,14 @@ pub fn verify(chain: &[Vec<u8>], host: &str, ca_file: Option<&Path>) -> Checked 
         verifier
             .verify_server_cert(&end, &inter, &sn, &[], UnixTime::now())
             .map(|_| ())
-            .map_err(|e| match e {
-                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
-                    if self_signed =>
-                {
+            .map_err(|e| {
+                // webpki says "unknown issuer" or "CA used as end entity" (openssl's
+                // self-signed certificates are CA:TRUE); a person wants to hear this.
+                if self_signed {
                     "self-signed certificate".to_string()
+                } else {
+                    crate::tls::words::error(&e)
                 }
-                other => crate::tls::words::error(&other),
             })
     };
     // The chain is judged with a name the certificate is for, so a name mismatch
