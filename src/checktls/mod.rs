@@ -270,7 +270,9 @@ pub async fn check(o: &CheckOptions) -> Report {
         } else {
             levels.join(", ")
         };
-        if let Some(DaneState::NotApplicable(why)) = &verdict.dane_state {
+        let dane_asked = o.dns.dnssec != crate::config::Dnssec::Off
+            || matches!(o.level, TlsLevel::Dane | TlsLevel::DaneOnly);
+        if let (true, Some(DaneState::NotApplicable(why))) = (dane_asked, &verdict.dane_state) {
             s.note(
                 Dir::Info,
                 format!("Level dane falls back to may here: DANE does not apply ({why})"),
