@@ -38,11 +38,14 @@ pub struct StubAnswer {
     pub secure: bool,
 }
 
+/// (name, type) → the answer and when it expires.
+type Cache = HashMap<(String, RecordType), (Rc<StubAnswer>, Instant)>;
+
 pub struct Stub {
     servers: Vec<SocketAddr>,
     timeout: Duration,
     attempts: usize,
-    cache: RefCell<HashMap<(String, RecordType), (Rc<StubAnswer>, Instant)>>,
+    cache: RefCell<Cache>,
 }
 
 fn key(name: &str) -> String {
