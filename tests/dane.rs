@@ -590,3 +590,125 @@ fn policy_explain_shows_the_dane_decision_per_mx() {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The DNSSEC-aware lookups themselves, on a current-thread runtime as in a shard.
+
+fn with_trust_ad<T>(server: &DnsServer, f: impl AsyncFnOnce(&mxring::delivery::Dns) -> T) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dns = mxring::delivery::Dns::new(&mxring::config::DnsConfig {
+            nameservers: vec![server.nameserver()],
+            timeout: mxring::config::Dur(Duration::from_secs(1)),
+            dnssec: mxring::config::Dnssec::TrustAd,
+        })
+        .unwrap();
+        f(&dns).await
+    })
+}
+
+#[test]
+fn answers_are_cached_with_their_status_and_failures_are_not() {
+    let dns = DnsServer::start(
+        zone()
+            .tlsa("_25._tcp.mx.dane.test", 3, 1, 1, vec![1; 32])
+            .rcode(
+                "_25._tcp.broken.dane.test",
+                RecordType::TLSA,
+                ResponseCode::ServFail,
+            ),
+    );
+    let (first, second, broken) = with_trust_ad(&dns, async |d| {
+        let first = d.tlsa(MX, 25).await;
+        let second = d.tlsa(MX, 25).await;
+        let broken = (
+            d.tlsa("broken.dane.test", 25).await,
+            d.tlsa("broken.dane.test", 25).await,
+        );
+        (first, second, broken)
+    });
+    assert_eq!(first, second);
+    let (records, secure) = first.unwrap();
+    assert!(secure && records.len() == 1, "{records:?}");
+    let q = dns.counters.queries();
+    let count = |name: &str| q.iter().filter(|x| x.starts_with(name)).count();
+    assert_eq!(
+        count("_25._tcp.mx.dane.test TLSA"),
+        1,
+        "second answer from the cache: {q:?}"
+    );
+    assert!(broken.0.is_err() && broken.1.is_err(), "{broken:?}");
+    // Two attempts per lookup, and the second lookup asks again: SERVFAIL is not cached.
+    assert_eq!(count("_25._tcp.broken.dane.test TLSA"), 4, "{q:?}");
+}
+
+#[test]
+fn a_silent_resolver_makes_dane_fail_temporarily_not_insecure() {
+    let dns = DnsServer::silent();
+    let start = Instant::now();
+    let (mx, state) = with_trust_ad(&dns, async |d| {
+        let addrs = mxring::delivery::Addresses {
+            ips: vec![Ipv4Addr::LOCALHOST.into()],
+            secure: true,
+            cname_target: None,
+        };
+        (
+            d.mx("dest.test").await,
+            d.dane_state(true, MX, &addrs, 25).await,
+        )
+    });
+    assert!(
+        matches!(mx, Err(mxring::delivery::DnsFailure::Temporary { .. })),
+        "{mx:?}"
+    );
+    match state {
+        mxring::dane::DaneState::Failed(why) => assert!(why.contains("no answer"), "{why}"),
+        other => panic!("a timeout on TLSA must be a failure, got {other:?}"),
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn a_truncated_answer_is_asked_again_over_tcp_under_trust_ad() {
+    let dns = DnsServer::start(
+        zone()
+            .tlsa("_25._tcp.mx.dane.test", 3, 1, 1, vec![1; 32])
+            .truncate_udp("_25._tcp.mx.dane.test", RecordType::TLSA),
+    );
+    let (records, secure) = with_trust_ad(&dns, async |d| d.tlsa(MX, 25).await).unwrap();
+    assert!(secure && records.len() == 1);
+    let q = dns.counters.queries();
+    assert!(
+        q.contains(&"_25._tcp.mx.dane.test TLSA udp".to_string())
+            && q.contains(&"_25._tcp.mx.dane.test TLSA tcp".to_string()),
+        "{q:?}"
+    );
+}
+
+#[test]
+fn dane_ee_delivers_to_an_expired_certificate_for_another_name() {
+    // RFC 7672 3.1.1: under DANE-EE only the key binding counts.
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["not-the-mx.test".to_string()]).unwrap();
+    p.not_before = rcgen::date_time_ymd(2001, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2002, 1, 1);
+    let cert = p.self_signed(&key).unwrap();
+    let id: Identity = (
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    );
+    let hash = sha256(0, &id.0[0]);
+    let dest = tls_sink(id);
+    let senders = Sink::start(Script::default());
+    let dns = DnsServer::start(zone().tlsa(&tlsa_name(&dest), 3, 0, 1, hash));
+    let s = mxring(&dns, &dest, &senders, "dane-only");
+    send(&s, false);
+    assert!(dest.next(20).tls.is_some());
+}
