@@ -78,11 +78,22 @@ fn tlsa_name(dest: &Sink) -> String {
 /// DSNs for sender.test go to `senders` (a literal address: DANE never applies to
 /// it, so it gets the default `may`).
 fn mxring(dns: &DnsServer, dest: &Sink, senders: &Sink, level: &str) -> TestServer {
+    mxring_with(dns, dest, senders, level, "")
+}
+
+/// As `mxring`, with more keys for the dest.test rule (e.g. on_failure).
+fn mxring_with(
+    dns: &DnsServer,
+    dest: &Sink,
+    senders: &Sink,
+    level: &str,
+    rule: &str,
+) -> TestServer {
     TestServer::start(&format!(
         "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n\
          [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\ndnssec = \"trust-ad\"\n\
          [outbound]\nport = {}\n\
-         [[outbound_tls]]\ndomains = [\"dest.test\"]\nlevel = \"{level}\"\n\
+         [[outbound_tls]]\ndomains = [\"dest.test\"]\nlevel = \"{level}\"\n{rule}\
          [[route]]\ndomains = [\"sender.test\"]\nnext_hop = \"[{}]:{}\"\n\
          [queue]\nretry = [\"1h\"]\n",
         dns.nameserver(),
@@ -711,4 +722,22 @@ fn dane_ee_delivers_to_an_expired_certificate_for_another_name() {
     let s = mxring(&dns, &dest, &senders, "dane-only");
     send(&s, false);
     assert!(dest.next(20).tls.is_some());
+}
+
+#[test]
+fn a_mismatch_follows_on_failure_bounce() {
+    let dest = tls_sink(self_signed());
+    let senders = Sink::start(Script::default());
+    let dns = DnsServer::start(zone().tlsa(&tlsa_name(&dest), 3, 1, 1, vec![8; 32]));
+    let s = mxring_with(&dns, &dest, &senders, "dane", "on_failure = \"bounce\"\n");
+    send(&s, false);
+    let dsn = senders.next(20);
+    assert_eq!(dsn_field(&dsn, "Action"), "failed");
+    assert_eq!(dsn_field(&dsn, "Status"), "5.7.5");
+    let diag = dsn_field(&dsn, "Diagnostic-Code");
+    assert!(
+        diag.contains("TLSA") && diag.contains("did not match"),
+        "{diag}"
+    );
+    assert!(dest.arrivals.try_recv().is_err());
 }

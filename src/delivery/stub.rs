@@ -22,6 +22,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const MAX_TTL: Duration = Duration::from_secs(3600);
 /// For a negative answer without an SOA to take the TTL from.
 const NEGATIVE_TTL: Duration = Duration::from_secs(60);
+/// Answers kept per shard.
+const MAX_ENTRIES: usize = 10_000;
 /// The EDNS buffer size of DNS Flag Day 2020.
 const EDNS_PAYLOAD: u16 = 1232;
 
@@ -73,9 +75,13 @@ impl Stub {
         let (answer, ttl) = self.ask(&k.0, rtype).await?;
         let answer = Rc::new(answer);
         let mut cache = self.cache.borrow_mut();
-        if cache.len() > 10_000 {
+        if cache.len() > MAX_ENTRIES {
             let now = Instant::now();
             cache.retain(|_, (_, until)| *until > now);
+            if cache.len() > MAX_ENTRIES {
+                // Still full of live answers: start over rather than grow without bound.
+                cache.clear();
+            }
         }
         cache.insert(k, (answer.clone(), Instant::now() + ttl));
         Ok(answer)
