@@ -203,7 +203,9 @@ async fn deliver_domain(
                     let state = dane_state.as_ref().expect("just looked up");
                     match dane_plan(decision.level, state, &host) {
                         DanePlan::Authenticate(set) => {
-                            // SNI is the MX host as named (RFC 7672 8.1 with no CNAME).
+                            // SNI is the MX host as named. RFC 7672 8.1 asks for the
+                            // TLSA base domain, which differs only when TLSA came
+                            // from a CNAME target; both are reference names.
                             plan.peer_name = host.clone();
                             plan.dane = Some(set);
                         }
