@@ -4,7 +4,9 @@
 # trust anchor, and mxring (`[dns] dnssec = "trust-ad"`, level dane-only) delivers to
 # two private Postfix instances. The first one's certificate matches its `3 1 1` TLSA
 # record: it must get the probe. The second one's record does not match: it must get
-# nothing, and mxring must keep the message deferred with 4.7.5.
+# nothing, and mxring must keep the message deferred with 4.7.5. A third zone is
+# signed by a key unbound does not trust (bogus): mail to it must be deferred, never
+# sent without DANE.
 #
 # Usage: bash tests/interop/dane.sh
 #   KEEP_TMP=1                  keep the temp dir (zone, configs, logs).
@@ -155,6 +157,15 @@ mx-bad               A     127.0.0.3
 _$P_SMTP._tcp.mx-good TLSA 3 1 1 $GOOD_HASH
 _$P_SMTP._tcp.mx-bad  TLSA 3 1 1 $WRONG_HASH
 EOF
+cat >"$T/knot/zones/bogus.test.zone" <<EOF
+\$ORIGIN bogus.test.
+\$TTL 300
+@                    SOA   ns.dane.test. hostmaster.dane.test. 1 3600 600 86400 60
+@                    NS    ns.dane.test.
+@                    MX    10 mx
+mx                   A     127.0.0.2
+_$P_SMTP._tcp.mx     TLSA  3 1 1 $GOOD_HASH
+EOF
 cat >"$T/knot/knot.conf" <<EOF
 server:
     listen: 127.0.0.1@$P_KNOT
@@ -170,6 +181,9 @@ template:
 zone:
   - domain: dane.test
     file: dane.test.zone
+    dnssec-signing: on
+  - domain: bogus.test
+    file: bogus.test.zone
     dnssec-signing: on
 EOF
 start knot knotd -c "$T/knot/knot.conf"
@@ -210,8 +224,14 @@ server:
     # unbound answers .test itself (RFC 6761 default local zone) unless told not to.
     local-zone: "test." nodefault
     trust-anchor: "dane.test. 300 IN DNSKEY $KSK"
+    # bogus.test is "anchored" with dane.test's key: its real signatures cannot
+    # validate, so unbound answers SERVFAIL for it, as for any bogus data.
+    trust-anchor: "bogus.test. 300 IN DNSKEY $KSK"
 stub-zone:
     name: "dane.test"
+    stub-addr: 127.0.0.1@$P_KNOT
+stub-zone:
+    name: "bogus.test"
     stub-addr: 127.0.0.1@$P_KNOT
 remote-control:
     control-enable: no
@@ -260,7 +280,7 @@ mydestination =
 local_recipient_maps =
 alias_maps =
 alias_database =
-relay_domains = dane.test, bad.dane.test
+relay_domains = dane.test, bad.dane.test, bogus.test
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 default_transport = discard
@@ -339,6 +359,11 @@ port = $P_SMTP
 [[outbound_tls]]
 domains = ["dane.test", ".dane.test"]
 level = "dane-only"
+
+# Under dane, a bogus answer taken for "insecure" would fall back to may and deliver.
+[[outbound_tls]]
+domains = ["bogus.test"]
+level = "dane"
 
 [queue]
 retry = ["1h"]
@@ -420,6 +445,36 @@ for m in json.load(sys.stdin):
         grep -q "message-id=<$ID_BAD>" "$T/postfix-bad/maillog" 2>/dev/null; then
         fail "$name" "mxring sent the message after the handshake" "$T/postfix-bad/maillog"
     elif [[ $reply != 4.7.5*TLSA*"did not match"* ]]; then
+        fail "$name" "mxring's last reply: ${reply:-none within 30 s}" "$MXLOG"
+    else
+        pass "$name ($reply)"
+    fi
+fi
+
+name="D7 a bogus zone (unbound: SERVFAIL) is deferred, and nothing is sent"
+ID_BOGUS=dane-bogus-$$@interop.test
+rcode=$(kdig @127.0.0.1 -p "$P_UNBOUND" +dnssec bogus.test MX 2>/dev/null | grep -oE 'status: [A-Z]+' || true)
+if ((!pf_up)); then
+    fail "$name" "a receiving Postfix did not start"
+elif [[ $rcode != "status: SERVFAIL" ]]; then
+    fail "$name" "unbound did not find bogus.test bogus (${rcode:-no answer})" "$T/logs/unbound.log"
+elif ! probe user@bogus.test "$ID_BOGUS"; then
+    fail "$name" "mxring did not accept the probe" "$T/logs/swaks-$ID_BOGUS.log"
+else
+    reply=""
+    for _ in $(seq 150); do
+        reply=$("$MXRING" queue list --json --config "$CFG" 2>/dev/null | python3 -c '
+import json, sys
+for m in json.load(sys.stdin):
+    for r in m["recipients"]:
+        if r["address"] == "user@bogus.test" and r["attempts"] >= 1:
+            print(r["state"], r.get("last_reply") or "")' 2>/dev/null || true)
+        [[ -n $reply ]] && break
+        sleep 0.2
+    done
+    if arrived "$T/postfix-good" "$ID_BOGUS"; then
+        fail "$name" "the message to the bogus zone was delivered" "$T/postfix-good/maillog"
+    elif [[ $reply != TemporaryFailure*SERVFAIL* ]]; then
         fail "$name" "mxring's last reply: ${reply:-none within 30 s}" "$MXLOG"
     else
         pass "$name ($reply)"
