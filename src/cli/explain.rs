@@ -176,36 +176,37 @@ fn explain_dane(
             }
         };
         let port = config.outbound.port;
-        let (hosts, mx_secure) = match mx_host {
-            // Given by the operator: the MX RRset is not in question.
-            Some(h) => (vec![h.to_ascii_lowercase()], true),
-            None => match dns.mx(domain).await {
-                Ok(answer) => {
-                    let list: Vec<String> = answer
-                        .hosts
-                        .iter()
-                        .map(|h| format!("{} ({})", h.name, h.preference))
-                        .collect();
-                    println!(
-                        "mx:        {domain}: {} ({})",
-                        list.join(", "),
-                        if answer.secure {
-                            "DNSSEC secure"
-                        } else {
-                            "not DNSSEC-validated: DANE does not apply"
-                        }
-                    );
-                    (
-                        answer.hosts.into_iter().map(|h| h.name).collect(),
-                        answer.secure,
-                    )
-                }
-                Err(e) => {
-                    println!("mx:        {domain}: {}", e.text());
-                    return;
-                }
-            },
+        // The MX RRset decides whether DANE can apply, also for a host given with
+        // --mx-host.
+        let (mut hosts, mx_secure) = match dns.mx(domain).await {
+            Ok(answer) => {
+                let list: Vec<String> = answer
+                    .hosts
+                    .iter()
+                    .map(|h| format!("{} ({})", h.name, h.preference))
+                    .collect();
+                println!(
+                    "mx:        {domain}: {} ({})",
+                    list.join(", "),
+                    if answer.secure {
+                        "DNSSEC secure"
+                    } else {
+                        "not DNSSEC-validated: DANE does not apply"
+                    }
+                );
+                (
+                    answer.hosts.into_iter().map(|h| h.name).collect::<Vec<_>>(),
+                    answer.secure,
+                )
+            }
+            Err(e) => {
+                println!("mx:        {domain}: {}", e.text());
+                return;
+            }
         };
+        if let Some(h) = mx_host {
+            hosts = vec![h.to_ascii_lowercase()];
+        }
         for host in hosts {
             let state = match dns.lookup_addresses(&host).await {
                 Ok(addrs) => dns.dane_state(mx_secure, &host, &addrs, port).await,
