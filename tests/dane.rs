@@ -600,6 +600,22 @@ fn policy_explain_shows_the_dane_decision_per_mx() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
+    // A route to an address wins over the MX records, as in delivery.
+    let mut cfg = std::fs::read_to_string(&path).unwrap();
+    cfg.push_str("[[route]]\ndomains = [\"dest.test\"]\nnext_hop = \"[127.0.0.1]:2525\"\n");
+    std::fs::write(&path, cfg).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mxring"))
+        .args(["policy", "explain", "--config"])
+        .arg(&path)
+        .args(["--direction", "outbound", "--recipient", "bob@dest.test"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("dest.test is routed to [127.0.0.1]:2525: DANE does not apply to an address")
+            && !text.contains("mx:"),
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------------------

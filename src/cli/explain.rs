@@ -175,7 +175,52 @@ fn explain_dane(
                 return;
             }
         };
-        let port = config.outbound.port;
+        let mut port = config.outbound.port;
+        // As delivery does: a [[route]] comes first; a literal address never has
+        // DANE, a bracketed host is looked up as named, another host by its MX.
+        let route = config.routes.iter().find(|r| {
+            r.domains
+                .iter()
+                .any(|m| m == "*" || mxring::policy::DomainMatcher::parse(m).matches(domain))
+        });
+        let mut mx_domain = domain.to_string();
+        match route.map(|r| (r, mxring::delivery::NextHop::parse(&r.next_hop))) {
+            Some((r, Ok(mxring::delivery::NextHop::Addr(_)))) | Some((r, Err(_))) => {
+                println!(
+                    "dane:      {domain} is routed to {}: DANE does not apply to an address",
+                    r.next_hop
+                );
+                return;
+            }
+            Some((
+                _,
+                Ok(mxring::delivery::NextHop::Host {
+                    name,
+                    no_mx: true,
+                    port: route_port,
+                }),
+            )) => {
+                let state = match dns.lookup_addresses(&name).await {
+                    Ok(addrs) => dns.dane_state(true, &name, &addrs, route_port).await,
+                    Err(e) => DaneState::Failed(e.text().to_string()),
+                };
+                print_dane(level, &name, &state);
+                return;
+            }
+            Some((
+                _,
+                Ok(mxring::delivery::NextHop::Host {
+                    name,
+                    port: route_port,
+                    ..
+                }),
+            )) => {
+                mx_domain = name;
+                port = route_port;
+            }
+            None => {}
+        }
+        let domain = mx_domain.as_str();
         // The MX RRset decides whether DANE can apply, also for a host given with
         // --mx-host.
         let (mut hosts, mx_secure) = match dns.mx(domain).await {
@@ -212,17 +257,21 @@ fn explain_dane(
                 Ok(addrs) => dns.dane_state(mx_secure, &host, &addrs, port).await,
                 Err(e) => DaneState::Failed(e.text().to_string()),
             };
-            let decision = match dane_plan(level, &state, &host) {
-                DanePlan::Authenticate(_) => {
-                    "TLS required; the certificate must match one of these records".to_string()
-                }
-                DanePlan::Fallback { level, .. } => {
-                    format!("level {} (DANE does not apply)", level.name())
-                }
-                DanePlan::Defer { status, .. } => format!("deferred ({status})"),
-            };
-            println!("dane:      {host}: {}", state.describe());
-            println!("decision:  {host}: {decision}");
+            print_dane(level, &host, &state);
         }
     });
+}
+
+fn print_dane(level: TlsLevel, host: &str, state: &DaneState) {
+    let decision = match dane_plan(level, state, host) {
+        DanePlan::Authenticate(_) => {
+            "TLS required; the certificate must match one of these records".to_string()
+        }
+        DanePlan::Fallback { level, .. } => {
+            format!("level {} (DANE does not apply)", level.name())
+        }
+        DanePlan::Defer { status, .. } => format!("deferred ({status})"),
+    };
+    println!("dane:      {host}: {}", state.describe());
+    println!("decision:  {host}: {decision}");
 }
