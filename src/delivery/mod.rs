@@ -2,6 +2,7 @@
 //! classification, retries and DSNs.
 
 mod attempt;
+mod dane_lookup;
 mod dns;
 mod engine;
 mod nexthop;
