@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod checktls;
 pub mod config;
+pub mod dane;
 pub mod delivery;
 pub mod dsn;
 pub mod metrics;

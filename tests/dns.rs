@@ -1,6 +1,7 @@
 //! MX resolution against a real DNS server on loopback (tests/dns_server), and one
 //! message delivered end to end by MX lookup: client → mxring → DNS → SMTP sink.
 
+#[allow(dead_code)] // the DANE parts are used by tests/dane.rs
 mod dns_server;
 
 use std::collections::HashSet;
@@ -29,6 +30,7 @@ fn with_dns<T>(server: &DnsServer, timeout: Duration, f: impl AsyncFnOnce(&Dns) 
         let dns = Dns::new(&DnsConfig {
             nameservers: vec![server.nameserver()],
             timeout: Dur(timeout),
+            ..Default::default()
         })
         .expect("resolver");
         f(&dns).await

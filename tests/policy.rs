@@ -383,6 +383,7 @@ fn check_tls_transcript_and_verdict() {
         mail_from: Some("a@b.test".into()),
         rcpt_to: Some("c@d.test".into()),
         timeout: std::time::Duration::from_secs(10),
+        level: mxring::config::TlsLevel::Encrypt,
     };
     let report = tokio_uring::start(async move { mxring::checktls::check(&opts).await });
     let text = report.text();
@@ -422,6 +423,7 @@ fn check_tls_transcript_and_verdict() {
         mail_from: None,
         rcpt_to: None,
         timeout: std::time::Duration::from_secs(10),
+        level: mxring::config::TlsLevel::Encrypt,
     };
     let report = tokio_uring::start(async move { mxring::checktls::check(&opts).await });
     assert!(report

@@ -148,6 +148,7 @@ fn drive(flags: u8, chunks: &[&[u8]]) -> Run {
                         TlsFacts {
                             version: version.name().into(),
                             cipher: "TLS13_AES_128_GCM_SHA256".into(),
+                            dane: None,
                         },
                     );
                 }

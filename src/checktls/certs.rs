@@ -76,6 +76,7 @@ pub fn verify(chain: &[Vec<u8>], host: &str, ca_file: Option<&Path>) -> Checked 
         .map(|c| CertificateDer::from(c.clone()))
         .collect();
     let cert_names = names(&end);
+    let self_signed = inter.is_empty() && is_self_signed(&end);
     let check = |name: &str| -> Result<(), String> {
         let sn = match name.parse::<std::net::IpAddr>() {
             Ok(ip) => ServerName::IpAddress(ip.into()),
@@ -84,7 +85,15 @@ pub fn verify(chain: &[Vec<u8>], host: &str, ca_file: Option<&Path>) -> Checked 
         verifier
             .verify_server_cert(&end, &inter, &sn, &[], UnixTime::now())
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| {
+                // webpki says "unknown issuer" or "CA used as end entity" (openssl's
+                // self-signed certificates are CA:TRUE); a person wants to hear this.
+                if self_signed {
+                    "self-signed certificate".to_string()
+                } else {
+                    crate::tls::words::error(&e)
+                }
+            })
     };
     // The chain is judged with a name the certificate is for, so a name mismatch
     // is reported apart from trust.
@@ -107,6 +116,13 @@ pub fn verify(chain: &[Vec<u8>], host: &str, ca_file: Option<&Path>) -> Checked 
         chain: chain_result,
         host: host_result,
     }
+}
+
+/// Issued by itself: subject and issuer are the same name.
+fn is_self_signed(der: &[u8]) -> bool {
+    parse_x509_certificate(der)
+        .map(|(_, c)| c.subject().as_raw() == c.issuer().as_raw())
+        .unwrap_or(false)
 }
 
 fn name_matches(pattern: &str, host: &str) -> bool {

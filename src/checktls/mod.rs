@@ -1,18 +1,22 @@
 //! check-tls: connect to a peer the way delivery would and show, line by line with
 //! elapsed seconds, what it really offers: banner, EHLO, STARTTLS, protocol and
-//! cipher, each certificate, chain and host name verification, and a verdict on
-//! which outbound levels it would satisfy. Modelled on CheckTLS transcripts.
+//! cipher, each certificate, chain and host name verification, the DNSSEC status
+//! of the MX and address records and the TLSA records of each MX (with which
+//! certificate matched which record), and a verdict on which outbound levels it
+//! would satisfy. A domain's MX hosts are tried in order. The transcript always
+//! ends with a verdict line. Modelled on CheckTLS transcripts.
 
 mod certs;
 mod report;
 
-pub use report::{Dir, Line, Report, Verdict};
+pub use report::{Dir, HostVerdict, Line, Report, Verdict};
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::config::DnsConfig;
+use crate::config::{DnsConfig, TlsLevel};
+use crate::dane::DaneState;
 use crate::delivery::Dns;
 use crate::proto::client::Capabilities;
 use crate::proto::reply::{parse_reply, ParsedReply};
@@ -29,6 +33,15 @@ pub struct CheckOptions {
     pub mail_from: Option<String>,
     pub rcpt_to: Option<String>,
     pub timeout: Duration,
+    /// The level the final verdict line is about (the CLI's `--level`).
+    pub level: TlsLevel,
+}
+
+/// One host to try: its name, address, and what DNS said about DANE for it.
+struct Target {
+    host: String,
+    addr: Option<SocketAddr>,
+    dane: DaneState,
 }
 
 struct Session {
@@ -102,52 +115,140 @@ impl Session {
     }
 }
 
-/// Where to connect: `host:port`, an address, or a domain (MX lookup, first MX).
-async fn resolve(o: &CheckOptions, s: &mut Session) -> Option<(String, SocketAddr)> {
+fn secure_word(dns: &Dns, secure: bool) -> &'static str {
+    match (dns.dnssec(), secure) {
+        (false, _) => "DNSSEC not checked: [dns] dnssec = \"off\"",
+        (true, true) => "DNSSEC secure",
+        (true, false) => "DNSSEC insecure",
+    }
+}
+
+/// Where to connect: `host:port` or an address (one target), or a domain (every MX
+/// in order, with the DNSSEC status and TLSA records of each).
+async fn resolve(o: &CheckOptions, s: &mut Session) -> Vec<Target> {
+    let literal = |addr: SocketAddr| Target {
+        host: addr.ip().to_string(),
+        addr: Some(addr),
+        dane: DaneState::NotApplicable("the target is an address".into()),
+    };
     if let Ok(sa) = o.target.parse::<SocketAddr>() {
-        return Some((sa.ip().to_string(), sa));
+        return vec![literal(sa)];
     }
     if let Ok(ip) = o.target.parse::<IpAddr>() {
-        return Some((ip.to_string(), SocketAddr::new(ip, o.port)));
+        return vec![literal(SocketAddr::new(ip, o.port))];
     }
     let dns = match Dns::new(&o.dns) {
         Ok(d) => d,
         Err(e) => {
             s.note(Dir::Info, format!("No resolver: {e}"));
-            return None;
+            return vec![];
         }
     };
-    let (host, port) = match o.target.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_string(), p.parse().unwrap_or(o.port)),
-        _ => {
-            let hosts = match dns.mx_hosts(&o.target).await {
-                Ok(h) => h,
-                Err(e) => {
-                    s.note(
-                        Dir::Info,
-                        format!("MX lookup of {} failed: {e:?}", o.target),
-                    );
-                    return None;
-                }
+    let (hosts, mx_secure, port) = match o.target.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => {
+            // A host named by the operator: no MX is involved.
+            (
+                vec![h.to_ascii_lowercase()],
+                true,
+                p.parse().unwrap_or(o.port),
+            )
+        }
+        _ => match dns.mx(&o.target).await {
+            Ok(answer) => {
+                let list: Vec<String> = answer
+                    .hosts
+                    .iter()
+                    .map(|h| format!("{} ({})", h.name, h.preference))
+                    .collect();
+                s.note(
+                    Dir::Info,
+                    format!(
+                        "MX lookup of {} ({}): {}",
+                        o.target,
+                        secure_word(&dns, answer.secure),
+                        list.join(", ")
+                    ),
+                );
+                let names = answer.hosts.into_iter().map(|h| h.name).collect();
+                (names, answer.secure, o.port)
+            }
+            Err(e) => {
+                s.note(Dir::Info, format!("MX lookup of {} failed: {e}", o.target));
+                return vec![];
+            }
+        },
+    };
+    let mut targets = Vec::new();
+    for host in hosts {
+        let addrs = match dns.lookup_addresses(&host).await {
+            Ok(a) => a,
+            Err(e) => {
+                s.note(Dir::Info, format!("Address lookup of {host} failed: {e}"));
+                targets.push(Target {
+                    host,
+                    addr: None,
+                    dane: DaneState::NotApplicable("no address".into()),
+                });
+                continue;
+            }
+        };
+        let ips: Vec<String> = addrs.ips.iter().map(|i| i.to_string()).collect();
+        let via = addrs
+            .cname_target
+            .as_ref()
+            .map(|t| format!(" via CNAME {t}"))
+            .unwrap_or_default();
+        s.note(
+            Dir::Info,
+            format!(
+                "Address lookup of {host}{via} ({}): {}",
+                secure_word(&dns, addrs.secure),
+                ips.join(", ")
+            ),
+        );
+        let dane = if dns.dnssec() {
+            let state = dns.dane_state(mx_secure, &host, &addrs, port).await;
+            // Every record at the base, usable or not (from the per-run cache).
+            let all = match &state {
+                DaneState::Usable(set) => dns.tlsa(&set.base, port).await.ok().map(|x| x.0),
+                DaneState::Unusable { records, .. } => Some(records.clone()),
+                _ => None,
             };
-            let list: Vec<String> = hosts
-                .iter()
-                .map(|h| format!("{} ({})", h.name, h.preference))
-                .collect();
-            s.note(
-                Dir::Info,
-                format!("MX lookup of {}: {}", o.target, list.join(", ")),
-            );
-            (hosts[0].name.clone(), o.port)
+            note_tlsa(s, &state, all.unwrap_or_default(), port);
+            state
+        } else {
+            DaneState::NotApplicable("[dns] dnssec is off".into())
+        };
+        targets.push(Target {
+            addr: Some(SocketAddr::new(addrs.ips[0], port)),
+            host,
+            dane,
+        });
+    }
+    targets
+}
+
+fn note_tlsa(s: &mut Session, state: &DaneState, records: Vec<crate::dane::Tlsa>, port: u16) {
+    let base = match state {
+        DaneState::Usable(set) => set.base.clone(),
+        DaneState::Unusable { base, .. } => base.clone(),
+        _ => {
+            s.note(Dir::Info, state.describe());
+            return;
         }
     };
-    match dns.addresses(&host).await {
-        Ok(ips) => Some((host, SocketAddr::new(ips[0], port))),
-        Err(e) => {
-            s.note(Dir::Info, format!("Address lookup of {host} failed: {e:?}"));
-            None
-        }
+    s.note(
+        Dir::Info,
+        format!("TLSA records at _{port}._tcp.{base} (DNSSEC secure):"),
+    );
+    for r in &records {
+        let usable = match r.unusable_reason() {
+            None => "usable".to_string(),
+            Some(why) => format!("unusable: {why}"),
+        };
+        s.note(Dir::Info, format!("  {r} ({}, {usable})", r.usage_name()));
     }
+    s.note(Dir::Info, state.describe());
 }
 
 pub async fn check(o: &CheckOptions) -> Report {
@@ -159,25 +260,82 @@ pub async fn check(o: &CheckOptions) -> Report {
         tls: false,
         timeout: o.timeout,
     };
-    let Some((host, addr)) = resolve(o, &mut s).await else {
-        return s.report;
+    let targets = resolve(o, &mut s).await;
+    let mut passed_by = None;
+    for t in &targets {
+        let verdict = check_host(o, &mut s, t).await;
+        let levels = verdict.levels();
+        let satisfied = if levels.is_empty() {
+            "no level (no SMTP session)".to_string()
+        } else {
+            levels.join(", ")
+        };
+        let dane_asked = o.dns.dnssec != crate::config::Dnssec::Off
+            || matches!(o.level, TlsLevel::Dane | TlsLevel::DaneOnly);
+        if let (true, Some(DaneState::NotApplicable(why))) = (dane_asked, &verdict.dane_state) {
+            s.note(
+                Dir::Info,
+                format!("Level dane falls back to may here: DANE does not apply ({why})"),
+            );
+        }
+        s.note(
+            Dir::Info,
+            format!("Verdict: {} satisfies {satisfied}", t.host),
+        );
+        let passes = verdict.satisfies(o.level);
+        s.report.hosts.push(HostVerdict {
+            host: t.host.clone(),
+            address: t.addr,
+            verdict: verdict.clone(),
+        });
+        if s.report.address.is_none() || (passes && passed_by.is_none()) {
+            s.report.host = t.host.clone();
+            s.report.address = t.addr;
+            s.report.verdict = verdict;
+        }
+        if passes && passed_by.is_none() {
+            passed_by = Some(t.host.clone());
+        }
+    }
+    s.report.passed = passed_by.is_some();
+    let text = match (&passed_by, targets.len()) {
+        (Some(h), _) => format!("Verdict: level {} is met (by {h})", o.level.name()),
+        (None, 0) => format!(
+            "Verdict: level {} is not met: no host to try",
+            o.level.name()
+        ),
+        (None, 1) => format!("Verdict: level {} is not met", o.level.name()),
+        (None, n) => format!(
+            "Verdict: level {} is not met by any of the {n} MX hosts",
+            o.level.name()
+        ),
     };
-    s.report.host = host.clone();
-    s.report.address = Some(addr);
+    s.note(Dir::Info, text);
+    s.report
+}
+
+/// One host: connect, greet, STARTTLS, certificates, DANE, MAIL/RCPT, QUIT.
+async fn check_host(o: &CheckOptions, s: &mut Session, t: &Target) -> Verdict {
+    let mut v = Verdict::default();
+    s.tls = false;
+    s.pending.clear();
+    let Some(addr) = t.addr else {
+        return v;
+    };
     s.note(
         Dir::Info,
-        format!("Trying TLS on {host}[{}]:{}", addr.ip(), addr.port()),
+        format!("Trying TLS on {}[{}]:{}", t.host, addr.ip(), addr.port()),
     );
     let stream =
         match tokio::time::timeout(o.timeout, tokio_uring::net::TcpStream::connect(addr)).await {
             Ok(Ok(st)) => st,
             Ok(Err(e)) => {
                 s.note(Dir::Info, format!("Cannot connect: {e}"));
-                return s.report;
+                return v;
             }
             Err(_) => {
                 s.note(Dir::Info, "Cannot connect: timed out");
-                return s.report;
+                return v;
             }
         };
     s.transport = Some(Transport::new(stream));
@@ -186,27 +344,31 @@ pub async fn check(o: &CheckOptions) -> Report {
         Some(r) if r.code == 220 => s.note(Dir::Info, "We are allowed to connect"),
         _ => {
             s.note(Dir::Info, "Server refused the connection");
-            return s.report;
+            s.transport = None;
+            return v;
         }
     }
     let Some(ehlo) = s.send(&format!("EHLO {}", o.helo)).await else {
-        return s.report;
+        s.transport = None;
+        return v;
     };
     if ehlo.code != 250 {
         s.note(Dir::Info, "EHLO refused");
-        return s.report;
+        s.transport = None;
+        return v;
     }
     s.note(Dir::Info, "We can use this server");
-    s.report.verdict.may = true;
+    v.may = true;
+    v.dane_state = Some(t.dane.clone());
     let caps = Capabilities::parse(&ehlo);
     if caps.starttls {
         s.note(Dir::Info, "TLS is an option on this server");
-        starttls(o, &mut s, &host).await;
+        starttls(o, s, &t.host, &t.dane, &mut v).await;
     } else {
         s.note(Dir::Info, "TLS is not an option on this server");
     }
     if s.transport.is_none() {
-        return s.report;
+        return v;
     }
     if let Some(from) = &o.mail_from {
         if let Some(r) = s.send(&format!("MAIL FROM:<{from}>")).await {
@@ -236,23 +398,16 @@ pub async fn check(o: &CheckOptions) -> Report {
     if let Some(t) = s.transport.take() {
         t.close().await;
     }
-    let v = &s.report.verdict;
-    let mut levels = vec!["none"];
-    if v.may {
-        levels.push("may");
-    }
-    if v.encrypt {
-        levels.push("encrypt");
-    }
-    if v.verify {
-        levels.push("verify");
-    }
-    let text = format!("Verdict: {host} satisfies {}", levels.join(", "));
-    s.note(Dir::Info, text);
-    s.report
+    v
 }
 
-async fn starttls(o: &CheckOptions, s: &mut Session, host: &str) {
+async fn starttls(
+    o: &CheckOptions,
+    s: &mut Session,
+    host: &str,
+    dane: &DaneState,
+    v: &mut Verdict,
+) {
     let Some(r) = s.send("STARTTLS").await else {
         return;
     };
@@ -286,7 +441,14 @@ async fn starttls(o: &CheckOptions, s: &mut Session, host: &str) {
     let t = s.transport.as_mut().expect("connected");
     s.pending.clear();
     if let Err(e) = t.handshake(conn.into(), o.timeout).await {
-        s.note(Dir::Info, format!("TLS handshake failed: {e}"));
+        s.note(
+            Dir::Info,
+            format!("TLS handshake failed: {}", crate::tls::words::io_error(&e)),
+        );
+        s.note(
+            Dir::Info,
+            "At level may, delivery would retry this host without TLS",
+        );
         s.transport = None;
         return;
     }
@@ -349,12 +511,55 @@ async fn starttls(o: &CheckOptions, s: &mut Session, host: &str) {
             );
         }
     }
+    v.dane_matched = dane_check(s, dane, &chain);
     let Some(r) = s.send(&format!("EHLO {}", o.helo)).await else {
         return;
     };
     if r.code == 250 {
         s.note(Dir::Info, "TLS successfully started on this server");
-        s.report.verdict.encrypt = true;
-        s.report.verdict.verify = check.chain.is_ok() && check.host.is_ok();
+        v.encrypt = true;
+        v.verify = check.chain.is_ok() && check.host.is_ok();
+    }
+}
+
+/// Which certificate matches which TLSA record, and the RFC 7672 verdict.
+fn dane_check(s: &mut Session, dane: &DaneState, chain: &[Vec<u8>]) -> bool {
+    let DaneState::Usable(set) = dane else {
+        return false;
+    };
+    for r in &set.records {
+        let hits: Vec<String> = chain
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| crate::dane::matches(r, c))
+            .map(|(i, _)| format!("certificate {}", i + 1))
+            .collect();
+        let text = if hits.is_empty() {
+            format!(
+                "TLSA {r} ({}) matches no certificate in the chain",
+                r.usage_name()
+            )
+        } else {
+            format!("TLSA {r} ({}) matches {}", r.usage_name(), hits.join(", "))
+        };
+        s.note(Dir::Info, text);
+    }
+    let ders: Vec<rustls::pki_types::CertificateDer> = chain
+        .iter()
+        .map(|c| rustls::pki_types::CertificateDer::from(c.clone()))
+        .collect();
+    match crate::dane::verify(set, &ders, rustls::pki_types::UnixTime::now()) {
+        Ok(m) => {
+            s.note(Dir::Info, format!("DANE VERIFIED: {m}"));
+            true
+        }
+        Err(e) => {
+            s.note(Dir::Info, format!("DANE NOT VERIFIED: {e}"));
+            s.note(
+                Dir::Info,
+                "So delivery at level dane or dane-only would be deferred (4.7.5)",
+            );
+            false
+        }
     }
 }

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
+use crate::config::TlsLevel;
+use crate::dane::DaneState;
 use crate::proto::TlsFacts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -31,9 +33,71 @@ pub struct Line {
 /// Which outbound levels the host would satisfy.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Verdict {
+    /// An SMTP session was possible (levels none and may).
     pub may: bool,
     pub encrypt: bool,
     pub verify: bool,
+    /// The chain matched a usable TLSA record.
+    pub dane_matched: bool,
+    /// What DNS said about DANE for this host (None: no SMTP session).
+    #[serde(skip)]
+    pub dane_state: Option<DaneState>,
+}
+
+impl Verdict {
+    /// Whether delivery at `level` would go through this host.
+    pub fn satisfies(&self, level: TlsLevel) -> bool {
+        match level {
+            TlsLevel::None | TlsLevel::May => self.may,
+            TlsLevel::Encrypt => self.encrypt,
+            TlsLevel::Verify => self.verify,
+            TlsLevel::Dane => match &self.dane_state {
+                Some(DaneState::Usable(_)) => self.encrypt && self.dane_matched,
+                Some(DaneState::Unusable { .. }) => self.encrypt,
+                Some(DaneState::NotApplicable(_)) => self.may,
+                Some(DaneState::Failed(_)) | None => false,
+            },
+            TlsLevel::DaneOnly => {
+                matches!(self.dane_state, Some(DaneState::Usable(_)))
+                    && self.encrypt
+                    && self.dane_matched
+            }
+        }
+    }
+
+    /// DANE applied to this host (secure TLSA records, usable or not).
+    pub fn dane_applies(&self) -> bool {
+        matches!(
+            self.dane_state,
+            Some(DaneState::Usable(_) | DaneState::Unusable { .. })
+        )
+    }
+
+    /// The levels satisfied, in the config's spelling; `dane` and `dane-only` only
+    /// where DANE applied (elsewhere `dane` is what it falls back to).
+    pub fn levels(&self) -> Vec<&'static str> {
+        [
+            TlsLevel::None,
+            TlsLevel::May,
+            TlsLevel::Encrypt,
+            TlsLevel::Verify,
+            TlsLevel::Dane,
+            TlsLevel::DaneOnly,
+        ]
+        .into_iter()
+        .filter(|l| self.satisfies(*l))
+        .filter(|l| !matches!(l, TlsLevel::Dane | TlsLevel::DaneOnly) || self.dane_applies())
+        .map(|l| l.name())
+        .collect()
+    }
+}
+
+/// The verdict for one host tried.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostVerdict {
+    pub host: String,
+    pub address: Option<SocketAddr>,
+    pub verdict: Verdict,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -42,7 +106,12 @@ pub struct Report {
     pub address: Option<SocketAddr>,
     pub tls: Option<TlsFacts>,
     pub lines: Vec<Line>,
+    /// The first host that passed the level asked, else the first host tried.
     pub verdict: Verdict,
+    /// Every host tried, in order.
+    pub hosts: Vec<HostVerdict>,
+    /// Some host satisfied the level asked.
+    pub passed: bool,
 }
 
 impl Report {

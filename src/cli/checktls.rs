@@ -7,12 +7,13 @@ use std::time::Duration;
 use clap::Args;
 
 use mxring::checktls::{check, CheckOptions};
+use mxring::config::TlsLevel;
 
 use super::ConfigArg;
 
 #[derive(Args)]
 pub struct CheckTlsArgs {
-    /// A domain (its first MX is tried), a host, or HOST:PORT.
+    /// A domain (its MX hosts are tried in order), a host, or HOST:PORT.
     target: String,
     #[command(flatten)]
     config: ConfigArg,
@@ -33,6 +34,24 @@ pub struct CheckTlsArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Exit 0 only when some host satisfies this outbound level: none, may,
+    /// encrypt, verify, dane or dane-only.
+    #[arg(long, default_value = "encrypt", value_parser = parse_level)]
+    level: TlsLevel,
+}
+
+fn parse_level(s: &str) -> Result<TlsLevel, String> {
+    [
+        TlsLevel::None,
+        TlsLevel::May,
+        TlsLevel::Encrypt,
+        TlsLevel::Verify,
+        TlsLevel::Dane,
+        TlsLevel::DaneOnly,
+    ]
+    .into_iter()
+    .find(|l| l.name() == s)
+    .ok_or_else(|| format!("`{s}` is not a level (none, may, encrypt, verify, dane, dane-only)"))
 }
 
 pub fn run(a: &CheckTlsArgs) -> anyhow::Result<ExitCode> {
@@ -46,6 +65,7 @@ pub fn run(a: &CheckTlsArgs) -> anyhow::Result<ExitCode> {
         mail_from: a.mail_from.clone(),
         rcpt_to: a.rcpt_to.clone(),
         timeout: Duration::from_secs(a.timeout),
+        level: a.level,
     };
     let report = tokio_uring::start(async move { check(&opts).await });
     if a.json {
@@ -53,7 +73,7 @@ pub fn run(a: &CheckTlsArgs) -> anyhow::Result<ExitCode> {
     } else {
         out!("{}", report.text());
     }
-    Ok(if report.verdict.may {
+    Ok(if report.passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

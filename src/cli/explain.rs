@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use mxring::config::ListenerTls;
-use mxring::policy::{OutboundFacts, Policy};
+use mxring::config::{ListenerTls, TlsLevel};
+use mxring::dane::DaneState;
+use mxring::delivery::Dns;
+use mxring::policy::{dane_plan, DanePlan, OutboundFacts, Policy};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Direction {
@@ -149,6 +151,9 @@ pub fn explain(
             if !d.match_names.is_empty() {
                 outln!("match:     {}", d.match_names.join(", "));
             }
+            if matches!(d.level, TlsLevel::Dane | TlsLevel::DaneOnly) {
+                explain_dane(config, d.level, domain, a.mx_host.as_deref());
+            }
             if a.mx_host.is_none()
                 && a.mx_ip.is_none()
                 && policy
@@ -167,4 +172,131 @@ pub fn explain(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The DANE decision per MX host, from live DNS lookups (RFC 7672: MX secure or
+/// not, the TLSA records found, usable or not, and what delivery would do).
+fn explain_dane(
+    config: &mxring::config::Config,
+    level: TlsLevel,
+    domain: &str,
+    mx_host: Option<&str>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("dane:      cannot look it up: {e}");
+            return;
+        }
+    };
+    rt.block_on(async {
+        let dns = match Dns::new(&config.dns) {
+            Ok(d) => d,
+            Err(e) => {
+                println!("dane:      no resolver: {e}");
+                return;
+            }
+        };
+        let mut port = config.outbound.port;
+        // As delivery does: a [[route]] comes first; a literal address never has
+        // DANE, a bracketed host is looked up as named, another host by its MX.
+        let route = config.routes.iter().find(|r| {
+            r.domains
+                .iter()
+                .any(|m| m == "*" || mxring::policy::DomainMatcher::parse(m).matches(domain))
+        });
+        let mut mx_domain = domain.to_string();
+        match route.map(|r| (r, mxring::delivery::NextHop::parse(&r.next_hop))) {
+            Some((r, Ok(mxring::delivery::NextHop::Addr(_)))) | Some((r, Err(_))) => {
+                println!(
+                    "dane:      {domain} is routed to {}: DANE does not apply to an address",
+                    r.next_hop
+                );
+                return;
+            }
+            Some((
+                _,
+                Ok(mxring::delivery::NextHop::Host {
+                    name,
+                    no_mx: true,
+                    port: route_port,
+                }),
+            )) => {
+                let state = match dns.lookup_addresses(&name).await {
+                    Ok(addrs) => dns.dane_state(true, &name, &addrs, route_port).await,
+                    Err(e) => DaneState::Failed(e.text().to_string()),
+                };
+                print_dane(level, &name, &state);
+                return;
+            }
+            Some((
+                _,
+                Ok(mxring::delivery::NextHop::Host {
+                    name,
+                    port: route_port,
+                    ..
+                }),
+            )) => {
+                mx_domain = name;
+                port = route_port;
+            }
+            None => {}
+        }
+        let domain = mx_domain.as_str();
+        // The MX RRset decides whether DANE can apply, also for a host given with
+        // --mx-host.
+        let (mut hosts, mx_secure) = match dns.mx(domain).await {
+            Ok(answer) => {
+                let list: Vec<String> = answer
+                    .hosts
+                    .iter()
+                    .map(|h| format!("{} ({})", h.name, h.preference))
+                    .collect();
+                println!(
+                    "mx:        {domain}: {} ({})",
+                    list.join(", "),
+                    if answer.secure {
+                        "DNSSEC secure"
+                    } else {
+                        "not DNSSEC-validated: DANE does not apply"
+                    }
+                );
+                (
+                    answer.hosts.into_iter().map(|h| h.name).collect::<Vec<_>>(),
+                    answer.secure,
+                )
+            }
+            Err(e) => {
+                println!("mx:        {domain}: {}", e.text());
+                return;
+            }
+        };
+        if let Some(h) = mx_host {
+            hosts = vec![h.to_ascii_lowercase()];
+        }
+        for host in hosts {
+            let state = match dns.lookup_addresses(&host).await {
+                Ok(addrs) => dns.dane_state(mx_secure, &host, &addrs, port).await,
+                Err(e) => DaneState::Failed(e.text().to_string()),
+            };
+            print_dane(level, &host, &state);
+        }
+    });
+}
+
+fn print_dane(level: TlsLevel, host: &str, state: &DaneState) {
+    let decision = match dane_plan(level, state, host) {
+        DanePlan::Authenticate(_) => {
+            "TLS required; the certificate must match one of these records".to_string()
+        }
+        DanePlan::Fallback { level, .. } => {
+            format!("level {} (DANE does not apply)", level.name())
+        }
+        DanePlan::Defer { status, .. } => format!("deferred ({status})"),
+    };
+    println!("dane:      {host}: {}", state.describe());
+    println!("decision:  {host}: {decision}");
 }

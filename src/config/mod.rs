@@ -441,6 +441,8 @@ pub struct DnsConfig {
     pub nameservers: Vec<String>,
     /// Per-query timeout. Default 5s.
     pub timeout: Dur,
+    /// Where DNSSEC status comes from (DANE needs it). Default "off".
+    pub dnssec: Dnssec,
 }
 
 impl Default for DnsConfig {
@@ -448,6 +450,32 @@ impl Default for DnsConfig {
         DnsConfig {
             nameservers: vec![],
             timeout: Dur(std::time::Duration::from_secs(5)),
+            dnssec: Dnssec::Off,
+        }
+    }
+}
+
+/// `[dns] dnssec`: how mxring learns whether an answer is DNSSEC-validated.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dnssec {
+    /// No DNSSEC: every answer is insecure, so DANE never applies.
+    #[default]
+    Off,
+    /// Set the DO bit and trust the AD bit of the configured resolver, which must
+    /// be a validating resolver on loopback (Postfix's `smtp_dns_support_level =
+    /// dnssec`). An answer without AD is insecure.
+    TrustAd,
+    /// Validate in process. Not built: refused at load with the reason.
+    Validate,
+}
+
+impl Dnssec {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dnssec::Off => "off",
+            Dnssec::TrustAd => "trust-ad",
+            Dnssec::Validate => "validate",
         }
     }
 }

@@ -11,9 +11,10 @@ use super::nexthop::NextHop;
 use super::outbound::{open, AttemptError, OutboundConn, TlsPlan};
 use super::outcome::{RcptResult, ResultKind};
 use super::pool::Pool;
-use crate::config::{Config, OnTlsFailure};
+use crate::config::{Config, OnTlsFailure, TlsLevel};
+use crate::dane::DaneState;
 use crate::dsn::Decider;
-use crate::policy::{DomainMatcher, OutboundDecision, OutboundFacts, Policy};
+use crate::policy::{dane_plan, DanePlan, DomainMatcher, OutboundDecision, OutboundFacts, Policy};
 use crate::proto::client::{OutboundRcpt, OutboundTx, TxOutcome};
 use crate::proto::received::format_id;
 use crate::queue::QueuedMessage;
@@ -28,45 +29,44 @@ pub struct Delivery {
     pub unreachable: std::rc::Rc<super::Unreachable>,
 }
 
-/// The hosts for a domain: from `[[route]]`, else by MX lookup.
+/// The hosts for a domain (from `[[route]]`, else by MX lookup) and whether the
+/// list is DNSSEC-validated: a literal address never is, a bracketed host named by
+/// the operator counts as secure (no MX is involved), an MX RRset as DNS says.
 async fn targets(
     d: &Delivery,
     config: &Config,
     domain: &str,
-) -> Result<Vec<(String, u16, bool)>, DnsFailure> {
+) -> Result<(Vec<(String, u16, bool)>, bool), DnsFailure> {
     let route = config.routes.iter().find(|r| {
         r.domains
             .iter()
             .any(|m| DomainMatcher::parse(m).matches(domain) || m == "*")
     });
+    let by_mx = |answer: super::MxAnswer, port: u16| {
+        let secure = answer.secure;
+        let hosts = answer
+            .hosts
+            .into_iter()
+            .map(|h| (h.name, port, false))
+            .collect();
+        (hosts, secure)
+    };
     match route.map(|r| NextHop::parse_with_port(&r.next_hop, config.outbound.port)) {
-        Some(Ok(NextHop::Addr(a))) => Ok(vec![(a.ip().to_string(), a.port(), true)]),
+        Some(Ok(NextHop::Addr(a))) => Ok((vec![(a.ip().to_string(), a.port(), true)], false)),
         Some(Ok(NextHop::Host {
             name,
             port,
             no_mx: true,
-        })) => Ok(vec![(name, port, false)]),
+        })) => Ok((vec![(name, port, false)], true)),
         Some(Ok(NextHop::Host {
             name,
             port,
             no_mx: false,
-        })) => Ok(d
-            .dns
-            .mx_hosts(&name)
-            .await?
-            .into_iter()
-            .map(|h| (h.name, port, false))
-            .collect()),
+        })) => Ok(by_mx(d.dns.mx(&name).await?, port)),
         Some(Err(e)) => Err(DnsFailure::Temporary {
             text: format!("bad route: {e}"),
         }),
-        None => Ok(d
-            .dns
-            .mx_hosts(domain)
-            .await?
-            .into_iter()
-            .map(|h| (h.name, config.outbound.port, false))
-            .collect()),
+        None => Ok(by_mx(d.dns.mx(domain).await?, config.outbound.port)),
     }
 }
 
@@ -132,7 +132,7 @@ async fn deliver_domain(
     idxs: Vec<usize>,
 ) -> Vec<(usize, RcptResult)> {
     let started = Instant::now();
-    let hosts = match targets(d, config, domain).await {
+    let (hosts, mx_secure) = match targets(d, config, domain).await {
         Ok(h) => h,
         Err(e) => {
             let r = match e {
@@ -154,10 +154,14 @@ async fn deliver_domain(
     let mut last: BTreeMap<usize, RcptResult> = BTreeMap::new();
     let mut results = Vec::new();
     'hosts: for (host, port, literal) in hosts.into_iter().take(MAX_HOSTS) {
-        let addrs = if literal {
-            vec![host.parse().expect("literal next hop is an address")]
+        let addresses = if literal {
+            super::Addresses {
+                ips: vec![host.parse().expect("literal next hop is an address")],
+                secure: false,
+                cname_target: None,
+            }
         } else {
-            match d.dns.addresses(&host).await {
+            match d.dns.lookup_addresses(&host).await {
                 Ok(a) => a,
                 Err(e) => {
                     let text = match e {
@@ -173,7 +177,9 @@ async fn deliver_domain(
                 }
             }
         };
-        for ip in addrs.into_iter().take(MAX_ADDRS_PER_HOST) {
+        // Looked up once per host, and only when a recipient's level asks for DANE.
+        let mut dane_state: Option<DaneState> = None;
+        for ip in addresses.ips.clone().into_iter().take(MAX_ADDRS_PER_HOST) {
             let addr = SocketAddr::new(ip, port);
             // Split by TLS decision for this MX: one recipient's rule never changes
             // another's delivery.
@@ -195,7 +201,7 @@ async fn deliver_domain(
             }
             let mut still = Vec::new();
             for (decision, group) in groups {
-                let plan = TlsPlan {
+                let mut plan = TlsPlan {
                     level: decision.level,
                     min_version: decision.min_version,
                     peer_name: decision
@@ -205,10 +211,42 @@ async fn deliver_domain(
                         .unwrap_or_else(|| host.clone()),
                     ca_file: decision.ca_file.clone(),
                     client_certificate: decision.client_certificate.clone(),
+                    dane: None,
                 };
+                let mut dane_defer = None;
+                if matches!(decision.level, TlsLevel::Dane | TlsLevel::DaneOnly) {
+                    if dane_state.is_none() {
+                        dane_state =
+                            Some(d.dns.dane_state(mx_secure, &host, &addresses, port).await);
+                    }
+                    let state = dane_state.as_ref().expect("just looked up");
+                    match dane_plan(decision.level, state, &host) {
+                        DanePlan::Authenticate(set) => {
+                            // SNI is the MX host as named. RFC 7672 8.1 asks for the
+                            // TLSA base domain, which differs only when TLSA came
+                            // from a CNAME target; both are reference names.
+                            plan.peer_name = host.clone();
+                            plan.dane = Some(set);
+                        }
+                        DanePlan::Fallback { level, why } => {
+                            tracing::debug!(relay = %host, level = level.name(), %why, "DANE level falls back");
+                            plan.level = level;
+                        }
+                        DanePlan::Defer {
+                            status,
+                            text,
+                            tls_policy,
+                        } => {
+                            let mut e = AttemptError::tls(status, text);
+                            e.tls_policy = tls_policy;
+                            dane_defer = Some(e);
+                        }
+                    }
+                }
                 let started = Instant::now();
                 let hold = config.outbound.unreachable_hold.0;
                 let delivered = match d.unreachable.check(addr, hold) {
+                    _ if dane_defer.is_some() => Err(dane_defer.take().expect("checked")),
                     // Not a new connect failure: the hold runs from the real one.
                     Some(error) => Err(AttemptError::temp(
                         "4.4.1",
@@ -313,6 +351,7 @@ fn log_attempt(
         mx_ip = %addr.map(|a| a.to_string()).unwrap_or_else(|| "none".into()),
         tls = r.tls.as_ref().map(|t| t.version.as_str()).unwrap_or("none"),
         cipher = r.tls.as_ref().map(|t| t.cipher.as_str()).unwrap_or("none"),
+        dane = r.tls.as_ref().and_then(|t| t.dane.as_deref()).unwrap_or("none"),
         status = %r.status,
         result = r.kind.name(),
         reply = %r.text,

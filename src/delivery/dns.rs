@@ -1,6 +1,9 @@
-//! MX resolution with hickory-resolver, one resolver per shard. The answer is
+//! MX, address and TLSA resolution, one resolver per shard. The answer is
 //! classified the way delivery needs it: hosts to try, or a permanent or
-//! temporary failure with its enhanced status code.
+//! temporary failure with its enhanced status code. With `[dns] dnssec = "off"`
+//! hickory-resolver does the lookups and every answer is insecure; with
+//! "trust-ad" the DNSSEC-aware stub (`stub.rs`) does them and each answer carries
+//! the AD status of the validating resolver, which DANE needs (RFC 7672 2.2).
 
 use std::net::IpAddr;
 
@@ -10,13 +13,32 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::TokioAsyncResolver;
 use rand::seq::SliceRandom;
 
-use crate::config::DnsConfig;
+use super::stub::Stub;
+use crate::config::{DnsConfig, Dnssec};
+use hickory_resolver::proto::rr::{RData, RecordType};
 
 /// A host to try, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MxHost {
     pub name: String,
     pub preference: u16,
+}
+
+/// An MX RRset and whether it validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MxAnswer {
+    pub hosts: Vec<MxHost>,
+    /// DNSSEC-validated (the AD bit); always false with `dnssec = "off"`.
+    pub secure: bool,
+}
+
+/// The addresses of a host and whether they validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Addresses {
+    pub ips: Vec<IpAddr>,
+    pub secure: bool,
+    /// Where a CNAME chain led, when it did.
+    pub cname_target: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,8 +49,27 @@ pub enum DnsFailure {
     Temporary { text: String },
 }
 
+impl DnsFailure {
+    pub fn text(&self) -> &str {
+        match self {
+            DnsFailure::Permanent { text, .. } | DnsFailure::Temporary { text } => text,
+        }
+    }
+}
+
+impl std::fmt::Display for DnsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DnsFailure::Permanent { status, text } => write!(f, "{text} ({status}, permanent)"),
+            DnsFailure::Temporary { text } => write!(f, "{text} (temporary)"),
+        }
+    }
+}
+
 pub struct Dns {
     resolver: TokioAsyncResolver,
+    /// Present with `dnssec = "trust-ad"`: every lookup goes through it.
+    pub(super) stub: Option<Stub>,
 }
 
 impl Dns {
@@ -53,12 +94,37 @@ impl Dns {
             opts.use_hosts_file = false;
             TokioAsyncResolver::tokio(conf, opts)
         };
-        Ok(Dns { resolver })
+        let stub = match cfg.dnssec {
+            Dnssec::Off | Dnssec::Validate => None,
+            Dnssec::TrustAd => Some(Stub::new(trusted_servers(cfg)?, cfg.timeout.0)),
+        };
+        Ok(Dns { resolver, stub })
+    }
+
+    /// Whether answers carry a DNSSEC status (`dnssec = "trust-ad"`).
+    pub fn dnssec(&self) -> bool {
+        self.stub.is_some()
     }
 
     /// MX hosts of `domain` by preference, random among equals (RFC 5321 5.1);
     /// the domain itself when it has no MX (implicit MX).
     pub async fn mx_hosts(&self, domain: &str) -> Result<Vec<MxHost>, DnsFailure> {
+        self.mx(domain).await.map(|a| a.hosts)
+    }
+
+    /// As `mx_hosts`, with the DNSSEC status of the MX RRset (or of its denial,
+    /// for an implicit MX).
+    pub async fn mx(&self, domain: &str) -> Result<MxAnswer, DnsFailure> {
+        match &self.stub {
+            Some(stub) => mx_secure(stub, domain).await,
+            None => self.mx_plain(domain).await.map(|hosts| MxAnswer {
+                hosts,
+                secure: false,
+            }),
+        }
+    }
+
+    async fn mx_plain(&self, domain: &str) -> Result<Vec<MxHost>, DnsFailure> {
         let fqdn = format!("{}.", domain.trim_end_matches('.'));
         match self.resolver.mx_lookup(fqdn.as_str()).await {
             Ok(answer) => {
@@ -103,9 +169,29 @@ impl Dns {
 
     /// Addresses of a host, IPv6 and IPv4 as the resolver orders them.
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsFailure> {
+        self.lookup_addresses(host).await.map(|a| a.ips)
+    }
+
+    /// As `addresses`, with their DNSSEC status and any CNAME target.
+    pub async fn lookup_addresses(&self, host: &str) -> Result<Addresses, DnsFailure> {
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok(vec![ip]);
+            return Ok(Addresses {
+                ips: vec![ip],
+                secure: false,
+                cname_target: None,
+            });
         }
+        match &self.stub {
+            Some(stub) => addresses_secure(stub, host).await,
+            None => self.addresses_plain(host).await.map(|ips| Addresses {
+                ips,
+                secure: false,
+                cname_target: None,
+            }),
+        }
+    }
+
+    async fn addresses_plain(&self, host: &str) -> Result<Vec<IpAddr>, DnsFailure> {
         let fqdn = format!("{}.", host.trim_end_matches('.'));
         match self.resolver.lookup_ip(fqdn.as_str()).await {
             Ok(ips) => {
@@ -129,6 +215,126 @@ impl Dns {
             },
         }
     }
+}
+
+/// The resolvers whose AD bit is trusted: the configured ones, else the system's;
+/// all must be on loopback (config validation checks the configured ones).
+fn trusted_servers(cfg: &DnsConfig) -> Result<Vec<std::net::SocketAddr>, ResolveError> {
+    let servers: Vec<std::net::SocketAddr> = if cfg.nameservers.is_empty() {
+        let (conf, _) = hickory_resolver::system_conf::read_system_conf()?;
+        let mut v: Vec<_> = conf.name_servers().iter().map(|n| n.socket_addr).collect();
+        v.dedup();
+        v
+    } else {
+        cfg.nameservers
+            .iter()
+            .filter_map(|n| super::parse_nameserver(n))
+            .collect()
+    };
+    if let Some(far) = servers.iter().find(|a| !a.ip().is_loopback()) {
+        return Err(ResolveError::from(format!(
+            "dnssec = \"trust-ad\" trusts the resolver's AD bit, but {far} is not on loopback; run a validating resolver (unbound) on this host"
+        )));
+    }
+    Ok(servers)
+}
+
+async fn mx_secure(stub: &Stub, domain: &str) -> Result<MxAnswer, DnsFailure> {
+    let a = stub
+        .query(domain, RecordType::MX)
+        .await
+        .map_err(|text| DnsFailure::Temporary {
+            text: format!("MX lookup of {domain} failed: {text}"),
+        })?;
+    if a.rcode == ResponseCode::NXDomain {
+        return Err(DnsFailure::Permanent {
+            status: "5.1.2",
+            text: format!("Host or domain name not found. Name service error for name={domain} type=MX: Host not found"),
+        });
+    }
+    let mut hosts: Vec<MxHost> = a
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            RData::MX(mx) => Some(MxHost {
+                name: mx
+                    .exchange()
+                    .to_utf8()
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase(),
+                preference: mx.preference(),
+            }),
+            _ => None,
+        })
+        .collect();
+    if hosts.len() == 1 && hosts[0].name.is_empty() {
+        return Err(DnsFailure::Permanent {
+            status: "5.1.10",
+            text: format!("domain {domain} does not accept mail (null MX)"),
+        });
+    }
+    hosts.retain(|h| !h.name.is_empty());
+    if hosts.is_empty() {
+        hosts.push(MxHost {
+            name: domain.to_ascii_lowercase(),
+            preference: 0,
+        });
+    }
+    hosts.shuffle(&mut rand::thread_rng());
+    hosts.sort_by_key(|h| h.preference);
+    Ok(MxAnswer {
+        hosts,
+        secure: a.secure,
+    })
+}
+
+async fn addresses_secure(stub: &Stub, host: &str) -> Result<Addresses, DnsFailure> {
+    let (v4, v6) = (
+        stub.query(host, RecordType::A).await,
+        stub.query(host, RecordType::AAAA).await,
+    );
+    let mut ips = Vec::new();
+    let mut secure = true;
+    let mut cname_target = None;
+    let mut nxdomain = 0;
+    let mut errors = Vec::new();
+    for answer in [&v4, &v6] {
+        match answer {
+            Ok(a) => {
+                secure &= a.secure;
+                if a.rcode == ResponseCode::NXDomain {
+                    nxdomain += 1;
+                }
+                cname_target = cname_target.or_else(|| a.cname_target.clone());
+                ips.extend(a.records.iter().filter_map(|r| match r {
+                    RData::A(a) => Some(IpAddr::V4(a.0)),
+                    RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                    _ => None,
+                }));
+            }
+            Err(e) => errors.push(e.clone()),
+        }
+    }
+    if !ips.is_empty() {
+        return Ok(Addresses {
+            ips,
+            secure,
+            cname_target,
+        });
+    }
+    if !errors.is_empty() {
+        return Err(DnsFailure::Temporary {
+            text: format!("address lookup of {host} failed: {}", errors.join("; ")),
+        });
+    }
+    Err(DnsFailure::Permanent {
+        status: "5.1.2",
+        text: if nxdomain == 2 {
+            format!("Host or domain name not found. Name service error for name={host} type=A: Host not found")
+        } else {
+            format!("Host or domain name not found. Name service error for name={host} type=AAAA: No address")
+        },
+    })
 }
 
 enum Lookup {

@@ -2,6 +2,7 @@
 //! classification, retries and DSNs.
 
 mod attempt;
+mod dane_lookup;
 mod dns;
 mod engine;
 mod nexthop;
@@ -10,9 +11,10 @@ pub mod outbound;
 pub mod outcome;
 mod pool;
 mod scheduler;
+mod stub;
 mod unreachable;
 
-pub use dns::{Dns, DnsFailure, MxHost};
+pub use dns::{Addresses, Dns, DnsFailure, MxAnswer, MxHost};
 pub use engine::{admin_request, recover, run};
 pub use nexthop::{parse_nameserver, NextHop};
 pub use scheduler::Scheduler;

@@ -50,7 +50,10 @@ pub fn queue_dsn(
             let r = &rec.envelope.recipients[i];
             let st = &rec.rcpts[i];
             let remote = st.remote_mta.as_ref().map(|m| match &st.tls {
-                Some(t) => format!("{m} (TLS {} {})", t.version, t.cipher),
+                Some(t) => match &t.dane {
+                    Some(dane) => format!("{m} (TLS {} {}, {dane})", t.version, t.cipher),
+                    None => format!("{m} (TLS {} {})", t.version, t.cipher),
+                },
                 None => m.clone(),
             });
             DsnRecipient {

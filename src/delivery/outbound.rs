@@ -9,6 +9,7 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 
 use crate::config::{TlsLevel, TlsVersion};
+use crate::dane::DaneSet;
 use crate::dsn::Decider;
 use crate::proto::client::{
     ClientAction, ClientSession, OutboundTx, SessionFailure, Stage, TlsWant, TxOutcome,
@@ -29,15 +30,26 @@ pub struct TlsPlan {
     pub ca_file: Option<PathBuf>,
     /// `[[outbound_tls]] client_certificate` and `client_private_key`.
     pub client_certificate: Option<(PathBuf, PathBuf)>,
+    /// DANE applies: TLS is required and the peer must match one of these records.
+    /// `level` is then `dane` or `dane-only`; when DANE does not apply, `level` is
+    /// what the DANE level fell back to (`may` or `encrypt`).
+    pub dane: Option<DaneSet>,
 }
 
 impl TlsPlan {
     fn want(&self) -> TlsWant {
+        if self.mandatory() {
+            return TlsWant::Required;
+        }
         match self.level {
             TlsLevel::None => TlsWant::Never,
-            TlsLevel::May | TlsLevel::Dane => TlsWant::Opportunistic,
-            TlsLevel::Encrypt | TlsLevel::Verify | TlsLevel::DaneOnly => TlsWant::Required,
+            _ => TlsWant::Opportunistic,
         }
+    }
+
+    /// A delivery without (authenticated, when asked) TLS is not acceptable.
+    pub fn mandatory(&self) -> bool {
+        self.dane.is_some() || self.level.is_mandatory()
     }
 
     fn verification(&self) -> ClientVerification {
@@ -95,7 +107,7 @@ impl AttemptError {
             ..AttemptError::temp("4.4.1", text)
         }
     }
-    fn tls(status: &str, text: String) -> Self {
+    pub fn tls(status: &str, text: String) -> Self {
         AttemptError {
             temporary: true,
             status: status.into(),
@@ -345,7 +357,7 @@ async fn start_tls(
     plan: &TlsPlan,
     remote: &str,
 ) -> Result<(), AttemptError> {
-    let config = client_config(plan)
+    let (config, dane_outcome) = client_config(plan)
         .map_err(|e| AttemptError::tls("4.7.5", format!("TLS setup for {remote}: {e}")))?;
     let name = match plan.peer_name.parse::<std::net::IpAddr>() {
         Ok(ip) => ServerName::IpAddress(ip.into()),
@@ -360,7 +372,22 @@ async fn start_tls(
         .handshake(client.into(), Duration::from_secs(60))
         .await
     {
-        let reason = e.to_string();
+        let dane_failure = dane_outcome
+            .as_ref()
+            .and_then(|o| o.lock().ok().and_then(|g| g.clone()))
+            .and_then(|r| r.err());
+        if let (Some(why), Some(set)) = (dane_failure, &plan.dane) {
+            return Err(AttemptError::tls(
+                "4.7.5",
+                format!(
+                    "TLSA records of {} (_{}._tcp.{}) did not match the certificate of {remote}: {why}",
+                    conn.mx_name,
+                    conn.peer.port(),
+                    set.base
+                ),
+            ));
+        }
+        let reason = crate::tls::words::io_error(&e);
         let verify_failure = reason.contains("certificate") || reason.contains("Certificate");
         let mut err = if verify_failure && plan.level == TlsLevel::Verify {
             AttemptError::tls(
@@ -373,7 +400,7 @@ async fn start_tls(
                 format!("Cannot start TLS with {remote}: handshake failure: {reason}"),
             )
         };
-        if !plan.level.is_mandatory() {
+        if !plan.mandatory() {
             err.tls_policy = false;
             err.handshake_failed = true;
         }
@@ -385,7 +412,7 @@ async fn start_tls(
             format!("Cannot start TLS with {remote}: no session"),
         ));
     };
-    if version < plan.min_version && plan.level.is_mandatory() {
+    if version < plan.min_version && plan.mandatory() {
         return Err(AttemptError::tls(
             "4.7.5",
             format!(
@@ -394,6 +421,20 @@ async fn start_tls(
                 facts.version
             ),
         ));
+    }
+    let mut facts = facts;
+    if let Some(outcome) = &dane_outcome {
+        match outcome.lock().ok().and_then(|g| g.clone()) {
+            Some(Ok(m)) => facts.dane = Some(m.to_string()),
+            // The verifier accepted nothing else; a handshake without its verdict
+            // is not authenticated.
+            _ => {
+                return Err(AttemptError::tls(
+                    "4.7.5",
+                    format!("DANE verification of {remote} did not run"),
+                ))
+            }
+        }
     }
     conn.tls = Some(facts);
     Ok(())
@@ -408,21 +449,34 @@ thread_local! {
         Default::default();
 }
 
-fn client_config(plan: &TlsPlan) -> Result<Arc<rustls::ClientConfig>, crate::tls::TlsSetupError> {
+type Outcome = Option<crate::tls::DaneOutcome>;
+
+fn client_config(
+    plan: &TlsPlan,
+) -> Result<(Arc<rustls::ClientConfig>, Outcome), crate::tls::TlsSetupError> {
     // Opportunistic sessions accept TLS 1.2 and 1.3; the minimum only binds mandatory levels.
-    let min = if plan.level.is_mandatory() {
+    let min = if plan.mandatory() {
         plan.min_version
     } else {
         TlsVersion::Tls12
     };
+    if let Some(set) = &plan.dane {
+        // One per connection: the verifier keeps this handshake's outcome.
+        let (mut c, outcome) =
+            crate::tls::dane_client_config(set.clone(), crate::tls::protocol_versions(min))?;
+        if let Some((cert, private_key)) = &plan.client_certificate {
+            c = crate::tls::with_client_certificate(&c, cert, private_key)?;
+        }
+        return Ok((c, Some(outcome)));
+    }
     let key = (plan.verification(), min, plan.client_certificate.clone());
     if let Some(c) = CLIENT_CONFIGS.with(|m| m.borrow().get(&key).cloned()) {
-        return Ok(c);
+        return Ok((c, None));
     }
     let mut c = crate::tls::client_config(&key.0, min)?;
     if let Some((cert, private_key)) = &plan.client_certificate {
         c = crate::tls::with_client_certificate(&c, cert, private_key)?;
     }
     CLIENT_CONFIGS.with(|m| m.borrow_mut().insert(key, c.clone()));
-    Ok(c)
+    Ok((c, None))
 }

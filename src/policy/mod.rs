@@ -11,7 +11,7 @@ use crate::config::{Cidr, Config, TlsLevel};
 
 pub use inbound::{InboundDecision, InboundRule, TlsShortfall};
 pub use matchers::{AddressMatcher, DomainMatcher};
-pub use outbound::{OutboundDecision, OutboundFacts, OutboundRule};
+pub use outbound::{dane_plan, DanePlan, OutboundDecision, OutboundFacts, OutboundRule};
 
 /// Every rule of a config, compiled for fast matching. Shared read-only by shards.
 #[derive(Clone, Debug)]

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::config::{Cidr, OnTlsFailure, OutboundTlsRule, TlsLevel, TlsVersion};
+use crate::dane::{DaneSet, DaneState};
 
 use super::matchers::{AddressMatcher, DomainMatcher};
 
@@ -169,6 +170,59 @@ pub fn decide(rules: &[OutboundRule], default: TlsLevel, f: &OutboundFacts) -> O
     }
 }
 
+/// What a `dane` or `dane-only` level means for one MX host, given what DNS said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DanePlan {
+    /// DANE does not apply: deliver at this level instead (`may`, or `encrypt` when
+    /// secure TLSA records exist but none is usable), as Postfix's `dane` does.
+    Fallback { level: TlsLevel, why: String },
+    /// TLS is required and the peer must match one of these records.
+    Authenticate(DaneSet),
+    /// Do not deliver now. `tls_policy` says the level could not be met (so
+    /// `on_failure` applies); otherwise it is a DNS failure and always retried.
+    Defer {
+        status: &'static str,
+        text: String,
+        tls_policy: bool,
+    },
+}
+
+/// RFC 7672 and Postfix's levels: `dane` falls back when DANE does not apply,
+/// `dane-only` defers; a failed lookup (SERVFAIL, bogus, timeout) defers both and
+/// never downgrades. Other levels are returned unchanged.
+pub fn dane_plan(level: TlsLevel, state: &DaneState, mx_host: &str) -> DanePlan {
+    if !matches!(level, TlsLevel::Dane | TlsLevel::DaneOnly) {
+        return DanePlan::Fallback {
+            level,
+            why: String::new(),
+        };
+    }
+    match state {
+        DaneState::Failed(why) => DanePlan::Defer {
+            status: "4.7.5",
+            text: format!("DANE policy for {mx_host} is unknown, not delivering without it: {why}"),
+            tls_policy: false,
+        },
+        DaneState::Usable(set) => DanePlan::Authenticate(set.clone()),
+        _ if level == TlsLevel::DaneOnly => DanePlan::Defer {
+            status: "4.7.5",
+            text: format!(
+                "DANE is required (level dane-only), but {mx_host} has no usable DNSSEC-validated TLSA records: {}",
+                state.describe()
+            ),
+            tls_policy: true,
+        },
+        DaneState::Unusable { .. } => DanePlan::Fallback {
+            level: TlsLevel::Encrypt,
+            why: state.describe(),
+        },
+        DaneState::NotApplicable(_) => DanePlan::Fallback {
+            level: TlsLevel::May,
+            why: state.describe(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +254,71 @@ mod tests {
             mx_host: None,
             mx_ip: None,
         }
+    }
+
+    #[test]
+    fn dane_levels_per_dns_state() {
+        use crate::dane::Tlsa;
+        let set = DaneSet {
+            base: "mx.test".into(),
+            names: vec!["mx.test".into()],
+            records: vec![Tlsa::new(3, 1, 1, vec![1; 32])],
+        };
+        let insecure = DaneState::NotApplicable("MX not signed".into());
+        let unusable = DaneState::Unusable {
+            base: "mx.test".into(),
+            records: vec![Tlsa::new(0, 1, 1, vec![1; 32])],
+        };
+        let failed = DaneState::Failed("SERVFAIL".into());
+        let usable = DaneState::Usable(set.clone());
+        let level = |p: DanePlan| match p {
+            DanePlan::Fallback { level, .. } => Some(level),
+            _ => None,
+        };
+        assert_eq!(
+            level(dane_plan(TlsLevel::Dane, &insecure, "mx.test")),
+            Some(TlsLevel::May)
+        );
+        assert_eq!(
+            level(dane_plan(TlsLevel::Dane, &unusable, "mx.test")),
+            Some(TlsLevel::Encrypt)
+        );
+        assert_eq!(
+            dane_plan(TlsLevel::Dane, &usable, "mx.test"),
+            DanePlan::Authenticate(set.clone())
+        );
+        assert_eq!(
+            dane_plan(TlsLevel::DaneOnly, &usable, "mx.test"),
+            DanePlan::Authenticate(set)
+        );
+        for level in [TlsLevel::Dane, TlsLevel::DaneOnly] {
+            match dane_plan(level, &failed, "mx.test") {
+                DanePlan::Defer {
+                    status, tls_policy, ..
+                } => {
+                    assert_eq!(status, "4.7.5");
+                    assert!(
+                        !tls_policy,
+                        "a DNS failure is retried, never bounced by on_failure"
+                    );
+                }
+                other => panic!("a failed lookup must defer, got {other:?}"),
+            }
+        }
+        for state in [&insecure, &unusable] {
+            match dane_plan(TlsLevel::DaneOnly, state, "mx.test") {
+                DanePlan::Defer {
+                    text, tls_policy, ..
+                } => {
+                    assert!(tls_policy && text.contains("dane-only"), "{text}");
+                }
+                other => panic!("dane-only without usable records defers, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            level(dane_plan(TlsLevel::Verify, &failed, "mx.test")),
+            Some(TlsLevel::Verify)
+        );
     }
 
     #[test]

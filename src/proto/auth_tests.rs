@@ -100,6 +100,7 @@ fn facts() -> TlsFacts {
     TlsFacts {
         version: "TLSv1.3".into(),
         cipher: "TLS_AES_128_GCM_SHA256".into(),
+        dane: None,
     }
 }
 

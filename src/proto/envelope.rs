@@ -11,6 +11,10 @@ pub struct TlsFacts {
     pub version: String,
     /// The IANA-style suite name rustls reports, e.g. "TLS13_AES_256_GCM_SHA384".
     pub cipher: String,
+    /// Outbound only: the DANE record that authenticated the peer, e.g.
+    /// "DANE-EE TLSA 3 1 1 8c2a...04f1 matched the server certificate".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dane: Option<String>,
 }
 
 /// DSN RET: what a failure DSN carries of the original message.

@@ -88,6 +88,7 @@ mod tests {
         let tls = TlsFacts {
             version: "TLSv1.3".into(),
             cipher: "TLS_AES_128_GCM_SHA256".into(),
+            dane: None,
         };
         let mut out = Vec::new();
         write_received(
@@ -119,6 +120,7 @@ mod tests {
         let tls = TlsFacts {
             version: "TLSv1.3".into(),
             cipher: "TLS_AES_128_GCM_SHA256".into(),
+            dane: None,
         };
         let run = |shown: Option<&str>| {
             let mut out = Vec::new();

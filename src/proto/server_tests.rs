@@ -56,6 +56,7 @@ fn drive(cfg: &Arc<SessionConfig>, ip: &str, chunks: &[&[u8]]) -> Run {
                         TlsFacts {
                             version: "TLSv1.3".into(),
                             cipher: "TLS_AES_128_GCM_SHA256".into(),
+                            dane: None,
                         },
                     );
                 }

@@ -3,12 +3,15 @@
 
 mod client;
 mod client_cert;
+mod dane;
 mod selfsigned;
 mod server;
 pub mod sni;
+pub mod words;
 
 pub use client::{client_config, client_config_versions, ClientVerification};
 pub use client_cert::with_client_certificate;
+pub use dane::{dane_client_config, DaneOutcome, DaneVerifier};
 pub use selfsigned::{self_signed, self_signed_in_spool, spool_paths};
 pub use server::{certificate_set, load_certified_key, named_certificates, server_config};
 
@@ -69,6 +72,7 @@ pub fn facts(conn: &rustls::CommonState) -> Option<(TlsVersion, TlsFacts)> {
         TlsFacts {
             version: version.name().to_string(),
             cipher,
+            dane: None,
         },
     ))
 }

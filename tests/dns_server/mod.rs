@@ -5,8 +5,13 @@
 //! sees the negative answer it would get from a real zone. A silent server reads
 //! every query and answers none (the timeout case). Dropping the handle stops
 //! and joins every thread.
+//!
+//! For DANE tests it plays a validating resolver: a `signed()` zone sets the AD
+//! bit on answers (positive and negative) when the query carries DO or AD, as
+//! unbound does, except for RRsets marked `unsigned`; it serves TLSA records and
+//! one level of CNAME.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +20,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, MX, SOA};
+use hickory_proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, SOA, TLSA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 /// How often the server threads look at the stop flag.
@@ -37,6 +43,13 @@ enum Answer {
 #[derive(Clone, Debug, Default)]
 pub struct Zone {
     entries: HashMap<(String, RecordType), Answer>,
+    /// Answers carry AD (to queries with DO or AD set).
+    signed: bool,
+    /// RRsets (and negative answers) that never carry AD, even in a signed zone.
+    unsigned: HashSet<(String, RecordType)>,
+    /// name → target: every query for name is answered with the CNAME and the
+    /// target's records of the asked type.
+    cnames: HashMap<String, String>,
 }
 
 fn key(name: &str) -> String {
@@ -80,6 +93,35 @@ impl Zone {
         self.push(name, RecordType::AAAA, RData::AAAA(AAAA(ip)))
     }
 
+    /// `_port._tcp.host TLSA usage selector matching data`.
+    pub fn tlsa(self, name: &str, usage: u8, selector: u8, matching: u8, data: Vec<u8>) -> Zone {
+        let rdata = RData::TLSA(TLSA::new(
+            CertUsage::from(usage),
+            Selector::from(selector),
+            Matching::from(matching),
+            data,
+        ));
+        self.push(name, RecordType::TLSA, rdata)
+    }
+
+    /// `name CNAME target` (one level; the target's records come from this zone).
+    pub fn cname(mut self, name: &str, target: &str) -> Zone {
+        self.cnames.insert(key(name), key(target));
+        self
+    }
+
+    /// Validated: answers carry the AD bit, as a validating resolver sets it.
+    pub fn signed(mut self) -> Zone {
+        self.signed = true;
+        self
+    }
+
+    /// This RRset (or its absence) is not validated: no AD bit for it.
+    pub fn unsigned(mut self, name: &str, rtype: RecordType) -> Zone {
+        self.unsigned.insert((key(name), rtype));
+        self
+    }
+
     /// Answer `name rtype` with `code` and no records.
     pub fn rcode(mut self, name: &str, rtype: RecordType, code: ResponseCode) -> Zone {
         self.entries.insert((key(name), rtype), Answer::Code(code));
@@ -98,7 +140,7 @@ impl Zone {
     }
 
     fn has_name(&self, name: &str) -> bool {
-        self.entries.keys().any(|(n, _)| n == name)
+        self.entries.keys().any(|(n, _)| n == name) || self.cnames.contains_key(name)
     }
 
     /// The SOA of the zone a name belongs to (the last label; enough for `.test`).
@@ -135,11 +177,32 @@ impl Zone {
             return Some(resp);
         }
         let q: &Query = &request.queries()[0];
-        let name = key(&q.name().to_ascii());
+        let mut name = key(&q.name().to_ascii());
+        let mut owner = q.name().clone();
+        let wants_ad = request.authentic_data()
+            || request.extensions().as_ref().is_some_and(|e| e.dnssec_ok());
+        let ad =
+            self.signed && wants_ad && !self.unsigned.contains(&(name.clone(), q.query_type()));
+        resp.set_authentic_data(ad);
+        if let Some(target) = self
+            .cnames
+            .get(&name)
+            .filter(|_| q.query_type() != RecordType::CNAME)
+        {
+            resp.add_answer(Record::from_rdata(
+                owner.clone(),
+                TTL,
+                RData::CNAME(CNAME(fqdn(target))),
+            ));
+            name = target.clone();
+            owner = fqdn(target);
+            let ad = ad && !self.unsigned.contains(&(name.clone(), q.query_type()));
+            resp.set_authentic_data(ad);
+        }
         match self.entries.get(&(name.clone(), q.query_type())) {
             Some(Answer::Records(v)) => {
                 for rdata in v {
-                    resp.add_answer(Record::from_rdata(q.name().clone(), TTL, rdata.clone()));
+                    resp.add_answer(Record::from_rdata(owner.clone(), TTL, rdata.clone()));
                 }
             }
             Some(Answer::TruncatedOverUdp(v)) => {
@@ -153,6 +216,7 @@ impl Zone {
             }
             Some(Answer::Code(code)) => {
                 resp.set_response_code(*code);
+                resp.set_authentic_data(false);
             }
             None if self.has_name(&name) => {
                 resp.add_name_server(Zone::soa_for(&name));

@@ -34,6 +34,10 @@ perl -MNet::SSLeay -e 1 2>/dev/null || missing+=(libnet-ssleay-perl) # swaks' TL
 dpkg -s libsasl2-modules >/dev/null 2>&1 || missing+=(libsasl2-modules) # Postfix's AUTH client (auth.sh)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3)
+# For tests/interop/dane.sh: knot signs, unbound validates, kdig asks.
+command -v knotd >/dev/null || missing+=(knot)
+command -v kdig >/dev/null || missing+=(knot-dnsutils)
+command -v unbound >/dev/null || missing+=(unbound)
 need_postfix=0
 [[ -x $POSTFIX && -x $SMTP_SINK ]] || need_postfix=1
 if ((${#missing[@]} || need_postfix)); then
