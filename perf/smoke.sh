@@ -34,7 +34,7 @@ pids+=($!)
 for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$P_MX") 2>/dev/null && break; sleep 0.1; done
 for tls in none starttls; do
     echo "== load: $N messages, 20 connections, tls $tls"
-    "$BIN/mxring-bench" load --target "127.0.0.1:$P_MX" --connections 20 --messages "$N" --tls "$tls" --quiet
+    "$BIN/mxring-bench" load --target "127.0.0.1:$P_MX" --connections 20 --messages "$N" --size 1k --tls "$tls" --quiet
 done
 if ! wait "$sink_pid"; then
     echo "FAIL: the sink did not receive all $((2 * N)) messages in time"; cat "$T/sink.json" "$T/mxring.log" | tail -20; exit 1

@@ -111,6 +111,8 @@ fn plaintext_pipelined_reused_connections() {
             "6",
             "--duration",
             "30",
+            "--size",
+            "1k",
         ],
     );
     assert_eq!(code, 0, "{r}");
