@@ -40,6 +40,9 @@ const DURATION_GRACE: Duration = Duration::from_secs(60);
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 /// TCP connects in progress at once, across the run (see `Client::open`).
 const CONNECTS_IN_FLIGHT: usize = 256;
+/// Longest wait for every connection to open its first session before the clock
+/// starts anyway (the ones still opening then are measured as they come).
+const WARM_UP_LIMIT: Duration = Duration::from_secs(60);
 /// Bodies up to this size are copied next to their headers and written in one go;
 /// larger ones are written from the shared pool, so 10,000 connections of large
 /// messages do not each hold a copy.
@@ -64,6 +67,9 @@ struct Shared {
     connections: u32,
     new_connection_per_message: bool,
     connect_gate: Semaphore,
+    /// Connections done opening their first session (or failing to) before the clock.
+    warmed: AtomicU64,
+    warm_sessions: AtomicU64,
     run_id: u32,
 }
 
@@ -94,6 +100,11 @@ impl Shared {
                 true
             }
         }
+    }
+
+    fn budget_spent(&self) -> bool {
+        self.budget
+            .is_some_and(|max| self.claimed.load(Ordering::Relaxed) >= max)
     }
 
     fn start(&self) -> Instant {
@@ -188,6 +199,8 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
         connections: args.connections,
         new_connection_per_message: args.new_connection_per_message,
         connect_gate: Semaphore::new(CONNECTS_IN_FLIGHT),
+        warmed: AtomicU64::new(0),
+        warm_sessions: AtomicU64::new(0),
         run_id: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos() ^ d.as_secs() as u32)
@@ -195,23 +208,35 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
     });
     signal::install();
 
-    // Threads wait at the barrier until all runtimes exist and the clock has started.
+    // Threads wait at the barrier until all runtimes exist. Then, with reused
+    // connections, every connection opens its session before the clock starts: a run of
+    // ten thousand connections measures ten thousand live sessions, not the ramp-up.
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (go_tx, go_rx) = watch::channel(false);
     let barrier = Arc::new(Barrier::new(threads as usize + 1));
     let mut handles = Vec::new();
     for t in 0..threads {
         let ids: Vec<u32> = (t..args.connections).step_by(threads as usize).collect();
         let shared = shared.clone();
         let barrier = barrier.clone();
-        let stop_rx = stop_rx.clone();
+        let (stop_rx, go_rx) = (stop_rx.clone(), go_rx.clone());
         let spawned = thread::Builder::new()
             .name(format!("load-{t}"))
-            .spawn(move || worker_thread(ids, shared, stop_rx, &barrier));
+            .spawn(move || worker_thread(ids, shared, stop_rx, go_rx, &barrier));
         match spawned {
             Ok(h) => handles.push(h),
             // The threads already started wait at the barrier; exiting ends them.
             Err(e) => return Err(format!("starting load thread {t}: {e}")),
         }
+    }
+    barrier.wait();
+    let warm_up_end = Instant::now() + WARM_UP_LIMIT;
+    while !args.new_connection_per_message
+        && shared.warmed.load(Ordering::Relaxed) < u64::from(args.connections)
+        && Instant::now() < warm_up_end
+        && !signal::interrupted()
+    {
+        thread::sleep(Duration::from_millis(10));
     }
     let start = Instant::now();
     let _ = shared.started.set(start);
@@ -224,7 +249,7 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
             None => MESSAGES_ONLY_DEADLINE,
         };
     let _ = shared.hard_end.set(hard_end);
-    barrier.wait();
+    go_tx.send_replace(true);
 
     let stop = |why: &AtomicBool| {
         why.store(true, Ordering::Relaxed);
@@ -249,7 +274,13 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
             break;
         }
     }
-    let elapsed = start.elapsed();
+    // The run's length is up to its last message, not its last QUIT.
+    let last = Duration::from_micros(shared.counters.last_done_us.load(Ordering::Relaxed));
+    let elapsed = if last.is_zero() {
+        start.elapsed()
+    } else {
+        last
+    };
     progress.finish();
 
     let mut merged = ThreadStats::default();
@@ -289,6 +320,7 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
         peak_threads,
         fd_limit,
         peak_open_sessions: c.peak_open_sessions.load(Ordering::Relaxed),
+        sessions_before_start: shared.warm_sessions.load(Ordering::Relaxed),
         open_series,
         offered,
     };
@@ -312,6 +344,7 @@ fn worker_thread(
     ids: Vec<u32>,
     shared: Arc<Shared>,
     stop_rx: watch::Receiver<bool>,
+    mut go_rx: watch::Receiver<bool>,
     barrier: &Barrier,
 ) -> ThreadStats {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -322,6 +355,7 @@ fn worker_thread(
         Ok(rt) => rt,
         Err(e) => {
             barrier.wait();
+            shared.warmed.fetch_add(ids.len() as u64, Ordering::Relaxed);
             let mut s = ThreadStats::default();
             s.failure("internal".into(), || {
                 format!("could not start an event loop: {e}")
@@ -331,7 +365,6 @@ fn worker_thread(
     };
     let local = LocalSet::new();
     barrier.wait();
-    let hard_end = *shared.hard_end.get().expect("set before the barrier");
     local.block_on(&rt, async {
         let mut set = JoinSet::new();
         for id in ids {
@@ -340,8 +373,11 @@ fn worker_thread(
                 shared.clone(),
                 stats.clone(),
                 stop_rx.clone(),
+                go_rx.clone(),
             ));
         }
+        let _ = go_rx.wait_for(|g| *g).await;
+        let hard_end = *shared.hard_end.get().expect("set before go");
         let all = async { while set.join_next().await.is_some() {} };
         // Past the hard deadline the tasks are dropped; run() counts their messages.
         let _ = tokio::time::timeout_at(hard_end.into(), all).await;
@@ -358,15 +394,32 @@ async fn connection(
     sh: Arc<Shared>,
     st: Rc<RefCell<ThreadStats>>,
     mut stop: watch::Receiver<bool>,
+    mut go: watch::Receiver<bool>,
 ) {
+    let counters = &sh.counters;
+    let mut client: Option<Client> = None;
+    if !sh.new_connection_per_message {
+        // Warm-up: a failure here is not a message's; the loop below tries again and
+        // counts it then.
+        let mut times = SetupTimes::default();
+        if let Ok(c) = Client::open(&sh.opts, &sh.connect_gate, &mut times).await {
+            counters.session_opened();
+            sh.warm_sessions.fetch_add(1, Ordering::Relaxed);
+            record_setup(&mut st.borrow_mut(), &times, None);
+            client = Some(c);
+        }
+        sh.warmed.fetch_add(1, Ordering::Relaxed);
+    }
+    if go.wait_for(|g| *g).await.is_err() {
+        return;
+    }
     let start = sh.start();
     let mut rng = SmallRng::from_entropy();
-    let mut client: Option<Client> = None;
     let mut head = Vec::with_capacity(2048);
     let mut tx = sh.tx_template.clone();
     let mut seq = 0u64;
     let mut pacer = sh.offered.map(|o| Pacer::new(o, start, id, sh.connections));
-    let counters = &sh.counters;
+    let mut unsent = None;
     loop {
         // Open loop: the message's clock starts at its slot, even when the connection
         // is late for it, so queueing behind a slow server shows in the latency.
@@ -382,12 +435,13 @@ async fn connection(
                         _ = stop.wait_for(|s| *s) => break,
                     }
                 }
-                st.borrow_mut().missed_slots += p.advance(Instant::now());
+                p.advance();
                 slot
             }
             None => Instant::now(),
         };
         if !sh.claim() {
+            unsent = Some(began);
             break;
         }
         seq += 1;
@@ -396,7 +450,7 @@ async fn connection(
             match Client::open(&sh.opts, &sh.connect_gate, &mut times).await {
                 Ok(c) => {
                     counters.session_opened();
-                    record_setup(&mut st.borrow_mut(), &times, start);
+                    record_setup(&mut st.borrow_mut(), &times, Some(start));
                     client = Some(c);
                 }
                 Err(f) => {
@@ -404,6 +458,7 @@ async fn connection(
                     // also keeps a --messages run against a dead server bounded.
                     counters.failed.fetch_add(1, Ordering::Relaxed);
                     record_failure(&mut st.borrow_mut(), &f, start);
+                    counters.message_done(start.elapsed());
                     if times.connect.is_some() {
                         st.borrow_mut().connections += 1;
                     }
@@ -435,6 +490,7 @@ async fn connection(
         let mut times = TxTimes::default();
         let result = c.send(&sh.opts, &tx, &msg, &mut times).await;
         let now = Instant::now();
+        counters.message_done(now - start);
         {
             let mut s = st.borrow_mut();
             match result.map_err(|f| (f.key(), f)).and_then(classify) {
@@ -475,6 +531,11 @@ async fn connection(
             }
         }
     }
+    // Time ran out with messages still due (a --messages budget running out is not that).
+    if let (Some(p), Some(&end), false) = (pacer.as_ref(), sh.soft_end.get(), sh.budget_spent()) {
+        let first = u64::from(unsent.is_some_and(|t| t < end));
+        st.borrow_mut().backlog += first + p.overdue(Instant::now(), end);
+    }
     if let Some(c) = client {
         counters.session_closed();
         c.quit().await;
@@ -507,9 +568,11 @@ fn classify(o: TxOutcome) -> Result<Vec<u16>, (String, Failure)> {
     Err((code.to_string(), Failure::Reply(code)))
 }
 
-fn record_setup(s: &mut ThreadStats, t: &SetupTimes, start: Instant) {
+/// `start` is None for sessions opened before the clock started (counted in second 0).
+fn record_setup(s: &mut ThreadStats, t: &SetupTimes, start: Option<Instant>) {
     s.connections += 1;
-    s.second(start.elapsed()).connections += 1;
+    let at = start.map_or(Duration::ZERO, |t| t.elapsed());
+    s.second(at).connections += 1;
     if let Some(d) = t.connect {
         record(&mut s.phases.connect, d);
     }

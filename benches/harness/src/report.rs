@@ -66,6 +66,7 @@ pub struct RunFacts {
     pub peak_threads: u64,
     pub fd_limit: u64,
     pub peak_open_sessions: u64,
+    pub sessions_before_start: u64,
     pub open_series: Vec<u64>,
     pub offered: Option<Offered>,
 }
@@ -108,9 +109,12 @@ pub struct LoadReport {
     pub phases_ms: PhaseReport,
     pub connections_opened: u64,
     pub peak_open_sessions: u64,
+    /// Sessions opened before the clock started (reused connections open first).
+    pub sessions_before_start: u64,
     pub tls_resumed: u64,
-    /// Open loop: send slots skipped because the connection was still busy.
-    pub missed_slots: u64,
+    /// Open loop: messages due before the end of the run that were never sent, because
+    /// their connection was still behind schedule when the run ended.
+    pub backlog: u64,
     pub errors: BTreeMap<String, u64>,
     /// One description per error key.
     pub error_examples: BTreeMap<String, String>,
@@ -168,8 +172,9 @@ impl LoadReport {
             },
             connections_opened: stats.connections,
             peak_open_sessions: f.peak_open_sessions,
+            sessions_before_start: f.sessions_before_start,
             tls_resumed: stats.tls_resumed,
-            missed_slots: stats.missed_slots,
+            backlog: stats.backlog,
             errors: stats.errors.clone(),
             error_examples: stats.examples.clone(),
             slo: args.slo_p99.map(|limit| series::slo(&series, limit)),
@@ -240,8 +245,9 @@ impl LoadReport {
         let _ = writeln!(s, "body throughput   {:.2} MB/s", self.mb_per_s);
         let _ = writeln!(
             s,
-            "sessions          {} opened, {} open at most{}",
+            "sessions          {} opened ({} before the clock started), {} open at most{}",
             self.connections_opened,
+            self.sessions_before_start,
             self.peak_open_sessions,
             if self.tls_resumed > 0 {
                 format!(", {} TLS sessions resumed", self.tls_resumed)
@@ -249,11 +255,11 @@ impl LoadReport {
                 String::new()
             }
         );
-        if self.missed_slots > 0 {
+        if self.backlog > 0 {
             let _ = writeln!(
                 s,
-                "missed slots      {} (connections still busy when their next message was due)",
-                self.missed_slots
+                "backlog           {} messages were due but not sent: the server fell behind the offered rate",
+                self.backlog
             );
         }
         let _ = writeln!(

@@ -26,9 +26,10 @@ impl Offered {
     }
 }
 
-/// The send schedule of one connection. A slow reply does not slow the schedule down,
-/// but a connection never has more than one transaction in flight: one that fell more
-/// than a slot behind skips the missed slots (counted) rather than bursting.
+/// The send schedule of one connection. A slow reply does not slow the schedule down:
+/// a connection never has more than one transaction in flight, so one that fell behind
+/// sends its overdue messages back to back, each timed from its own slot (the queue a
+/// real sender would build up; no coordinated omission).
 pub struct Pacer {
     offered: Offered,
     start: Instant,
@@ -63,16 +64,21 @@ impl Pacer {
         Duration::from_secs_f64(self.connections / rate)
     }
 
-    /// Takes the slot returned by `next` (call at or after it). Returns the slots
-    /// skipped because the connection was more than a slot late.
-    pub fn advance(&mut self, now: Instant) -> u64 {
-        let mut skipped = 0;
+    /// Takes the slot returned by `next`.
+    pub fn advance(&mut self) {
         self.next += self.gap_at(self.next);
-        while self.next + self.gap_at(self.next) <= now {
-            self.next += self.gap_at(self.next);
-            skipped += 1;
+    }
+
+    /// Slots due before `end` that are still waiting at `now`.
+    pub fn overdue(&self, now: Instant, end: Instant) -> u64 {
+        let mut n = 0;
+        let mut at = self.next;
+        let until = now.min(end);
+        while at < until {
+            n += 1;
+            at += self.gap_at(at);
         }
-        skipped
+        n
     }
 }
 
@@ -93,18 +99,19 @@ mod tests {
     }
 
     #[test]
-    fn slots_are_staggered_and_skipped_when_late() {
+    fn slots_are_staggered_and_kept_when_late() {
         let t0 = Instant::now();
         // 10 msg/s over 2 connections: each sends every 200 ms, the second 100 ms later.
         let a = Pacer::new(Offered::Fixed(10.0), t0, 0, 2);
         let mut b = Pacer::new(Offered::Fixed(10.0), t0, 1, 2);
         assert_eq!(a.next(), t0);
         assert_eq!(b.next(), t0 + Duration::from_millis(100));
-        assert_eq!(b.advance(b.next()), 0);
+        b.advance();
         assert_eq!(b.next(), t0 + Duration::from_millis(300));
-        // A second late: four slots of 200 ms are gone, not sent in a burst.
-        let late = b.next() + Duration::from_millis(1000);
-        assert_eq!(b.advance(late), 4);
-        assert!(b.next() <= late && late < b.next() + Duration::from_millis(200));
+        // A second late: the slots at 300, 500, 700, 900 and 1100 ms are still owed.
+        let late = t0 + Duration::from_millis(1250);
+        assert_eq!(b.overdue(late, t0 + Duration::from_secs(60)), 5);
+        // Only those due before the end of the run count.
+        assert_eq!(b.overdue(late, t0 + Duration::from_millis(600)), 2);
     }
 }

@@ -41,7 +41,8 @@ struct SinkReport {
     bytes: u64,
     connections: u64,
     peak_connections: u64,
-    /// From the first connection to the last message.
+    bdat_messages: u64,
+    /// From the first MAIL FROM to the last message.
     elapsed_s: f64,
     messages_per_s: f64,
     mb_per_s: f64,
@@ -154,7 +155,7 @@ pub fn run(args: SinkArgs) -> Result<i32, String> {
             report.connections, report.peak_connections
         );
         println!(
-            "elapsed           {:.2} s (first connection to last message)",
+            "elapsed           {:.2} s (first MAIL to last message)",
             report.elapsed_s
         );
         println!("throughput        {:.1} msg/s", report.messages_per_s);
@@ -248,6 +249,7 @@ fn report(state: &SinkState, local: String, threads: u32, fd_limit: u64) -> Sink
         bytes,
         connections: state.connections.load(Ordering::Relaxed),
         peak_connections: state.peak_active.load(Ordering::Relaxed),
+        bdat_messages: state.bdat_messages.load(Ordering::Relaxed),
         elapsed_s: secs,
         messages_per_s: rate(messages as f64),
         mb_per_s: rate(bytes as f64) / 1e6,

@@ -211,6 +211,9 @@ impl Session<'_> {
                         self.reply("503 5.5.1 BDAT without a valid transaction");
                     } else if last {
                         let kept = self.bdat_kept.take();
+                        self.state
+                            .bdat_messages
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         self.finish_message(self.bdat_bytes, kept);
                     } else {
                         self.reply(&format!("250 2.0.0 {size} octets received"));
@@ -267,6 +270,7 @@ impl Session<'_> {
                     self.reply("501 5.5.4 Syntax: MAIL FROM:<address>");
                 } else {
                     self.have_mail = true;
+                    self.state.mail_started();
                     self.reply("250 2.1.0 Ok");
                 }
             }

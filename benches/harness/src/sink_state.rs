@@ -35,8 +35,11 @@ pub struct SinkState {
     pub connections: AtomicU64,
     pub active: AtomicU64,
     pub peak_active: AtomicU64,
+    /// Messages that came by BDAT (the rest by DATA).
+    pub bdat_messages: AtomicU64,
     pub dump_errors: AtomicU64,
-    first_connection: OnceLock<Instant>,
+    /// The first MAIL FROM: where a load generator's clock starts too.
+    first_mail: OnceLock<Instant>,
     /// Nanoseconds after `started` at which the latest message completed.
     last_message_ns: AtomicU64,
 }
@@ -58,17 +61,21 @@ impl SinkState {
             connections: AtomicU64::new(0),
             active: AtomicU64::new(0),
             peak_active: AtomicU64::new(0),
+            bdat_messages: AtomicU64::new(0),
             dump_errors: AtomicU64::new(0),
-            first_connection: OnceLock::new(),
+            first_mail: OnceLock::new(),
             last_message_ns: AtomicU64::new(0),
         }
     }
 
     pub fn connection_opened(&self) {
-        self.first_connection.get_or_init(Instant::now);
         self.connections.fetch_add(1, Ordering::Relaxed);
         let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak_active.fetch_max(now, Ordering::Relaxed);
+    }
+
+    pub fn mail_started(&self) {
+        self.first_mail.get_or_init(Instant::now);
     }
 
     pub fn connection_closed(&self) {
@@ -91,10 +98,11 @@ impl SinkState {
         }
     }
 
-    /// The span over which messages arrived: first connection to last message. Idle time
-    /// before the load generator starts or after it stops would only dilute the rate.
+    /// The span over which messages arrived: first MAIL FROM to last message. Idle time
+    /// before the load generator starts (or while it opens its sessions) or after it
+    /// stops would only dilute the rate.
     pub fn active_span(&self) -> Duration {
-        let Some(first) = self.first_connection.get() else {
+        let Some(first) = self.first_mail.get() else {
             return Duration::ZERO;
         };
         let last =

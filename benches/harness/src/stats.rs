@@ -17,6 +17,8 @@ pub struct Counters {
     /// Sessions open now (greeting and hello done, not yet quit).
     pub open_sessions: AtomicU64,
     pub peak_open_sessions: AtomicU64,
+    /// Microseconds from the start of the run to the latest message that completed.
+    pub last_done_us: AtomicU64,
 }
 
 impl Counters {
@@ -35,6 +37,10 @@ impl Counters {
     pub fn session_opened(&self) {
         let now = self.open_sessions.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak_open_sessions.fetch_max(now, Ordering::Relaxed);
+    }
+    pub fn message_done(&self, at: Duration) {
+        self.last_done_us
+            .fetch_max(at.as_micros() as u64, Ordering::Relaxed);
     }
     pub fn session_closed(&self) {
         self.open_sessions.fetch_sub(1, Ordering::Relaxed);
@@ -133,8 +139,9 @@ pub struct ThreadStats {
     pub examples: BTreeMap<String, String>,
     pub connections: u64,
     pub tls_resumed: u64,
-    /// Open loop: send slots skipped because the connection was still busy.
-    pub missed_slots: u64,
+    /// Open loop: messages due before the end of the run that were never sent, because
+    /// their connection was still behind schedule when the run ended.
+    pub backlog: u64,
     pub series: Vec<Second>,
 }
 
@@ -171,7 +178,7 @@ impl ThreadStats {
         }
         self.connections += other.connections;
         self.tls_resumed += other.tls_resumed;
-        self.missed_slots += other.missed_slots;
+        self.backlog += other.backlog;
         if self.series.len() < other.series.len() {
             self.series.resize_with(other.series.len(), Second::default);
         }
