@@ -35,8 +35,9 @@ pub fn raise_nofile(wanted: u64) -> Result<u64, String> {
     // SAFETY: as above.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &capped) };
     Err(format!(
-        "{wanted} open files are needed but the hard limit is {} (raise it with \
-         `ulimit -Hn`, or run as root), or ask for fewer connections",
+        "{wanted} open files are needed, but the hard limit is {} and this process may \
+         not raise it (that takes CAP_SYS_RESOURCE); raise it with `ulimit -Hn` before \
+         the run, or ask for fewer connections",
         lim.rlim_max
     ))
 }

@@ -262,12 +262,14 @@ impl LoadReport {
                 self.backlog
             );
         }
-        let _ = writeln!(
-            s,
-            "latency (ms)      {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "count", "p50", "p90", "p99", "p99.9", "max"
-        );
         let p = &self.phases_ms;
+        if p.connect.count > 0 {
+            let _ = writeln!(
+                s,
+                "latency (ms)      {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "count", "p50", "p90", "p99", "p99.9", "max"
+            );
+        }
         for (name, l) in [
             ("  connect", &p.connect),
             ("  banner", &p.banner),
