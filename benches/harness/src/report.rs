@@ -108,6 +108,9 @@ pub struct LoadReport {
     pub handshake_latency_ms: Latency,
     pub phases_ms: PhaseReport,
     pub connections_opened: u64,
+    /// Sessions opened per second of the run (the handshake rate with
+    /// --new-connection-per-message).
+    pub connections_per_s: f64,
     pub peak_open_sessions: u64,
     /// Sessions opened before the clock started (reused connections open first).
     pub sessions_before_start: u64,
@@ -171,6 +174,8 @@ impl LoadReport {
                 message: Latency::from(&p.message),
             },
             connections_opened: stats.connections,
+            connections_per_s: stats.connections.saturating_sub(f.sessions_before_start) as f64
+                / secs,
             peak_open_sessions: f.peak_open_sessions,
             sessions_before_start: f.sessions_before_start,
             tls_resumed: stats.tls_resumed,
@@ -245,9 +250,10 @@ impl LoadReport {
         let _ = writeln!(s, "body throughput   {:.2} MB/s", self.mb_per_s);
         let _ = writeln!(
             s,
-            "sessions          {} opened ({} before the clock started), {} open at most{}",
+            "sessions          {} opened ({} before the clock started, then {:.1}/s), {} open at most{}",
             self.connections_opened,
             self.sessions_before_start,
+            self.connections_per_s,
             self.peak_open_sessions,
             if self.tls_resumed > 0 {
                 format!(", {} TLS sessions resumed", self.tls_resumed)
