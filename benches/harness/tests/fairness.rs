@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_mxring-bench");
 const OPT_OUT: &str = "MXRING_BENCH_NO_POSTFIX_TOOLS";
 const CONNECTIONS: u32 = 20;
-const MESSAGES: u32 = 8_000;
-const ROUNDS: usize = 10;
+const MESSAGES: u32 = 6_000;
+const ROUNDS: usize = 8;
 /// Bound of one run; a healthy one takes about a second.
 const RUN_LIMIT: Duration = Duration::from_secs(30);
 
