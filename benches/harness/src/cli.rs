@@ -206,12 +206,12 @@ pub fn parse_ramp(s: &str) -> Result<Ramp, String> {
     let parts: Vec<&str> = s.split(':').collect();
     let [start, end, over] = parts[..] else {
         return Err(format!(
-            "{s:?} is not a ramp: expected START:END:DURATION, e.g. 1000:10000:60s"
+            "'{s}' is not a ramp: expected START:END:DURATION, e.g. 1000:10000:60s"
         ));
     };
     let over = parse_duration(over)?;
     if over.is_zero() {
-        return Err(format!("ramp {s:?}: the duration must be above zero"));
+        return Err(format!("ramp '{s}': the duration must be above zero"));
     }
     Ok(Ramp {
         start: parse_rate(start)?,
@@ -229,16 +229,16 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration: expected e.g. 50ms, 2s or 1m"))?;
+        .map_err(|_| format!("'{s}' is not a duration: expected e.g. 50ms, 2s or 1m"))?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1e3,
         "us" | "µs" => n / 1e6,
         "m" | "min" => n * 60.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use us, ms, s or m)")),
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use us, ms, s or m)")),
     };
     if !secs.is_finite() || secs > 86_400.0 {
-        return Err(format!("{s:?} is not a usable duration"));
+        return Err(format!("'{s}' is not a usable duration"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
 }
@@ -246,7 +246,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 fn parse_fraction(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
-        _ => Err(format!("{s:?} is not a fraction between 0 and 1")),
+        _ => Err(format!("'{s}' is not a fraction between 0 and 1")),
     }
 }
 
@@ -265,13 +265,13 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     let n: usize = digits
         .trim()
         .parse()
-        .map_err(|_| format!("invalid size {s:?}: expected e.g. 512, 10k or 1m"))?;
+        .map_err(|_| format!("invalid size '{s}': expected e.g. 512, 10k or 1m"))?;
     let bytes = n
         .checked_mul(mult)
-        .ok_or_else(|| format!("size {s:?} too large"))?;
+        .ok_or_else(|| format!("size '{s}' too large"))?;
     // Above this a single message would dwarf any realistic SMTP SIZE limit.
     if bytes > 512 * 1024 * 1024 {
-        return Err(format!("size {s:?} too large (max 512m)"));
+        return Err(format!("size '{s}' too large (max 512m)"));
     }
     Ok(bytes)
 }
@@ -281,11 +281,11 @@ pub fn parse_size_dist(s: &str) -> Result<SizeDist, String> {
     for part in s.split(',').filter(|p| !p.trim().is_empty()) {
         let (size, weight) = part
             .split_once(':')
-            .ok_or_else(|| format!("invalid entry {part:?}: expected SIZE:WEIGHT"))?;
+            .ok_or_else(|| format!("invalid entry '{part}': expected SIZE:WEIGHT"))?;
         let weight: u32 = weight
             .trim()
             .parse()
-            .map_err(|_| format!("invalid weight in {part:?}"))?;
+            .map_err(|_| format!("invalid weight in '{part}'"))?;
         out.push((parse_size(size)?, weight));
     }
     if out.is_empty() || out.iter().all(|&(_, w)| w == 0) {
@@ -298,7 +298,7 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
         _ => Err(format!(
-            "{s:?} is not a positive number of messages per second"
+            "'{s}' is not a positive number of messages per second"
         )),
     }
 }

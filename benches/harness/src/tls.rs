@@ -96,5 +96,5 @@ fn self_signed() -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>
 pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(host.to_string())
-        .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))
+        .map_err(|e| format!("invalid TLS server name '{host}': {e}"))
 }
