@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::net::ToSocketAddrs;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -40,6 +41,8 @@ const DURATION_GRACE: Duration = Duration::from_secs(60);
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 /// TCP connects in progress at once, across the run (see `Client::open`).
 const CONNECTS_IN_FLIGHT: usize = 256;
+/// How often the main thread checks the signal flag and redraws the progress bar.
+const TICK: Duration = Duration::from_millis(100);
 /// Longest wait for every connection to open its first session before the clock
 /// starts anyway (the ones still opening then are measured as they come).
 const WARM_UP_LIMIT: Duration = Duration::from_secs(60);
@@ -69,6 +72,8 @@ struct Shared {
     connect_gate: Semaphore,
     /// Connections done opening their first session (or failing to) before the clock.
     warmed: AtomicU64,
+    /// Told when the last connection is done warming up.
+    warm_done: mpsc::Sender<()>,
     warm_sessions: AtomicU64,
     run_id: u32,
 }
@@ -99,6 +104,13 @@ impl Shared {
                 self.claimed.fetch_add(1, Ordering::Relaxed);
                 true
             }
+        }
+    }
+
+    /// Counts connections done warming up; the last one tells the main thread.
+    fn warmed_up(&self, n: u64) {
+        if self.warmed.fetch_add(n, Ordering::Relaxed) + n == u64::from(self.connections) {
+            let _ = self.warm_done.send(());
         }
     }
 
@@ -174,6 +186,7 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
         envid: None,
     };
 
+    let (warm_done, warm_rx) = mpsc::channel();
     let shared = Arc::new(Shared {
         opts: ClientOpts {
             addrs,
@@ -200,6 +213,7 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
         new_connection_per_message: args.new_connection_per_message,
         connect_gate: Semaphore::new(CONNECTS_IN_FLIGHT),
         warmed: AtomicU64::new(0),
+        warm_done,
         warm_sessions: AtomicU64::new(0),
         run_id: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -215,28 +229,37 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
     let (go_tx, go_rx) = watch::channel(false);
     let barrier = Arc::new(Barrier::new(threads as usize + 1));
     let mut handles = Vec::new();
+    // Each thread says when it is done, so the run ends (and its wall-clock time, as
+    // other tools measure it, stops) at once rather than at the next progress tick.
+    let (done_tx, done_rx) = mpsc::channel();
     for t in 0..threads {
         let ids: Vec<u32> = (t..args.connections).step_by(threads as usize).collect();
         let shared = shared.clone();
         let barrier = barrier.clone();
         let (stop_rx, go_rx) = (stop_rx.clone(), go_rx.clone());
+        let done = done_tx.clone();
         let spawned = thread::Builder::new()
             .name(format!("load-{t}"))
-            .spawn(move || worker_thread(ids, shared, stop_rx, go_rx, &barrier));
+            .spawn(move || {
+                let stats = worker_thread(ids, shared, stop_rx, go_rx, &barrier);
+                let _ = done.send(());
+                stats
+            });
         match spawned {
             Ok(h) => handles.push(h),
             // The threads already started wait at the barrier; exiting ends them.
             Err(e) => return Err(format!("starting load thread {t}: {e}")),
         }
     }
+    drop(done_tx);
     barrier.wait();
     let warm_up_end = Instant::now() + WARM_UP_LIMIT;
-    while !args.new_connection_per_message
-        && shared.warmed.load(Ordering::Relaxed) < u64::from(args.connections)
-        && Instant::now() < warm_up_end
-        && !signal::interrupted()
+    while !args.new_connection_per_message && Instant::now() < warm_up_end && !signal::interrupted()
     {
-        thread::sleep(Duration::from_millis(10));
+        match warm_rx.recv_timeout(TICK) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+        }
     }
     let start = Instant::now();
     let _ = shared.started.set(start);
@@ -258,8 +281,13 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
     let progress = Progress::new(&args, duration);
     let mut open_series = Vec::new();
     let mut peak_threads = limits::thread_count().unwrap_or(0);
-    loop {
-        thread::sleep(Duration::from_millis(100));
+    let mut running = handles.len();
+    while running > 0 {
+        match done_rx.recv_timeout(TICK) {
+            Ok(()) => running -= 1,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
         let now = Instant::now();
         if signal::interrupted() || shared.soft_end.get().is_some_and(|e| now >= *e) {
             stop(&shared.stop);
@@ -270,9 +298,6 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
         }
         peak_threads = peak_threads.max(limits::thread_count().unwrap_or(0));
         progress.update(&shared.counters, start);
-        if handles.iter().all(|h| h.is_finished()) {
-            break;
-        }
     }
     // The run's length is up to its last message, not its last QUIT.
     let last = Duration::from_micros(shared.counters.last_done_us.load(Ordering::Relaxed));
@@ -355,7 +380,7 @@ fn worker_thread(
         Ok(rt) => rt,
         Err(e) => {
             barrier.wait();
-            shared.warmed.fetch_add(ids.len() as u64, Ordering::Relaxed);
+            shared.warmed_up(ids.len() as u64);
             let mut s = ThreadStats::default();
             s.failure("internal".into(), || {
                 format!("could not start an event loop: {e}")
@@ -408,7 +433,7 @@ async fn connection(
             record_setup(&mut st.borrow_mut(), &times, None);
             client = Some(c);
         }
-        sh.warmed.fetch_add(1, Ordering::Relaxed);
+        sh.warmed_up(1);
     }
     if go.wait_for(|g| *g).await.is_err() {
         return;

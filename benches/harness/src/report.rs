@@ -261,6 +261,11 @@ impl LoadReport {
                 String::new()
             }
         );
+        let _ = writeln!(
+            s,
+            "process           {} threads at most, open-files limit {}",
+            self.process_threads_peak, self.fd_limit
+        );
         if self.backlog > 0 {
             let _ = writeln!(
                 s,

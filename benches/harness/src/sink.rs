@@ -151,8 +151,8 @@ pub fn run(args: SinkArgs) -> Result<i32, String> {
             report.messages, report.accepted, report.rejected
         );
         println!(
-            "connections       {} ({} open at most)",
-            report.connections, report.peak_connections
+            "connections       {} ({} open at most; {} threads, open-files limit {})",
+            report.connections, report.peak_connections, report.threads, report.fd_limit
         );
         println!(
             "elapsed           {:.2} s (first MAIL to last message)",
