@@ -7,6 +7,8 @@ use plotters::prelude::*;
 
 use crate::report::LoadReport;
 
+/// The offered rate and the SLO, apart from the black grid.
+const GUIDE: RGBColor = RGBColor(0, 140, 60);
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 640;
 
@@ -53,10 +55,10 @@ fn draw_on(
         rate.draw_series(LineSeries::new(
             full.iter()
                 .filter_map(|p| p.offered_rate.map(|o| (p.t as f64 + 0.5, o))),
-            BLACK.stroke_width(1),
+            GUIDE.stroke_width(1),
         ))?
         .label("offered")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], GUIDE));
     }
     rate.configure_series_labels()
         .border_style(BLACK)
@@ -86,9 +88,9 @@ fn draw_on(
     .label("p99")
     .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
     if let Some(limit) = slo {
-        lat.draw_series(LineSeries::new([(0.0, limit), (end, limit)], BLACK))?
+        lat.draw_series(LineSeries::new([(0.0, limit), (end, limit)], GUIDE))?
             .label("SLO")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], GUIDE));
     }
     lat.configure_series_labels()
         .border_style(BLACK)
