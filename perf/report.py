@@ -155,7 +155,7 @@ def workload_section(name, desc, s, relay):
         if hs:
             L.append(f"TLS handshake p50 (from STARTTLS): {', '.join(hs)}.")
         if relay:
-            L.append("Throughput measured at the sink: messages delivered / (first connection to "
+            L.append("Throughput measured at the sink: messages delivered / (first MAIL to "
                      "last message); p99 is the inbound DATA→250 latency.")
     probs = [(m, rd, p) for m in ALL_MTAS if m in s for rd, p in s[m]["problems"]]
     L.append("")
@@ -471,7 +471,7 @@ METHOD = """
 - {accept}
 - Relay: the next hop is `mxring-bench sink` (plaintext). The load runs for the usual duration;
   then the script waits until the sink has as many messages as were accepted (up to DRAIN_MAX s).
-  Throughput = messages at the sink / (first connection to last message), from the sink's JSON.
+  Throughput = messages at the sink / (first MAIL to last message), from the sink's JSON.
 - msg/s: messages accepted (250) / elapsed, from the load generator's JSON (relay: at the sink).
   p50/p99: end of DATA (final `.` written) to the reply, median over the rounds.
 - CPU s / 1000 msg: utime+stime from /proc/PID/stat before and after the run, summed over the

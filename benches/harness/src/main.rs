@@ -1,19 +1,25 @@
 //! mxring-bench: a load generator and a counting SMTP sink, for benchmarking mxring
-//! side by side with other SMTP servers.
+//! side by side with other SMTP servers. Both run a few event-loop threads (tokio,
+//! current-thread runtimes) with many connections each.
 
 mod cli;
+mod client;
+mod conn;
 mod data;
+mod failure;
+mod limits;
 mod load;
 mod message;
-mod reply;
+mod plot;
+mod progress;
 mod report;
+mod schedule;
+mod series;
 mod signal;
 mod sink;
 mod sink_session;
 mod sink_state;
-mod smtp_client;
 mod stats;
-mod stream;
 mod tls;
 
 use clap::Parser;
@@ -31,6 +37,5 @@ fn main() {
             2
         }
     };
-    // Exiting explicitly also ends any worker stuck past the hard deadline.
     std::process::exit(code);
 }

@@ -65,6 +65,17 @@ impl BodyPool {
     }
 }
 
+/// The body sizes used when neither --size nor --size-dist is given: mostly short
+/// text, a long tail of messages with attachments (mean about 90 KiB). README shows it.
+pub const DEFAULT_MIX: &[(usize, u32)] = &[
+    (2 * 1024, 25),
+    (8 * 1024, 35),
+    (32 * 1024, 20),
+    (128 * 1024, 13),
+    (512 * 1024, 5),
+    (2 * 1024 * 1024, 2),
+];
+
 /// Everything a header block needs that varies per run.
 pub struct Envelope {
     pub from: String,
@@ -72,11 +83,20 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    pub fn new(from: &str, to_domain: &str, count: u32) -> Envelope {
+    /// `count` recipients userN, at `to_domain` itself when `domains` is 1, else spread
+    /// round-robin over d1.`to_domain` .. dD.`to_domain`.
+    pub fn new(from: &str, to_domain: &str, count: u32, domains: u32) -> Envelope {
+        let domain = |i: u32| {
+            if domains <= 1 {
+                to_domain.to_string()
+            } else {
+                format!("d{}.{to_domain}", (i - 1) % domains + 1)
+            }
+        };
         Envelope {
             from: from.to_string(),
             recipients: (1..=count)
-                .map(|i| format!("user{i}@{to_domain}"))
+                .map(|i| format!("user{i}@{}", domain(i)))
                 .collect(),
         }
     }
@@ -170,8 +190,34 @@ mod tests {
     }
 
     #[test]
+    fn recipients_spread_over_domains() {
+        let env = Envelope::new("a@b.test", "example.com", 5, 2);
+        assert_eq!(
+            env.recipients,
+            [
+                "user1@d1.example.com",
+                "user2@d2.example.com",
+                "user3@d1.example.com",
+                "user4@d2.example.com",
+                "user5@d1.example.com"
+            ]
+        );
+    }
+
+    #[test]
+    fn default_mix_mean_is_as_documented() {
+        let total: u32 = DEFAULT_MIX.iter().map(|&(_, w)| w).sum();
+        let mean: usize = DEFAULT_MIX
+            .iter()
+            .map(|&(s, w)| s * w as usize)
+            .sum::<usize>()
+            / total as usize;
+        assert!((85 * 1024..95 * 1024).contains(&mean), "{mean}");
+    }
+
+    #[test]
     fn headers_fold_recipients() {
-        let env = Envelope::new("a@b.test", "example.com", 2);
+        let env = Envelope::new("a@b.test", "example.com", 2, 1);
         let mut out = Vec::new();
         write_headers(&mut out, &env, "1.2", UNIX_EPOCH);
         let s = String::from_utf8(out).unwrap();

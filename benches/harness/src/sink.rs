@@ -1,38 +1,48 @@
-//! The sink: accepts SMTP connections (a thread each), counts messages, stops by itself.
+//! The sink: a few threads, each accepting on its own listening socket (SO_REUSEPORT:
+//! the kernel spreads new connections over them) and running its connections as tasks
+//! on a current-thread tokio runtime. Counts messages, stops by itself.
 
 use std::fs;
-use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use socket2::{Domain, Socket, Type};
+use tokio::sync::watch;
+use tokio::task::LocalSet;
 
 use crate::cli::{SinkArgs, SinkTls};
+use crate::limits;
 use crate::signal;
 use crate::sink_session;
-use crate::sink_state::SinkState;
+use crate::sink_state::{Behaviour, SinkState};
 use crate::tls;
 
-const CONNECTION_STACK: usize = 256 * 1024;
 /// After the stop condition, how long open connections get to say QUIT: long enough for
 /// a load generator's last replies, short enough that a client that never quits cannot
 /// keep the sink alive.
 const DRAIN_GRACE: Duration = Duration::from_secs(3);
-/// How often the accept loop wakes to check stop conditions.
-const POLL_MS: i32 = 50;
+/// How often the main thread checks the stop conditions.
+const POLL: Duration = Duration::from_millis(50);
+/// Pending connections each listening socket may queue (capped by net.core.somaxconn).
+const BACKLOG: i32 = 4096;
 
 #[derive(Serialize)]
 struct SinkReport {
     listen: String,
+    threads: u32,
+    fd_limit: u64,
     messages: u64,
     accepted: u64,
     rejected: u64,
     bytes: u64,
     connections: u64,
-    /// From the first connection to the last message.
+    peak_connections: u64,
+    bdat_messages: u64,
+    /// From the first MAIL FROM to the last message.
     elapsed_s: f64,
     messages_per_s: f64,
     mb_per_s: f64,
@@ -50,37 +60,58 @@ pub fn run(args: SinkArgs) -> Result<i32, String> {
     if let Some(dir) = &args.dump_dir {
         fs::create_dir_all(dir).map_err(|e| format!("--dump-dir {}: {e}", dir.display()))?;
     }
-    let listener =
-        TcpListener::bind(&args.listen).map_err(|e| format!("listen {}: {e}", args.listen))?;
-    // std listens with a backlog of 128; a load generator opening hundreds of connections
-    // at once would overflow it and see SYN retransmits (1 s stalls) that are not the
-    // server's doing. Calling listen(2) again on Linux just raises the backlog.
-    // SAFETY: a valid listening socket descriptor.
-    unsafe {
-        libc::listen(listener.as_raw_fd(), 4096);
-    }
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let threads = args.threads.unwrap_or_else(limits::default_threads);
+    // The sink cannot know how many clients will come: take every descriptor allowed.
+    let fd_limit = limits::nofile_to_hard();
+    let addr = args
+        .listen
+        .to_socket_addrs()
+        .map_err(|e| format!("--listen {}: {e}", args.listen))?
+        .next()
+        .ok_or_else(|| format!("--listen {}: no address", args.listen))?;
+    let (listeners, local) = bind(addr, threads).map_err(|e| format!("listen {addr}: {e}"))?;
     // Printed even with --json (on stderr) so scripts using port 0 can find the port.
     eprintln!("sink listening on {local}");
 
     let state = Arc::new(SinkState::new(
         tls,
         args.tls == SinkTls::Implicit,
-        args.reply_code,
-        args.dump_dir.clone(),
+        Behaviour {
+            reply_code: args.reply_code,
+            reject_rate: args.reject_rate,
+            reject_code: args.reject_code,
+            reply_delay: args.reply_delay,
+            dump_dir: args.dump_dir.clone(),
+        },
     ));
     signal::install();
+    // `stop`: accept no more connections; `abort`: drop the ones still open.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (abort_tx, abort_rx) = watch::channel(false);
+    let ready = Arc::new(Barrier::new(threads as usize + 1));
+    let mut handles = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let state = state.clone();
+        let (stop_rx, abort_rx, ready) = (stop_rx.clone(), abort_rx.clone(), ready.clone());
+        let h = thread::Builder::new()
+            .name(format!("sink-{i}"))
+            .spawn(move || accept_thread(listener, state, stop_rx, abort_rx, &ready))
+            .map_err(|e| format!("starting sink thread {i}: {e}"))?;
+        handles.push(h);
+    }
+    ready.wait();
+
     let start = Instant::now();
     let end = args.duration.map(|d| start + Duration::from_secs(d));
     let mut next_progress = start + Duration::from_secs(1);
     let mut last_count = 0;
-
     loop {
         if signal::interrupted()
             || end.is_some_and(|e| Instant::now() >= e)
             || args
                 .messages
                 .is_some_and(|m| state.messages.load(Ordering::Relaxed) >= m)
+            || handles.iter().any(|h| h.is_finished())
         {
             break;
         }
@@ -95,35 +126,19 @@ pub fn run(args: SinkArgs) -> Result<i32, String> {
             last_count = n;
             next_progress += Duration::from_secs(1);
         }
-        // poll(2) rather than a blocking accept, so stop conditions are checked even
-        // when no client comes; it adds no latency to accepting.
-        if !readable(&listener, POLL_MS) {
-            continue;
-        }
-        let Ok((tcp, _)) = listener.accept() else {
-            continue;
-        };
-        state.connection_opened();
-        let st = state.clone();
-        let spawned = thread::Builder::new()
-            .stack_size(CONNECTION_STACK)
-            .spawn(move || {
-                sink_session::serve(tcp, &st);
-                st.connection_closed();
-            });
-        if spawned.is_err() {
-            // Out of threads: the socket was moved into the closure and is closed now.
-            state.connection_closed();
-        }
+        thread::sleep(POLL);
     }
-    drop(listener);
-
+    stop_tx.send_replace(true);
     let drain_end = Instant::now() + DRAIN_GRACE;
     while state.active.load(Ordering::SeqCst) > 0 && Instant::now() < drain_end {
         thread::sleep(Duration::from_millis(10));
     }
+    abort_tx.send_replace(true);
+    for h in handles {
+        let _ = h.join();
+    }
 
-    let report = report(&state, local.to_string());
+    let report = report(&state, local.to_string(), threads, fd_limit);
     if args.json {
         println!(
             "{}",
@@ -135,9 +150,12 @@ pub fn run(args: SinkArgs) -> Result<i32, String> {
             "messages          {} ({} accepted, {} rejected)",
             report.messages, report.accepted, report.rejected
         );
-        println!("connections       {}", report.connections);
         println!(
-            "elapsed           {:.2} s (first connection to last message)",
+            "connections       {} ({} open at most; {} threads, open-files limit {})",
+            report.connections, report.peak_connections, report.threads, report.fd_limit
+        );
+        println!(
+            "elapsed           {:.2} s (first MAIL to last message)",
             report.elapsed_s
         );
         println!("throughput        {:.1} msg/s", report.messages_per_s);
@@ -149,7 +167,73 @@ pub fn run(args: SinkArgs) -> Result<i32, String> {
     Ok(0)
 }
 
-fn report(state: &SinkState, local: String) -> SinkReport {
+/// One listening socket per thread on the same address; the first picks the port when
+/// the address asks for port 0.
+fn bind(addr: SocketAddr, n: u32) -> std::io::Result<(Vec<std::net::TcpListener>, SocketAddr)> {
+    let mut addr = addr;
+    let mut out = Vec::new();
+    for i in 0..n.max(1) {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        s.listen(BACKLOG)?;
+        if i == 0 {
+            addr = s
+                .local_addr()?
+                .as_socket()
+                .ok_or_else(|| std::io::Error::other("listening socket has no IP address"))?;
+        }
+        out.push(s.into());
+    }
+    Ok((out, addr))
+}
+
+fn accept_thread(
+    listener: std::net::TcpListener,
+    state: Arc<SinkState>,
+    mut stop_rx: watch::Receiver<bool>,
+    mut abort_rx: watch::Receiver<bool>,
+    ready: &Barrier,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let Ok(rt) = rt else {
+        eprintln!("mxring-bench sink: could not start an event loop; this thread serves no one");
+        ready.wait();
+        return;
+    };
+    let local = LocalSet::new();
+    ready.wait();
+    local.block_on(&rt, async {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("mxring-bench sink: listening socket unusable: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                r = listener.accept() => match r {
+                    Ok((tcp, _)) => {
+                        tokio::task::spawn_local(sink_session::serve(tcp, state.clone()));
+                    }
+                    // Out of descriptors or a connection reset before it was accepted:
+                    // pause briefly rather than spin, then go on serving the others.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                },
+                _ = stop_rx.wait_for(|s| *s) => break,
+            }
+        }
+        drop(listener);
+        let _ = abort_rx.wait_for(|a| *a).await;
+    });
+}
+
+fn report(state: &SinkState, local: String, threads: u32, fd_limit: u64) -> SinkReport {
     let messages = state.messages.load(Ordering::Relaxed);
     let accepted = state.accepted.load(Ordering::Relaxed);
     let bytes = state.bytes.load(Ordering::Relaxed);
@@ -157,26 +241,18 @@ fn report(state: &SinkState, local: String) -> SinkReport {
     let rate = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
     SinkReport {
         listen: local,
+        threads,
+        fd_limit,
         messages,
         accepted,
         rejected: messages - accepted,
         bytes,
         connections: state.connections.load(Ordering::Relaxed),
+        peak_connections: state.peak_active.load(Ordering::Relaxed),
+        bdat_messages: state.bdat_messages.load(Ordering::Relaxed),
         elapsed_s: secs,
         messages_per_s: rate(messages as f64),
         mb_per_s: rate(bytes as f64) / 1e6,
         dump_errors: state.dump_errors.load(Ordering::Relaxed),
     }
-}
-
-/// Waits up to `timeout_ms` for the listener to have a pending connection.
-fn readable(listener: &TcpListener, timeout_ms: i32) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: listener.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-    n > 0 && pfd.revents & libc::POLLIN != 0
 }

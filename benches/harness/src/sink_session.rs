@@ -1,20 +1,28 @@
-//! One sink connection: a small ESMTP server that accepts everything and keeps nothing.
+//! One sink connection: a small ESMTP server that accepts everything and keeps nothing,
+//! run as a task on one of the sink's event loops.
 //!
 //! Input is processed as far as it goes before anything is written, so a pipelined group
 //! of commands gets all its replies in one write (RFC 2920 asks servers to batch).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
 
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::conn::Conn;
 use crate::data::DataReader;
 use crate::sink_state::SinkState;
-use crate::stream::Stream;
 
 /// Longest command line accepted (RFC 5321 allows 512; extensions add a little).
 const MAX_COMMAND: usize = 4096;
 /// A client idle this long is dropped, so a forgotten connection cannot outlive the run.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Input buffers start small (ten thousand idle sessions cost little) and grow to this
+/// while a client streams a message.
+const FIRST_READ: usize = 4096;
 const READ_CHUNK: usize = 64 * 1024;
 
 enum Mode {
@@ -48,16 +56,25 @@ struct Session<'a> {
     bdat_bytes: u64,
     bdat_kept: Option<Vec<u8>>,
     out: Vec<u8>,
+    /// Picks the messages --reject-rate refuses.
+    rng: SmallRng,
 }
 
-pub fn serve(tcp: TcpStream, state: &SinkState) {
+pub async fn serve(tcp: TcpStream, state: Arc<SinkState>) {
+    state.connection_opened();
+    serve_session(tcp, &state).await;
+    state.connection_closed();
+}
+
+async fn serve_session(tcp: TcpStream, state: &SinkState) {
     let _ = tcp.set_nodelay(true);
-    let _ = tcp.set_read_timeout(Some(IDLE_TIMEOUT));
-    let _ = tcp.set_write_timeout(Some(IDLE_TIMEOUT));
-    let mut stream = Stream::Plain(tcp);
+    let mut conn = Conn::Plain(tcp);
     if state.implicit_tls {
-        let cfg = state.tls.as_ref().expect("implicit TLS has a config");
-        if stream.upgrade_server(cfg).is_err() {
+        let acceptor = state.acceptor.as_ref().expect("implicit TLS has a config");
+        if !matches!(
+            timeout(IDLE_TIMEOUT, conn.upgrade_server(acceptor)).await,
+            Ok(Ok(()))
+        ) {
             return;
         }
     }
@@ -70,20 +87,22 @@ pub fn serve(tcp: TcpStream, state: &SinkState) {
         bdat_bytes: 0,
         bdat_kept: None,
         out: b"220 sink.test ESMTP mxring-bench sink\r\n".to_vec(),
+        rng: SmallRng::from_entropy(),
     };
-    // Unprocessed input lives in buf[start..end]; the buffer is allocated (and zeroed)
-    // once, not per read, since reads happen tens of thousands of times per second.
-    let mut buf = vec![0u8; READ_CHUNK];
+    // Unprocessed input lives in buf[start..end].
+    let mut buf = vec![0u8; FIRST_READ];
     let (mut start, mut end) = (0, 0);
     loop {
         let (consumed, next) = s.process(&buf[start..end]);
         start += consumed;
         if !s.out.is_empty() {
-            if stream
-                .write_all(&s.out)
-                .and_then(|_| stream.flush())
-                .is_err()
-            {
+            if let Some(d) = state.reply_delay {
+                tokio::time::sleep(d).await;
+            }
+            if !matches!(
+                timeout(IDLE_TIMEOUT, conn.write_all(&s.out)).await,
+                Ok(Ok(()))
+            ) {
                 return;
             }
             s.out.clear();
@@ -94,8 +113,13 @@ pub fn serve(tcp: TcpStream, state: &SinkState) {
                 // Anything pipelined after STARTTLS arrived unprotected: RFC 3207 says
                 // discard it.
                 (start, end) = (0, 0);
-                let Some(cfg) = &state.tls else { return };
-                if stream.upgrade_server(cfg).is_err() {
+                let Some(acceptor) = &state.acceptor else {
+                    return;
+                };
+                if !matches!(
+                    timeout(IDLE_TIMEOUT, conn.upgrade_server(acceptor)).await,
+                    Ok(Ok(()))
+                ) {
                     return;
                 }
                 s.tls_active = true;
@@ -105,7 +129,7 @@ pub fn serve(tcp: TcpStream, state: &SinkState) {
             Next::Read => {}
         }
         if matches!(s.mode, Mode::Command) && end - start > MAX_COMMAND {
-            let _ = stream.write_all(b"500 5.5.2 Line too long\r\n");
+            let _ = conn.write_all(b"500 5.5.2 Line too long\r\n").await;
             break;
         }
         if start == end {
@@ -118,14 +142,18 @@ pub fn serve(tcp: TcpStream, state: &SinkState) {
                 buf.resize(buf.len() * 2, 0);
             }
         }
-        match stream.read(&mut buf[end..]) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => end += n,
+        let n = match timeout(IDLE_TIMEOUT, conn.read(&mut buf[end..])).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => n,
+        };
+        // A read that filled the buffer: the client is streaming; read more at a time.
+        if end + n == buf.len() && buf.len() < READ_CHUNK {
+            buf.resize((buf.len() * 2).min(READ_CHUNK), 0);
         }
+        end += n;
     }
-    if let Stream::Server(tls) = &mut stream {
-        tls.conn.send_close_notify();
-        let _ = tls.flush();
+    if conn.is_tls() {
+        let _ = timeout(Duration::from_secs(2), conn.shutdown()).await;
     }
 }
 
@@ -183,6 +211,9 @@ impl Session<'_> {
                         self.reply("503 5.5.1 BDAT without a valid transaction");
                     } else if last {
                         let kept = self.bdat_kept.take();
+                        self.state
+                            .bdat_messages
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         self.finish_message(self.bdat_bytes, kept);
                     } else {
                         self.reply(&format!("250 2.0.0 {size} octets received"));
@@ -219,7 +250,7 @@ impl Session<'_> {
                     "ENHANCEDSTATUSCODES".into(),
                     "CHUNKING".into(),
                 ];
-                if self.state.tls.is_some() && !self.tls_active {
+                if self.state.acceptor.is_some() && !self.tls_active {
                     lines.push("STARTTLS".into());
                 }
                 let n = lines.len();
@@ -239,6 +270,7 @@ impl Session<'_> {
                     self.reply("501 5.5.4 Syntax: MAIL FROM:<address>");
                 } else {
                     self.have_mail = true;
+                    self.state.mail_started();
                     self.reply("250 2.1.0 Ok");
                 }
             }
@@ -271,7 +303,7 @@ impl Session<'_> {
                 return Next::Close;
             }
             "STARTTLS" => {
-                if self.state.tls.is_none() || self.tls_active {
+                if self.state.acceptor.is_none() || self.tls_active {
                     self.reply("502 5.5.1 STARTTLS not available");
                 } else {
                     self.reply("220 2.0.0 Ready to start TLS");
@@ -309,10 +341,17 @@ impl Session<'_> {
     }
 
     fn finish_message(&mut self, bytes: u64, kept: Option<Vec<u8>>) {
-        let code = self.state.reply_code;
-        self.state.record_message(bytes, kept.as_deref());
+        let rate = self.state.reject_rate;
+        let rejected = rate > 0.0 && self.rng.gen_bool(rate);
+        let code = if rejected {
+            self.state.reject_code
+        } else {
+            self.state.reply_code
+        };
+        self.state.record_message(bytes, code, kept.as_deref());
         let text = match code {
             250 => "250 2.0.0 Ok: queued".to_string(),
+            c if rejected => format!("{c} {}.0.0 Refused at random by --reject-rate", c / 100),
             c => format!("{c} {}.0.0 Reply configured by --reply-code", c / 100),
         };
         self.reply(&text);

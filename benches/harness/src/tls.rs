@@ -23,10 +23,29 @@ fn versions(v: Option<TlsVersion>) -> &'static [&'static rustls::SupportedProtoc
 /// A client that accepts any certificate (benchmarks target servers with throwaway
 /// certificates) but still checks handshake signatures: mxring's own opportunistic
 /// client configuration, so the harness measures what delivery does.
-pub fn client_config(version: Option<TlsVersion>) -> Result<Arc<ClientConfig>, String> {
-    mxring::tls::client_config_versions(&mxring::tls::ClientVerification::None, versions(version))
-        .map_err(|e| format!("TLS client config: {e}"))
+/// With `resumption` off, every handshake is a full one (no tickets, no session IDs).
+pub fn client_config(
+    version: Option<TlsVersion>,
+    resumption: bool,
+) -> Result<Arc<ClientConfig>, String> {
+    let base = mxring::tls::client_config_versions(
+        &mxring::tls::ClientVerification::None,
+        versions(version),
+    )
+    .map_err(|e| format!("TLS client config: {e}"))?;
+    let mut cfg = (*base).clone();
+    cfg.resumption = if resumption {
+        // One cached session per server name is all a load run needs, but the cache is
+        // shared by every connection: make it large enough not to thrash.
+        rustls::client::Resumption::in_memory_sessions(SESSION_CACHE)
+    } else {
+        rustls::client::Resumption::disabled()
+    };
+    Ok(Arc::new(cfg))
 }
+
+/// Sessions kept for resumption, on either side.
+const SESSION_CACHE: usize = 65_536;
 
 /// Builds (and drops) one client connection, which makes a ClientHello with fresh key
 /// shares. The crypto library's one-time setup (random generator seeding, tables) costs
@@ -41,12 +60,15 @@ pub fn server_config(cert: Option<&Path>, key: Option<&Path>) -> Result<Arc<Serv
         (Some(c), Some(k)) => load_pem(c, k)?,
         _ => self_signed()?,
     };
-    let config = ServerConfig::builder_with_provider(mxring::tls::provider())
+    let mut config = ServerConfig::builder_with_provider(mxring::tls::provider())
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .map_err(|e| format!("TLS server config: {e}"))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| format!("TLS certificate: {e}"))?;
+    // Resumption for clients that ask: a session cache (TLS 1.2 session IDs, TLS 1.3
+    // tickets that name a cached session) large enough for ten thousand clients.
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
     Ok(Arc::new(config))
 }
 
@@ -74,5 +96,5 @@ fn self_signed() -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>
 pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(host.to_string())
-        .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))
+        .map_err(|e| format!("invalid TLS server name '{host}': {e}"))
 }

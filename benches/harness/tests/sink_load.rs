@@ -2,102 +2,14 @@
 //! and check both sides counted the same messages. Every process has a --duration
 //! backstop and every wait a timeout, so a failing test cannot hang.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_mxring-bench");
-
-struct Sink {
-    child: Child,
-    addr: String,
-}
-
-/// Starts a sink on a free loopback port and returns once it is listening.
-fn start_sink(extra: &[&str]) -> Sink {
-    let mut child = Command::new(BIN)
-        .args([
-            "sink",
-            "--listen",
-            "127.0.0.1:0",
-            "--json",
-            "--duration",
-            "60",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start sink");
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .expect("sink stderr");
-    let addr = line
-        .trim()
-        .strip_prefix("sink listening on ")
-        .unwrap_or_else(|| panic!("unexpected sink output {line:?}"))
-        .to_string();
-    Sink { child, addr }
-}
-
-/// Waits for a child with a bound, killing it if it overstays.
-fn finish(mut child: Child, limit: Duration) -> (i32, String) {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            let mut out = String::new();
-            child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut out)
-                .unwrap();
-            return (status.code().unwrap_or(-1), out);
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("process did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn load(addr: &str, extra: &[&str]) -> (i32, Value) {
-    let child = Command::new(BIN)
-        .args([
-            "load",
-            "--target",
-            addr,
-            "--json",
-            "--quiet",
-            "--timeout",
-            "10",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start load");
-    let (code, out) = finish(child, Duration::from_secs(90));
-    let report = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    (code, report)
-}
-
-fn sink_report(sink: Sink) -> Value {
-    let (code, out) = finish(sink.child, Duration::from_secs(90));
-    assert_eq!(code, 0, "sink exit status");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mxring-bench-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use common::{load, sink_report, start_sink, temp_dir, BIN};
 
 #[test]
 fn plaintext_pipelined_reused_connections() {
@@ -111,6 +23,8 @@ fn plaintext_pipelined_reused_connections() {
             "6",
             "--duration",
             "30",
+            "--size",
+            "1k",
         ],
     );
     assert_eq!(code, 0, "{r}");
