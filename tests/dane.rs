@@ -178,7 +178,7 @@ fn dane_ee_mismatch_is_deferred_and_never_delivered() {
     send(&s, false);
     let r = after_first_attempt(&s);
     let reply = r.last_reply.unwrap_or_default();
-    assert_eq!(r.state, "TemporaryFailure", "{reply}");
+    assert_eq!(r.state, "deferred", "{reply}");
     assert!(
         reply.starts_with("4.7.5")
             && reply.contains("TLSA")
@@ -265,7 +265,7 @@ fn servfail_on_tlsa_is_deferred_not_plaintext() {
     send(&s, false);
     let r = after_first_attempt(&s);
     let reply = r.last_reply.unwrap_or_default();
-    assert_eq!(r.state, "TemporaryFailure");
+    assert_eq!(r.state, "deferred");
     assert!(
         reply.starts_with("4.7.5") && reply.contains("SERVFAIL"),
         "{reply}"
