@@ -4,7 +4,9 @@
 pub mod address;
 pub mod client;
 pub mod command;
+pub mod content;
 pub mod data;
+pub mod encode;
 pub mod envelope;
 pub mod params;
 pub mod proxy;

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::address::{parse_path, split_path, AddressError};
 use super::command::{parse_command, Command, CommandError, MAX_COMMAND_LINE};
+use super::content::ContentCheck;
 use super::data::{DataDecoder, DataError};
 use super::envelope::{Envelope, Recipient, TlsFacts};
 use super::params::{parse_mail_params, parse_rcpt_params, MailParams};
@@ -107,9 +108,8 @@ struct Transaction {
     body: Vec<u8>,
     /// Set once a BDAT chunk was taken: DATA is then out of sequence.
     chunking: bool,
-    /// Content octets so far (the Received header excluded).
-    content_size: u64,
-    bdat_error: Option<DataError>,
+    /// The BDAT content rules (the same as DATA's), over the chunks so far.
+    bdat: ContentCheck,
     arrival_ms: u64,
 }
 
@@ -251,8 +251,7 @@ impl ServerSession {
                             event: None,
                         };
                     }
-                    let (error, size) = (decoder.error(), decoder.size());
-                    tx.content_size = size;
+                    let error = decoder.error();
                     if let Some(e) = self.finish_body(error, now, out) {
                         return Fed {
                             consumed: pos,
@@ -273,12 +272,11 @@ impl ServerSession {
                         .as_mut()
                         .filter(|_| self.pending_bdat_refusal.is_none())
                     {
-                        tx.content_size += take as u64;
-                        if tx.content_size > self.cfg.max_message_size {
-                            tx.bdat_error.get_or_insert(DataError::TooBig);
-                        }
-                        if tx.bdat_error.is_none() {
-                            tx.body.extend_from_slice(&input[pos..pos + take]);
+                        let chunk = &input[pos..pos + take];
+                        tx.bdat.check(chunk);
+                        // Past the limit (or any error) content is counted, not kept.
+                        if tx.bdat.error().is_none() {
+                            tx.body.extend_from_slice(chunk);
                         }
                     }
                     pos += take;
@@ -581,8 +579,7 @@ impl ServerSession {
             recipients: Vec::new(),
             body: Vec::new(),
             chunking: false,
-            content_size: 0,
-            bdat_error: None,
+            bdat: ContentCheck::new(self.cfg.max_message_size),
             arrival_ms: 0,
         });
         reply(out, 250, "2.1.0", "Ok");
@@ -745,7 +742,12 @@ impl ServerSession {
         if let Some((code, enh, text)) = self.pending_bdat_refusal.take() {
             return self.error(out, code, enh, text);
         }
-        let error = self.tx.as_ref().and_then(|t| t.bdat_error);
+        if last {
+            if let Some(tx) = self.tx.as_mut() {
+                tx.bdat.finish();
+            }
+        }
+        let error = self.tx.as_ref().and_then(|t| t.bdat.error());
         if error.is_some() || last {
             return self.finish_body(error, now, out);
         }
@@ -777,6 +779,9 @@ impl ServerSession {
                     "5.6.0",
                     "Error: bare <CR> or <LF> in message content",
                 )
+            }
+            Some(DataError::Nul) => {
+                return self.error(out, 550, "5.6.0", "Error: NUL character in message content")
             }
             None => {}
         }
