@@ -238,3 +238,120 @@ fn reset_in_the_middle_of_data_queues_nothing() {
     let q = s.queue();
     assert_eq!(q.len(), 1, "only the complete message is queued: {q:?}");
 }
+
+/// Write `bytes` one at a time every `interval` (for at most `limit`), collecting
+/// whatever the server says meanwhile; stops at the first complete reply line that
+/// starts with `stop`, or when the server closes. Returns what was read and when
+/// it stopped, from `started`.
+fn trickle(
+    raw: &mut TcpStream,
+    bytes: &[u8],
+    interval: Duration,
+    limit: Duration,
+    stop: &str,
+    started: Instant,
+) -> (String, Duration) {
+    let mut seen = Vec::new();
+    raw.set_nonblocking(true).unwrap();
+    for b in bytes.iter().cycle() {
+        if started.elapsed() > limit || raw.write_all(&[*b]).is_err() {
+            break;
+        }
+        let until = Instant::now() + interval;
+        let mut closed = false;
+        while Instant::now() < until {
+            let mut buf = [0u8; 512];
+            match raw.read(&mut buf) {
+                Ok(0) => closed = true,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => closed = true,
+            }
+            let text = String::from_utf8_lossy(&seen);
+            if closed || text.lines().any(|l| l.starts_with(stop)) {
+                return (text.to_string(), started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    (
+        String::from_utf8_lossy(&seen).to_string(),
+        started.elapsed(),
+    )
+}
+
+/// Issue 11, item 2: while the rest of an over-long line is skipped, the command
+/// deadline keeps running from the line's first byte.
+#[test]
+fn slowloris_after_an_overlong_line_hits_the_command_timeout() {
+    let s = server("command_timeout = \"2s\"\n");
+    let mut raw = TcpStream::connect(s.addr("mx")).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut greeting = [0u8; 128];
+    let _ = raw.read(&mut greeting).unwrap();
+    let started = Instant::now();
+    let mut line = b"NOOP ".to_vec();
+    line.extend_from_slice(&[b'A'; 600]);
+    raw.write_all(&line).unwrap();
+    let mut buf = [0u8; 256];
+    let n = raw.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(
+        text.starts_with("500 5.5.2 Error: line too long"),
+        "{text:?}"
+    );
+    // The line goes on, a byte every 300 ms: each read is quick, the line is not.
+    let (text, took) = trickle(
+        &mut raw,
+        b"A",
+        Duration::from_millis(300),
+        Duration::from_secs(10),
+        "421",
+        started,
+    );
+    assert!(
+        text.contains("421 4.4.2 mx.test Error: timeout exceeded"),
+        "after {took:?}: {text:?}"
+    );
+    assert!(took < Duration::from_secs(5), "closed only after {took:?}");
+    still_serves(&s);
+}
+
+/// Issue 11, item 6: DATA trickled slower than the idle timeout allows ends at the
+/// total deadline for a body, `data_total_timeout`.
+#[test]
+fn data_trickle_hits_the_total_data_deadline() {
+    let s = server("data_timeout = \"2s\"\ndata_total_timeout = \"3s\"\n");
+    // DATA content one byte every 300 ms: never idle for 2 s, never done either.
+    let mut raw = TcpStream::connect(s.addr("mx")).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 512];
+    let _ = raw.read(&mut buf).unwrap();
+    raw.write_all(b"EHLO c\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<b@d.test>\r\nDATA\r\n")
+        .unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("354 ") {
+        let n = raw.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before 354");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let started = Instant::now();
+    let (text, took) = trickle(
+        &mut raw,
+        b"Subject: slow\r\n\r\nslow body line\r\n",
+        Duration::from_millis(300),
+        Duration::from_secs(12),
+        "421",
+        started,
+    );
+    assert!(
+        text.contains("421 4.4.2 mx.test Error: message not received within the time allowed"),
+        "after {took:?}: {text:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(6),
+        "closed after {took:?}"
+    );
+    assert!(s.queue().is_empty());
+    still_serves(&s);
+}

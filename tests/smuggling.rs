@@ -96,10 +96,7 @@ fn no_input_smuggles_a_message_past_a_lenient_next_hop() {
     assert!(smuggled.is_empty(), "smuggled messages from {smuggled:?}");
     for id in &accepted {
         let subject = format!("Subject: {id}").into_bytes();
-        let n = seen
-            .iter()
-            .filter(|m| m.lines.contains(&subject))
-            .count();
+        let n = seen.iter().filter(|m| m.lines.contains(&subject)).count();
         assert_eq!(n, 1, "{id}: the next hop saw {n} messages");
     }
     assert_eq!(

@@ -158,6 +158,22 @@ impl ServerSession {
         }
     }
 
+    /// Inside a command line whose start was already consumed (the rest of an
+    /// over-long line being skipped): its deadline runs from its first byte.
+    pub fn mid_line(&self) -> bool {
+        self.skipping_long_line && matches!(self.phase, Phase::Command)
+    }
+
+    /// A message body is being received: from DATA or the first BDAT to the end
+    /// of the message (BDAT chunks and the commands between them).
+    pub fn receiving_body(&self) -> bool {
+        match self.phase {
+            Phase::Data(_) | Phase::Bdat { .. } => true,
+            Phase::Command => self.tx.as_ref().is_some_and(|t| t.chunking),
+            Phase::AwaitingStore | Phase::Closed => false,
+        }
+    }
+
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
     }
@@ -173,6 +189,21 @@ impl ServerSession {
             421,
             "4.4.2",
             &format!("{} Error: timeout exceeded", self.cfg.hostname),
+        );
+        self.phase = Phase::Closed;
+    }
+
+    /// The message took longer than the total time allowed for a body
+    /// (`data_total_timeout`), however steadily it trickled: say so and close.
+    pub fn body_too_slow(&mut self, out: &mut Vec<u8>) {
+        reply(
+            out,
+            421,
+            "4.4.2",
+            &format!(
+                "{} Error: message not received within the time allowed, closing",
+                self.cfg.hostname
+            ),
         );
         self.phase = Phase::Closed;
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio_uring::net::TcpStream;
 
 use super::ctx::ShardCtx;
-use super::transport::Transport;
+use super::transport::{Transport, WriteOutcome};
 use crate::config::ListenerTls;
 use crate::proto::{Event, ServerSession, SessionConfig, Waiting};
 use crate::queue::QueuedMessage;
@@ -59,25 +59,37 @@ pub async fn serve(
     let mut pending: Vec<u8> = Vec::new();
     let mut shutdown = ctx.shutdown.clone();
     let mut command_deadline: Option<tokio::time::Instant> = None;
+    let mut body_deadline: Option<tokio::time::Instant> = None;
+    let data_total = server.data_total_timeout();
     // When the last stored message's final dot was seen, until its reply is written.
     let mut message_seen: Option<std::time::Instant> = None;
     loop {
         loop {
             let fed = session.feed(&pending, SystemTime::now(), &mut out);
             pending.drain(..fed.consumed);
-            if fed.consumed > 0 {
+            if fed.consumed > 0 && !session.mid_line() {
                 command_deadline = None;
             }
             match fed.event {
                 None => break,
                 Some(Event::Close) => {
-                    let _ = transport.write(&out).await;
-                    transport.close().await;
+                    let limit = server.command_timeout.0;
+                    if let WriteOutcome::Written(_) = transport
+                        .write_within(std::mem::take(&mut out), limit)
+                        .await
+                    {
+                        transport.close().await;
+                    }
                     return;
                 }
                 Some(Event::StartTls) => {
-                    if transport.write(&out).await.is_err() {
-                        return;
+                    let limit = server.command_timeout.0;
+                    match transport
+                        .write_within(std::mem::take(&mut out), limit)
+                        .await
+                    {
+                        WriteOutcome::Written(buf) => out = buf,
+                        _ => return,
                     }
                     out.clear();
                     pending.clear();
@@ -110,18 +122,18 @@ pub async fn serve(
         if !out.is_empty() {
             // A client that never reads its replies must not hold the session forever.
             let write_limit = server.command_timeout.0;
-            let Ok((res, buf)) =
-                tokio::time::timeout(write_limit, transport.write_owned(std::mem::take(&mut out)))
-                    .await
-            else {
-                tracing::info!(%peer, "client does not read its replies; connection dropped");
-                return;
-            };
-            out = buf;
-            out.clear();
-            if res.is_err() {
-                return;
+            match transport
+                .write_within(std::mem::take(&mut out), write_limit)
+                .await
+            {
+                WriteOutcome::Written(buf) => out = buf,
+                WriteOutcome::Failed => return,
+                WriteOutcome::Stalled => {
+                    tracing::info!(%peer, "client does not read its replies; connection dropped");
+                    return;
+                }
             }
+            out.clear();
             if let Some(seen) = message_seen.take() {
                 ctx.queue.record_data_to_reply(seen.elapsed());
             }
@@ -134,10 +146,18 @@ pub async fn serve(
             pending = Vec::new();
         }
         let now = tokio::time::Instant::now();
-        let deadline = match session.waiting() {
+        // A body as a whole has a deadline too, so a steady trickle that never
+        // trips the idle timeout still ends (Postfix: smtpd_timeout plus a rate).
+        if session.receiving_body() {
+            body_deadline.get_or_insert(now + data_total);
+        } else {
+            body_deadline = None;
+        }
+        let idle_deadline = match session.waiting() {
             // A command must be complete within the timeout however it trickles in
-            // (slowloris): the clock starts with its first byte, not each read.
-            Waiting::Command if !pending.is_empty() => {
+            // (slowloris): the clock starts with its first byte, not each read, and
+            // that includes the rest of an over-long line being skipped.
+            Waiting::Command if !pending.is_empty() || session.mid_line() => {
                 *command_deadline.get_or_insert(now + server.command_timeout.0)
             }
             Waiting::Command => {
@@ -149,15 +169,24 @@ pub async fn serve(
                 now + server.data_timeout.0
             }
         };
+        let deadline = body_deadline.map_or(idle_deadline, |b| b.min(idle_deadline));
         let idle_between_commands = session.waiting() == Waiting::Command && pending.is_empty();
         tokio::select! {
             read = tokio::time::timeout_at(deadline, transport.read(&mut pending)) => match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
                 Ok(Ok(_)) => {}
                 Err(_) => {
-                    session.timed_out(&mut out);
-                    let _ = transport.write(&out).await;
-                    transport.close().await;
+                    if body_deadline.is_some_and(|b| b <= idle_deadline) {
+                        tracing::info!(%peer, limit = ?data_total, "message not received within data_total_timeout; connection closed");
+                        session.body_too_slow(&mut out);
+                    } else {
+                        session.timed_out(&mut out);
+                    }
+                    if let WriteOutcome::Written(_) =
+                        transport.write_within(out, server.command_timeout.0).await
+                    {
+                        transport.close().await;
+                    }
                     return;
                 }
             },
@@ -165,8 +194,11 @@ pub async fn serve(
             // the middle of DATA may finish (bounded by the drain deadline).
             _ = shutdown.wait_for(|stop| *stop), if idle_between_commands => {
                 session.shutting_down(&mut out);
-                let _ = transport.write(&out).await;
-                transport.close().await;
+                if let WriteOutcome::Written(_) =
+                    transport.write_within(out, server.command_timeout.0).await
+                {
+                    transport.close().await;
+                }
                 return;
             }
         }
