@@ -115,6 +115,7 @@ fn session_config(max_message_size: u64) -> Arc<SessionConfig> {
         listener: "mx".into(),
         listener_tls: ListenerTls::Starttls,
         policy: Arc::new(Policy::from_config(&c, "bench")),
+        postmaster: "postmaster@mx.bench".into(),
     })
 }
 

@@ -355,3 +355,24 @@ fn data_trickle_hits_the_total_data_deadline() {
     assert!(s.queue().is_empty());
     still_serves(&s);
 }
+
+/// Issue 11, item 7: `RCPT TO:<postmaster>` (no domain) is accepted and delivered
+/// to `[server] postmaster`.
+#[test]
+fn bare_postmaster_is_delivered_to_the_configured_address() {
+    let sink = common::sink::Sink::start(Default::default());
+    let s = TestServer::start_cfg(
+        "postmaster = \"hostmaster@ops.test\"\n",
+        &format!(
+            "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\n{}",
+            route_all(sink.addr)
+        ),
+    );
+    let mut c = Client::connect(s.addr("mx"));
+    c.cmd("EHLO c");
+    let (code, text) = c.send_mail("someone@s.test", &["postmaster"], "Subject: hi\n\nhello\n");
+    assert_eq!(code, 250, "{text}");
+    let got = sink.next(30);
+    assert_eq!(got.rcpts, ["hostmaster@ops.test"]);
+    assert_eq!(got.from, "someone@s.test");
+}

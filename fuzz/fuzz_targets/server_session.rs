@@ -72,6 +72,7 @@ fn configs() -> &'static Configs {
                 listener: "mx".into(),
                 listener_tls,
                 policy: policy.clone(),
+                postmaster: "postmaster@mx.test".into(),
             })
         };
         Configs {

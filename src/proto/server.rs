@@ -29,6 +29,8 @@ pub struct SessionConfig {
     pub listener: String,
     pub listener_tls: ListenerTls,
     pub policy: Arc<Policy>,
+    /// The address `RCPT TO:<postmaster>` (no domain) is delivered to.
+    pub postmaster: String,
 }
 
 /// Something the driver must act on before feeding more input.
@@ -632,24 +634,25 @@ impl ServerSession {
             Ok(p) => p,
             Err(_) => return self.error(out, 501, "5.1.3", "Bad recipient address syntax"),
         };
-        let mailbox = match parse_path(path, utf8) {
-            Ok(Some(m)) => m,
-            Ok(None) => return self.error(out, 501, "5.1.3", "Bad recipient address syntax"),
-            Err(AddressError::NeedsSmtpUtf8) => {
-                return self.error(out, 553, "5.6.7", "Non-ASCII address requires SMTPUTF8")
+        // RFC 5321 4.5.1: <postmaster> with no domain is accepted from anyone and
+        // goes to this server's postmaster (no relay check: it is not relaying).
+        let (address, domain) = if path.eq_ignore_ascii_case("postmaster") {
+            (self.cfg.postmaster.clone(), None)
+        } else {
+            match parse_path(path, utf8) {
+                Ok(Some(m)) => (format!("{}@{}", m.local, m.domain), Some(m.domain)),
+                Ok(None) => return self.error(out, 501, "5.1.3", "Bad recipient address syntax"),
+                Err(AddressError::NeedsSmtpUtf8) => {
+                    return self.error(out, 553, "5.6.7", "Non-ASCII address requires SMTPUTF8")
+                }
+                Err(_) => return self.error(out, 501, "5.1.3", "Bad recipient address syntax"),
             }
-            Err(_) => return self.error(out, 501, "5.1.3", "Bad recipient address syntax"),
         };
-        let address = format!("{}@{}", mailbox.local, mailbox.domain);
         if tx.recipients.len() >= self.cfg.max_recipients {
             reply(out, 452, "4.5.3", "Error: too many recipients");
             return None;
         }
-        if !self
-            .cfg
-            .policy
-            .relay_allowed(self.client_ip, mailbox.domain)
-        {
+        if domain.is_some_and(|d| !self.cfg.policy.relay_allowed(self.client_ip, d)) {
             return self.error(
                 out,
                 554,

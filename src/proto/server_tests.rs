@@ -21,6 +21,7 @@ fn config_with(listener_tls: ListenerTls, toml_extra: &str) -> Arc<SessionConfig
         listener: "mx".into(),
         listener_tls,
         policy: Arc::new(Policy::from_config(&c, "test")),
+        postmaster: "postmaster@mx.test".into(),
     })
 }
 
@@ -440,4 +441,26 @@ fn storage_failure_is_not_acknowledged() {
     out.clear();
     s.message_stored(Err(StoreFailure::NoSpace), &mut out);
     assert_eq!(out, b"452 4.3.1 Insufficient system storage\r\n");
+}
+
+/// Issue 11, item 7 (RFC 5321 4.5.1): the bare `<postmaster>`, any case, is accepted
+/// from anyone and stands for the configured postmaster address.
+#[test]
+fn bare_postmaster_is_accepted_for_the_configured_address() {
+    let cfg = config_with(ListenerTls::None, "");
+    let input = b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<postmaster>\r\nRCPT TO:<PostMaster>\r\nRCPT TO:<postmaster@elsewhere.example>\r\nDATA\r\nx\r\n.\r\n";
+    let run = transcript(&cfg, "192.0.2.1", input);
+    assert_eq!(
+        codes(&run.output),
+        ["220", "250", "250", "250", "250", "554", "354", "250"],
+        "{}",
+        run.output
+    );
+    let rcpts: Vec<&str> = run.messages[0]
+        .0
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
+    assert_eq!(rcpts, ["postmaster@mx.test", "postmaster@mx.test"]);
 }

@@ -38,6 +38,7 @@ impl Settings {
                     listener: l.name.clone(),
                     listener_tls: l.tls,
                     policy: policy.clone(),
+                    postmaster: config.server.postmaster_address(),
                 };
                 (l.name.clone(), (Arc::new(cfg), Arc::new(l.clone())))
             })
