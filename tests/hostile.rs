@@ -376,3 +376,59 @@ fn bare_postmaster_is_delivered_to_the_configured_address() {
     assert_eq!(got.rcpts, ["hostmaster@ops.test"]);
     assert_eq!(got.from, "someone@s.test");
 }
+
+/// Issue 11, item 5, the other half: a body held on disk while it arrives (past the
+/// spill threshold) is queued and delivered byte for byte, via DATA and via BDAT
+/// chunks, and no spill file is left behind.
+#[test]
+fn large_bodies_spilled_while_arriving_arrive_intact() {
+    let sink = common::sink::Sink::start(Default::default());
+    let s = TestServer::start_cfg(
+        "",
+        &format!(
+            "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\n{}",
+            route_all(sink.addr)
+        ),
+    );
+    let body: Vec<u8> = (0..40_000)
+        .flat_map(|i| {
+            format!("line {i:05} of a body larger than the spill threshold\r\n").into_bytes()
+        })
+        .collect();
+    let mut c = Client::connect(s.addr("mx"));
+    c.cmd("EHLO c");
+    c.cmd("MAIL FROM:<a@s.test>");
+    c.cmd("RCPT TO:<b@d.test>");
+    assert_eq!(c.cmd("DATA").0, 354);
+    c.send_raw(&body);
+    c.send_raw(b".\r\n");
+    let (code, text) = c.reply();
+    assert_eq!(code, 250, "{text}");
+    c.cmd("MAIL FROM:<a@s.test>");
+    c.cmd("RCPT TO:<b@d.test>");
+    let parts: Vec<&[u8]> = body.chunks(700_001).collect();
+    for (i, part) in parts.iter().enumerate() {
+        let last = if i + 1 == parts.len() { " LAST" } else { "" };
+        c.send_raw(format!("BDAT {}{last}\r\n", part.len()).as_bytes());
+        c.send_raw(part);
+        let (code, text) = c.reply();
+        assert_eq!(code, 250, "chunk {i}: {text}");
+    }
+    for _ in 0..2 {
+        let got = sink.next(30);
+        assert!(got.data.ends_with(&body), "body changed on the way");
+        let received = &got.data[..got.data.len() - body.len()];
+        assert_eq!(
+            String::from_utf8_lossy(received)
+                .matches("Received:")
+                .count(),
+            1,
+            "{}",
+            String::from_utf8_lossy(received)
+        );
+    }
+    s.wait_queue_empty(30);
+    let incoming = s.spool.as_ref().unwrap().path().join("incoming");
+    let left: Vec<_> = std::fs::read_dir(&incoming).unwrap().collect();
+    assert!(left.is_empty(), "spill files left: {left:?}");
+}

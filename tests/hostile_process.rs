@@ -48,6 +48,22 @@ fn established_on(addr: SocketAddr) -> usize {
         .count()
 }
 
+/// A kilobyte figure from /proc/PID/status (VmRSS, VmHWM).
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+}
+
 /// Poll `what` (bounded by `secs`) until `ok` holds of it; the server has no event
 /// for "that connection is gone" that a test could wait on instead.
 fn wait_until<T: std::fmt::Debug>(
@@ -62,6 +78,20 @@ fn wait_until<T: std::fmt::Debug>(
             return v;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A reading that stayed the same for half a second (bounded to ten seconds).
+fn wait_stable(mut what: impl FnMut() -> usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = what();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = what();
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
     }
 }
 
@@ -96,7 +126,17 @@ fn never_reading_clients_are_closed_with_their_fds_and_slots() {
         &work,
         &format!("command_timeout = \"2s\"\nmax_connections_per_ip = {N}\n"),
     );
-    let baseline = open_fds(mx.pid);
+    // One honest session first, so whatever the server opens on first use (its
+    // resolver, the delivery side) is in the baseline.
+    {
+        let mut s = TcpStream::connect(mx.smtp).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"EHLO warm.test\r\nQUIT\r\n").unwrap();
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+    }
+    wait_until(10, || established_on(mx.smtp), |&n| n == 0);
+    let baseline = wait_stable(|| open_fds(mx.pid));
     let floods: Vec<_> = (0..N)
         .map(|_| {
             let addr = mx.smtp;
@@ -138,4 +178,68 @@ fn never_reading_clients_are_closed_with_their_fds_and_slots() {
     assert!(conns <= N, "{conns} connections for a limit of {N}");
     drop(wave1);
     drop(wave2);
+}
+
+/// Issue 11, item 5: ten concurrent DATA streams far over `max_message_size` are
+/// counted and discarded, not kept: the server's peak RSS grows by a few MiB per
+/// session, not by the size of what the clients send.
+#[test]
+fn oversized_data_streams_do_not_grow_memory() {
+    const STREAMS: usize = 10;
+    const SEND: usize = 60 << 20;
+    let work = Workdir::new("oversized");
+    // The default limit, 50 MiB: each stream is over it, and under it for a while.
+    let mx = start(&work, "");
+    let before = status_kib(mx.pid, "VmRSS:");
+    let line = [b"x".repeat(78), b"\r\n".to_vec()].concat();
+    let chunk = line.repeat(64 * 1024 / line.len());
+    let threads: Vec<_> = (0..STREAMS)
+        .map(|_| {
+            let (addr, chunk) = (mx.smtp, chunk.clone());
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                s.write_all(
+                    b"EHLO big.test\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<b@d.test>\r\nDATA\r\n",
+                )
+                .unwrap();
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !String::from_utf8_lossy(&seen).contains("354 ") {
+                    let n = s.read(&mut buf).unwrap();
+                    assert!(n > 0);
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                let mut sent = 0;
+                while sent < SEND {
+                    s.write_all(&chunk).unwrap();
+                    sent += chunk.len();
+                }
+                s.write_all(b".\r\n").unwrap();
+                seen.clear();
+                while !seen.ends_with(b"\r\n") {
+                    let n = s.read(&mut buf).unwrap();
+                    assert!(n > 0);
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                String::from_utf8_lossy(&seen).to_string()
+            })
+        })
+        .collect();
+    for t in threads {
+        let reply = t.join().unwrap();
+        assert!(reply.starts_with("552 5.3.4"), "{reply:?}");
+    }
+    // What was spilled of them is gone with the refusals.
+    let left: Vec<_> = std::fs::read_dir(work.join("spool").join("incoming"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "spill files left: {left:?}");
+    let peak = status_kib(mx.pid, "VmHWM:");
+    let grown_mib = peak.saturating_sub(before) / 1024;
+    eprintln!("RSS before {before} KiB, peak {peak} KiB: +{grown_mib} MiB for {STREAMS} streams of {} MiB", SEND >> 20);
+    assert!(
+        grown_mib <= (STREAMS as u64) * 4,
+        "peak RSS grew by {grown_mib} MiB for {STREAMS} oversized streams"
+    );
 }

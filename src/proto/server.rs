@@ -110,6 +110,9 @@ struct Transaction {
     body: Vec<u8>,
     /// Set once a BDAT chunk was taken: DATA is then out of sequence.
     chunking: bool,
+    /// The id is taken and the Received header written (the body buffer may be
+    /// empty again after the driver moved it to disk).
+    body_started: bool,
     /// The BDAT content rules (the same as DATA's), over the chunks so far.
     bdat: ContentCheck,
     arrival_ms: u64,
@@ -173,6 +176,35 @@ impl ServerSession {
             Phase::Data(_) | Phase::Bdat { .. } => true,
             Phase::Command => self.tx.as_ref().is_some_and(|t| t.chunking),
             Phase::AwaitingStore | Phase::Closed => false,
+        }
+    }
+
+    /// Octets of the message being received held here (our Received header
+    /// included), so the driver can move them to disk before they add up.
+    pub fn body_buffered(&self) -> usize {
+        match self.phase {
+            Phase::Data(_) | Phase::Bdat { .. } | Phase::Command => {
+                self.tx.as_ref().map_or(0, |t| t.body.len())
+            }
+            Phase::AwaitingStore | Phase::Closed => 0,
+        }
+    }
+
+    /// Move the body received so far out (to the driver's spill file); what comes
+    /// next is appended to an empty buffer, and `take_message` hands over only that.
+    pub fn take_body_so_far(&mut self) -> Vec<u8> {
+        match self.tx.as_mut() {
+            Some(t) if self.ready.is_none() => std::mem::take(&mut t.body),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Give back the buffer `take_body_so_far` handed out, emptied, so the next
+    /// part of the body reuses its memory.
+    pub fn reuse_body_buffer(&mut self, mut buf: Vec<u8>) {
+        if let Some(t) = self.tx.as_mut().filter(|t| t.body.is_empty()) {
+            buf.clear();
+            t.body = buf;
         }
     }
 
@@ -612,6 +644,7 @@ impl ServerSession {
             recipients: Vec::new(),
             body: Vec::new(),
             chunking: false,
+            body_started: false,
             bdat: ContentCheck::new(self.cfg.max_message_size),
             arrival_ms: 0,
         });
@@ -697,7 +730,8 @@ impl ServerSession {
         if tx.recipients.is_empty() {
             return Err((554, "5.5.1", "Error: no valid recipients"));
         }
-        if tx.body.is_empty() {
+        if !tx.body_started {
+            tx.body_started = true;
             tx.id = self.ids.next();
             tx.arrival_ms = now
                 .duration_since(UNIX_EPOCH)

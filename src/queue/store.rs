@@ -102,15 +102,40 @@ impl ShardQueue {
         record: &QueuedMessage,
         body: &[u8],
     ) -> Result<(), StoreError> {
+        self.write_new_parts(id, record, None, body)
+    }
+
+    /// Write a new message whose body is what `head` reads (a spill file) followed
+    /// by `tail`; it is durable only after `commit`.
+    pub fn write_new_parts(
+        &self,
+        id: u64,
+        record: &QueuedMessage,
+        head: Option<&mut dyn std::io::Read>,
+        tail: &[u8],
+    ) -> Result<(), StoreError> {
         let started = Instant::now();
         // Bodies go in chunks small enough to stay inside sled's log: a value too
         // big for a log segment becomes a separate blob file, written with an extra
         // file and directory sync each, on the shard's thread.
-        let mut chunks = body.chunks(BODY_CHUNK);
-        let first = chunks.next().unwrap_or(&[]);
-        self.bodies.insert(chunk_key(id, 0), first)?;
-        for (i, chunk) in chunks.enumerate() {
-            self.bodies.insert(chunk_key(id, i as u32 + 1), chunk)?;
+        let mut n = 0u32;
+        if let Some(head) = head {
+            let mut buf = vec![0u8; BODY_CHUNK];
+            loop {
+                let got = read_full(head, &mut buf)?;
+                if got == 0 {
+                    break;
+                }
+                self.bodies.insert(chunk_key(id, n), &buf[..got])?;
+                n += 1;
+            }
+        }
+        for chunk in tail.chunks(BODY_CHUNK) {
+            self.bodies.insert(chunk_key(id, n), chunk)?;
+            n += 1;
+        }
+        if n == 0 {
+            self.bodies.insert(chunk_key(id, 0), &[][..])?;
         }
         self.records.insert(id.to_be_bytes(), encode(record)?)?;
         self.stats.write.record(started.elapsed());
@@ -212,6 +237,20 @@ const SEGMENT_SIZE: usize = 8 << 20;
 /// Body chunk size: a sled leaf holds up to 16 entries, so 16 chunks must stay under
 /// the blob threshold of a quarter segment (2 MiB).
 const BODY_CHUNK: usize = 64 * 1024;
+
+/// Fill `buf` unless the reader ends first; the octets read.
+fn read_full(r: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
 
 fn chunk_key(id: u64, n: u32) -> [u8; 12] {
     let mut k = [0u8; 12];

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio_uring::net::TcpStream;
 
 use super::ctx::ShardCtx;
+use super::spill::{Spill, SPILL_AT};
 use super::transport::{Transport, WriteOutcome};
 use crate::config::ListenerTls;
 use crate::proto::{Event, ServerSession, SessionConfig, Waiting};
@@ -60,6 +61,8 @@ pub async fn serve(
     let mut shutdown = ctx.shutdown.clone();
     let mut command_deadline: Option<tokio::time::Instant> = None;
     let mut body_deadline: Option<tokio::time::Instant> = None;
+    // The part of the message being received that is on disk already.
+    let mut spill = Spilled::None;
     let data_total = server.data_total_timeout();
     // When the last stored message's final dot was seen, until its reply is written.
     let mut message_seen: Option<std::time::Instant> = None;
@@ -67,11 +70,20 @@ pub async fn serve(
         loop {
             let fed = session.feed(&pending, SystemTime::now(), &mut out);
             pending.drain(..fed.consumed);
+            if session.body_buffered() >= SPILL_AT {
+                spill_body(&ctx, &mut session, &mut spill).await;
+            }
             if fed.consumed > 0 && !session.mid_line() {
                 command_deadline = None;
             }
             match fed.event {
-                None => break,
+                None => {
+                    if !session.receiving_body() {
+                        // Refused, reset or done: its spilled part goes.
+                        spill = Spilled::None;
+                    }
+                    break;
+                }
                 Some(Event::Close) => {
                     let limit = server.command_timeout.0;
                     if let WriteOutcome::Written(_) = transport
@@ -113,7 +125,11 @@ pub async fn serve(
                         continue;
                     };
                     message_seen = Some(std::time::Instant::now());
-                    let result = store(&ctx, id, envelope, &body).await;
+                    let result = match std::mem::replace(&mut spill, Spilled::None) {
+                        Spilled::None => store(&ctx, id, envelope, None, &body).await,
+                        Spilled::File(f) => store(&ctx, id, envelope, Some(&f), &body).await,
+                        Spilled::Failed(e) => Err(e),
+                    };
                     session
                         .message_stored(result.map(|_| id).map_err(|e| e.to_failure()), &mut out);
                 }
@@ -245,26 +261,65 @@ async fn read_proxy_header(
     }
 }
 
+/// The body received so far that is on disk, for the message in progress.
+enum Spilled {
+    None,
+    File(Spill),
+    /// Writing it out failed: the message will be refused with this, and what
+    /// more arrives of it is dropped.
+    Failed(crate::queue::StoreError),
+}
+
+/// Move the session's body buffer to the spill file.
+async fn spill_body(ctx: &ShardCtx, session: &mut ServerSession, spill: &mut Spilled) {
+    let chunk = session.take_body_so_far();
+    if let Spilled::None = spill {
+        match Spill::create(&ctx.config.server.spool, ctx.index).await {
+            Ok(f) => *spill = Spilled::File(f),
+            Err(e) => *spill = Spilled::Failed(e.into()),
+        }
+    }
+    if let Spilled::File(f) = spill {
+        match f.append(chunk).await {
+            Ok(buf) => session.reuse_body_buffer(buf),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write an arriving message to the spool; it will be refused");
+                *spill = Spilled::Failed(e.into());
+            }
+        }
+    }
+}
+
 async fn store(
     ctx: &ShardCtx,
     id: u64,
     envelope: crate::proto::Envelope,
-    body: &[u8],
+    spilled: Option<&Spill>,
+    tail: &[u8],
 ) -> Result<(), crate::queue::StoreError> {
-    let record = QueuedMessage::new(envelope, body.len() as u64);
+    let size = spilled.map_or(0, |s| s.len()) + tail.len() as u64;
+    let record = QueuedMessage::new(envelope, size);
     let reserve = ctx.settings().config.queue.min_free_space.0;
+    // A spilled part is on the disk already, and leaves it once in the queue.
     if let Ok(false) = ctx
         .space
-        .has_room(&ctx.config.server.spool, reserve, body.len() as u64)
+        .has_room(&ctx.config.server.spool, reserve, tail.len() as u64)
     {
         tracing::warn!(
             reserve,
-            size = body.len(),
+            size,
             "spool file system nearly full; message refused with 452 4.3.1"
         );
         return Err(crate::queue::StoreError::NoSpace);
     }
-    ctx.queue.write_new(id, &record, body)?;
+    match spilled {
+        None => ctx.queue.write_new(id, &record, tail)?,
+        Some(s) => {
+            let mut head = std::io::BufReader::new(s.reader()?);
+            ctx.queue
+                .write_new_parts(id, &record, Some(&mut head), tail)?;
+        }
+    }
     if let Err(e) = ctx.queue.commit().await {
         // Not acknowledged, so not kept: a retry by the client must not duplicate it.
         let _ = ctx.queue.remove(id);
@@ -275,7 +330,7 @@ async fn store(
         shard = ctx.index,
         from = %record.envelope.sender,
         rcpts = record.envelope.recipients.len(),
-        size = body.len(),
+        size,
         client = %record.envelope.client_ip,
         tls = record.envelope.tls.as_ref().map(|t| t.version.as_str()).unwrap_or("none"),
         cipher = record.envelope.tls.as_ref().map(|t| t.cipher.as_str()).unwrap_or("none"),

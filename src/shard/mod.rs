@@ -6,6 +6,7 @@ mod ctx;
 mod inbound;
 mod iplimit;
 mod listener;
+mod spill;
 pub mod transport;
 
 pub use ctx::{Settings, ShardCtx};
@@ -100,6 +101,9 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
         Spool::open(&config.server.spool)
             .with_context(|| format!("opening spool {}", config.server.spool.display()))?,
     );
+    // After the spool's lock is ours: no other server is spilling into it.
+    spill::reset_dir(&config.server.spool)
+        .with_context(|| format!("clearing {}", spill::dir(&config.server.spool).display()))?;
     let settings = Arc::new(build_settings(config.clone(), origin)?);
 
     let mut bound = Vec::new();
