@@ -63,7 +63,7 @@ pub struct ServerConfig {
     pub data_timeout: Dur,
     /// Longest time a message body may take from DATA (or the first BDAT) to its
     /// end, however steadily it trickles; then 421 4.4.2 and close. Default: 10
-    /// minutes per started MiB of `max_message_size` (50MiB: 8h20m), a minimum rate
+    /// minutes per started MiB of `max_message_size` (50MiB: 500 minutes), a minimum rate
     /// of about 1.7 KiB/s for a message of the largest size.
     pub data_total_timeout: Option<Dur>,
     /// Where mail for the bare `<postmaster>` (RFC 5321 4.5.1: no domain) is
