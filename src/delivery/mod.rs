@@ -11,6 +11,7 @@ pub mod outcome;
 mod pool;
 mod scheduler;
 mod unreachable;
+mod unsaved;
 
 pub use dns::{Dns, DnsFailure, MxHost};
 pub use engine::{admin_request, recover, run};
