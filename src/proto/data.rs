@@ -282,6 +282,22 @@ mod tests {
     }
 
     #[test]
+    fn nul_is_refused_wherever_it_is() {
+        for evil in [
+            &b"a\r\n\0.\r\nMAIL FROM:<x@y>\r\n.\r\n"[..],
+            b"\0\r\n.\r\n",
+            b".\0\r\n.\r\n",
+            b"ab\0cd\r\n.\r\n",
+        ] {
+            let (out, _, done, err) = decode_all(evil);
+            assert!(done, "{evil:?}");
+            assert_eq!(err, Some(DataError::Nul), "{evil:?}");
+            assert!(!out.contains(&0), "{evil:?}");
+            decode_split_everywhere(evil);
+        }
+    }
+
+    #[test]
     fn overlong_text_line_is_an_error() {
         let mut input = vec![b'x'; 999];
         input.extend_from_slice(b"\r\n.\r\n");

@@ -300,11 +300,9 @@ async fn store(
     let size = spilled.map_or(0, |s| s.len()) + tail.len() as u64;
     let record = QueuedMessage::new(envelope, size);
     let reserve = ctx.settings().config.queue.min_free_space.0;
-    // A spilled part is on the disk already, and leaves it once in the queue.
-    if let Ok(false) = ctx
-        .space
-        .has_room(&ctx.config.server.spool, reserve, tail.len() as u64)
-    {
+    // The whole size, spilled part included: the store writes it all again before
+    // the spill file goes.
+    if let Ok(false) = ctx.space.has_room(&ctx.config.server.spool, reserve, size) {
         tracing::warn!(
             reserve,
             size,
