@@ -193,7 +193,7 @@ pub async fn serve(
                 Ok(Ok(_)) => {}
                 Err(_) => {
                     if body_deadline.is_some_and(|b| b <= idle_deadline) {
-                        tracing::info!(%peer, limit = ?data_total, "message not received within data_total_timeout; connection closed");
+                        tracing::info!(%peer, limit_secs = data_total.as_secs(), "message not received within data_total_timeout (our limit); connection closed");
                         session.body_too_slow(&mut out);
                     } else {
                         session.timed_out(&mut out);
