@@ -116,6 +116,7 @@ fn session_config(max_message_size: u64) -> Arc<SessionConfig> {
         listener_tls: ListenerTls::Starttls,
         policy: Arc::new(Policy::from_config(&c, "bench")),
         auth: Default::default(),
+        postmaster: "postmaster@mx.bench".into(),
     })
 }
 

@@ -238,3 +238,197 @@ fn reset_in_the_middle_of_data_queues_nothing() {
     let q = s.queue();
     assert_eq!(q.len(), 1, "only the complete message is queued: {q:?}");
 }
+
+/// Write `bytes` one at a time every `interval` (for at most `limit`), collecting
+/// whatever the server says meanwhile; stops at the first complete reply line that
+/// starts with `stop`, or when the server closes. Returns what was read and when
+/// it stopped, from `started`.
+fn trickle(
+    raw: &mut TcpStream,
+    bytes: &[u8],
+    interval: Duration,
+    limit: Duration,
+    stop: &str,
+    started: Instant,
+) -> (String, Duration) {
+    let mut seen = Vec::new();
+    raw.set_nonblocking(true).unwrap();
+    for b in bytes.iter().cycle() {
+        if started.elapsed() > limit || raw.write_all(&[*b]).is_err() {
+            break;
+        }
+        let until = Instant::now() + interval;
+        let mut closed = false;
+        while Instant::now() < until {
+            let mut buf = [0u8; 512];
+            match raw.read(&mut buf) {
+                Ok(0) => closed = true,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => closed = true,
+            }
+            let text = String::from_utf8_lossy(&seen);
+            if closed || text.lines().any(|l| l.starts_with(stop)) {
+                return (text.to_string(), started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    (
+        String::from_utf8_lossy(&seen).to_string(),
+        started.elapsed(),
+    )
+}
+
+/// Issue 11, item 2: while the rest of an over-long line is skipped, the command
+/// deadline keeps running from the line's first byte.
+#[test]
+fn slowloris_after_an_overlong_line_hits_the_command_timeout() {
+    let s = server("command_timeout = \"2s\"\n");
+    let mut raw = TcpStream::connect(s.addr("mx")).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut greeting = [0u8; 128];
+    let _ = raw.read(&mut greeting).unwrap();
+    let started = Instant::now();
+    let mut line = b"NOOP ".to_vec();
+    line.extend_from_slice(&[b'A'; 600]);
+    raw.write_all(&line).unwrap();
+    let mut buf = [0u8; 256];
+    let n = raw.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(
+        text.starts_with("500 5.5.2 Error: line too long"),
+        "{text:?}"
+    );
+    // The line goes on, a byte every 300 ms: each read is quick, the line is not.
+    let (text, took) = trickle(
+        &mut raw,
+        b"A",
+        Duration::from_millis(300),
+        Duration::from_secs(10),
+        "421",
+        started,
+    );
+    assert!(
+        text.contains("421 4.4.2 mx.test Error: timeout exceeded"),
+        "after {took:?}: {text:?}"
+    );
+    assert!(took < Duration::from_secs(5), "closed only after {took:?}");
+    still_serves(&s);
+}
+
+/// Issue 11, item 6: DATA trickled slower than the idle timeout allows ends at the
+/// total deadline for a body, `data_total_timeout`.
+#[test]
+fn data_trickle_hits_the_total_data_deadline() {
+    let s = server("data_timeout = \"2s\"\ndata_total_timeout = \"3s\"\n");
+    // DATA content one byte every 300 ms: never idle for 2 s, never done either.
+    let mut raw = TcpStream::connect(s.addr("mx")).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 512];
+    let _ = raw.read(&mut buf).unwrap();
+    raw.write_all(b"EHLO c\r\nMAIL FROM:<a@s.test>\r\nRCPT TO:<b@d.test>\r\nDATA\r\n")
+        .unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("354 ") {
+        let n = raw.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before 354");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let started = Instant::now();
+    let (text, took) = trickle(
+        &mut raw,
+        b"Subject: slow\r\n\r\nslow body line\r\n",
+        Duration::from_millis(300),
+        Duration::from_secs(12),
+        "421",
+        started,
+    );
+    assert!(
+        text.contains("421 4.4.2 mx.test Error: message not received within the time allowed"),
+        "after {took:?}: {text:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(6),
+        "closed after {took:?}"
+    );
+    assert!(s.queue().is_empty());
+    still_serves(&s);
+}
+
+/// Issue 11, item 7: `RCPT TO:<postmaster>` (no domain) is accepted and delivered
+/// to `[server] postmaster`.
+#[test]
+fn bare_postmaster_is_delivered_to_the_configured_address() {
+    let sink = common::sink::Sink::start(Default::default());
+    let s = TestServer::start_cfg(
+        "postmaster = \"hostmaster@ops.test\"\n",
+        &format!(
+            "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\n{}",
+            route_all(sink.addr)
+        ),
+    );
+    let mut c = Client::connect(s.addr("mx"));
+    c.cmd("EHLO c");
+    let (code, text) = c.send_mail("someone@s.test", &["postmaster"], "Subject: hi\n\nhello\n");
+    assert_eq!(code, 250, "{text}");
+    let got = sink.next(30);
+    assert_eq!(got.rcpts, ["hostmaster@ops.test"]);
+    assert_eq!(got.from, "someone@s.test");
+}
+
+/// Issue 11, item 5, the other half: a body held on disk while it arrives (past the
+/// spill threshold) is queued and delivered byte for byte, via DATA and via BDAT
+/// chunks, and no spill file is left behind.
+#[test]
+fn large_bodies_spilled_while_arriving_arrive_intact() {
+    let sink = common::sink::Sink::start(Default::default());
+    let s = TestServer::start_cfg(
+        "",
+        &format!(
+            "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\n{}",
+            route_all(sink.addr)
+        ),
+    );
+    let body: Vec<u8> = (0..40_000)
+        .flat_map(|i| {
+            format!("line {i:05} of a body larger than the spill threshold\r\n").into_bytes()
+        })
+        .collect();
+    let mut c = Client::connect(s.addr("mx"));
+    c.cmd("EHLO c");
+    c.cmd("MAIL FROM:<a@s.test>");
+    c.cmd("RCPT TO:<b@d.test>");
+    assert_eq!(c.cmd("DATA").0, 354);
+    c.send_raw(&body);
+    c.send_raw(b".\r\n");
+    let (code, text) = c.reply();
+    assert_eq!(code, 250, "{text}");
+    c.cmd("MAIL FROM:<a@s.test>");
+    c.cmd("RCPT TO:<b@d.test>");
+    let parts: Vec<&[u8]> = body.chunks(700_001).collect();
+    for (i, part) in parts.iter().enumerate() {
+        let last = if i + 1 == parts.len() { " LAST" } else { "" };
+        c.send_raw(format!("BDAT {}{last}\r\n", part.len()).as_bytes());
+        c.send_raw(part);
+        let (code, text) = c.reply();
+        assert_eq!(code, 250, "chunk {i}: {text}");
+    }
+    for _ in 0..2 {
+        let got = sink.next(30);
+        assert!(got.data.ends_with(&body), "body changed on the way");
+        let received = &got.data[..got.data.len() - body.len()];
+        assert_eq!(
+            String::from_utf8_lossy(received)
+                .matches("Received:")
+                .count(),
+            1,
+            "{}",
+            String::from_utf8_lossy(received)
+        );
+    }
+    s.wait_queue_empty(30);
+    let incoming = s.spool.as_ref().unwrap().path().join("incoming");
+    let left: Vec<_> = std::fs::read_dir(&incoming).unwrap().collect();
+    assert!(left.is_empty(), "spill files left: {left:?}");
+}

@@ -49,7 +49,10 @@ fn transaction(flags: u8, n: usize) -> OutboundTx {
 }
 
 fn check_commands(out: &[u8]) {
-    assert!(out.is_empty() || out.ends_with(b"\r\n"), "command ends mid-line");
+    assert!(
+        out.is_empty() || out.ends_with(b"\r\n"),
+        "command ends mid-line"
+    );
     for (i, &c) in out.iter().enumerate() {
         match c {
             b'\r' => assert_eq!(out.get(i + 1), Some(&b'\n'), "bare CR in commands"),

@@ -20,8 +20,14 @@ fn check_path(arg: &str, is_mail: bool) {
     let Ok((path, params)) = split_path(arg) else {
         return;
     };
-    assert!(is_subslice(arg.as_bytes(), path.as_bytes()), "path not in arg");
-    assert!(is_subslice(arg.as_bytes(), params.as_bytes()), "params not in arg");
+    assert!(
+        is_subslice(arg.as_bytes(), path.as_bytes()),
+        "path not in arg"
+    );
+    assert!(
+        is_subslice(arg.as_bytes(), params.as_bytes()),
+        "params not in arg"
+    );
     assert_eq!(params, params.trim(), "params are trimmed");
     for utf8 in [false, true] {
         match parse_path(path, utf8) {

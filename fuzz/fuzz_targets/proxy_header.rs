@@ -45,9 +45,9 @@ fuzz_target!(|data: &[u8]| {
                 match parse_proxy_header(&data[..cut]) {
                     Ok(None) => {}
                     Err(p) if discriminant(&p) == discriminant(e) => {}
-                    other => panic!(
-                        "prefix of {cut} bytes gives {other:?}, the whole input {result:?}"
-                    ),
+                    other => {
+                        panic!("prefix of {cut} bytes gives {other:?}, the whole input {result:?}")
+                    }
                 }
             }
         }

@@ -25,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(Some((r, n))) => {
             assert!(n > 0 && n <= data.len(), "consumed {n} of {}", data.len());
             assert!((200..600).contains(&r.code), "code {}", r.code);
-            assert!(!r.lines.is_empty() && r.lines.len() <= 200, "{} lines", r.lines.len());
+            assert!(
+                !r.lines.is_empty() && r.lines.len() <= 200,
+                "{} lines",
+                r.lines.len()
+            );
             assert_eq!(data[n - 1], b'\n', "reply does not end at a line end");
             assert_eq!(parse_reply(&data[..n]), Ok(Some((r.clone(), n))));
             for cut in cuts(n) {
@@ -40,8 +44,7 @@ fuzz_target!(|data: &[u8]| {
             // The writer replaces control characters, always writes CRLF and a
             // separator, and U+FFFD from lossy decoding is longer than the byte it
             // replaced: round trip only lines that none of this can push past the limit.
-            if r
-                .lines
+            if r.lines
                 .iter()
                 .all(|l| l.len() <= 4000 && !l.chars().any(char::is_control))
             {

@@ -23,7 +23,9 @@ use libfuzzer_sys::fuzz_target;
 use mxring::config::{self, ListenerTls, TlsVersion};
 use mxring::policy::Policy;
 use mxring::proto::reply::parse_reply;
-use mxring::proto::{Envelope, Event, IdSource, ServerSession, SessionConfig, StoreFailure, TlsFacts};
+use mxring::proto::{
+    Envelope, Event, IdSource, ServerSession, SessionConfig, StoreFailure, TlsFacts,
+};
 
 const MAX_RECIPIENTS: usize = 3;
 const DATA_GO_AHEAD: &[u8] = b"354 End data with <CR><LF>.<CR><LF>\r\n";
@@ -73,6 +75,7 @@ fn configs() -> &'static Configs {
                 listener_tls,
                 policy: policy.clone(),
                 auth: Default::default(),
+                postmaster: "postmaster@mx.test".into(),
             })
         };
         Configs {
@@ -180,7 +183,9 @@ fn drive(flags: u8, chunks: &[&[u8]]) -> Run {
                 }
                 Some(Event::Authenticate) => {
                     // Listeners here offer no AUTH, so this never happens; answer anyway.
-                    let c = s.take_credentials().expect("Event::Authenticate has credentials");
+                    let c = s
+                        .take_credentials()
+                        .expect("Event::Authenticate has credentials");
                     let _ = c;
                     s.auth_checked(mxring::proto::auth::AuthOutcome::Rejected, &mut out);
                 }
@@ -199,15 +204,25 @@ fn drive(flags: u8, chunks: &[&[u8]]) -> Run {
 
 /// The output must be CRLF-terminated lines making up whole, well-formed replies.
 fn check_output(out: &[u8]) {
-    assert!(out.is_empty() || out.ends_with(b"\r\n"), "output ends mid-line");
+    assert!(
+        out.is_empty() || out.ends_with(b"\r\n"),
+        "output ends mid-line"
+    );
     for line in out.split(|&b| b == b'\n') {
         if line.is_empty() {
             continue; // after the final LF
         }
         let text = line.strip_suffix(b"\r").unwrap_or_else(|| {
-            panic!("reply line without CRLF: {:?}", String::from_utf8_lossy(line))
+            panic!(
+                "reply line without CRLF: {:?}",
+                String::from_utf8_lossy(line)
+            )
         });
-        assert!(!text.contains(&b'\r'), "bare CR in a reply: {:?}", String::from_utf8_lossy(line));
+        assert!(
+            !text.contains(&b'\r'),
+            "bare CR in a reply: {:?}",
+            String::from_utf8_lossy(line)
+        );
         assert!(
             text.len() >= 4
                 && text[..3].iter().all(u8::is_ascii_digit)
@@ -247,7 +262,10 @@ fuzz_target!(|data: &[u8]| {
                 String::from_utf8_lossy(&split.out)
             );
         }
-        assert_eq!(split.messages, whole.messages, "messages depend on the split");
+        assert_eq!(
+            split.messages, whole.messages,
+            "messages depend on the split"
+        );
         assert_eq!(split.closed, whole.closed);
     }
 });

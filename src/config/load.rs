@@ -73,6 +73,24 @@ fn validate(c: &Config, _text: &str) -> Result<(), Problem> {
             "must be at least 1".into(),
         ));
     }
+    if let Some(pm) = &c.server.postmaster {
+        if crate::proto::address::parse_mailbox(pm, true).is_err() {
+            return Err((
+                "server",
+                None,
+                "postmaster",
+                "must be a mail address (local@domain)".into(),
+            ));
+        }
+    }
+    if c.server.data_total_timeout.is_some_and(|d| d.0.is_zero()) {
+        return Err((
+            "server",
+            None,
+            "data_total_timeout",
+            "must be above zero".into(),
+        ));
+    }
     if c.listeners.is_empty() {
         return Err((
             "listener",

@@ -71,6 +71,14 @@ pub struct ServerConfig {
     pub command_timeout: Dur,
     /// Idle time allowed inside DATA or BDAT (RFC 5321 data block: 3 minutes). Default 3m.
     pub data_timeout: Dur,
+    /// Longest time a message body may take from DATA (or the first BDAT) to its
+    /// end, however steadily it trickles; then 421 4.4.2 and close. Default: 10
+    /// minutes per started MiB of `max_message_size` (50MiB: 500 minutes), a minimum rate
+    /// of about 1.7 KiB/s for a message of the largest size.
+    pub data_total_timeout: Option<Dur>,
+    /// Where mail for the bare `<postmaster>` (RFC 5321 4.5.1: no domain) is
+    /// delivered. Default: postmaster@`hostname`.
+    pub postmaster: Option<String>,
     /// Errors in one session before it is closed with 421. Default 20.
     pub max_errors: usize,
     /// Open connections from one client address; more get 421 4.7.0. Enforced per
@@ -93,10 +101,30 @@ impl Default for ServerConfig {
             max_connections_per_shard: 10_000,
             command_timeout: Dur(std::time::Duration::from_secs(300)),
             data_timeout: Dur(std::time::Duration::from_secs(180)),
+            data_total_timeout: None,
+            postmaster: None,
             max_errors: 20,
             max_connections_per_ip: 100,
             connection_rate_per_ip: 0,
         }
+    }
+}
+
+impl ServerConfig {
+    /// `data_total_timeout`, or its default from `max_message_size`.
+    pub fn data_total_timeout(&self) -> std::time::Duration {
+        if let Some(d) = self.data_total_timeout {
+            return d.0;
+        }
+        let mib = self.max_message_size.0.div_ceil(1 << 20).max(1);
+        std::time::Duration::from_secs(600 * mib)
+    }
+
+    /// The address `<postmaster>` stands for.
+    pub fn postmaster_address(&self) -> String {
+        self.postmaster
+            .clone()
+            .unwrap_or_else(|| format!("postmaster@{}", self.hostname))
     }
 }
 

@@ -424,6 +424,8 @@ async fn deliver_group(
     group: &[usize],
 ) -> Result<(String, Option<crate::proto::TlsFacts>, bool, TxOutcome), AttemptError> {
     let _slot = d.pool.slot(addr).await;
+    // Only canonical lines leave (BDAT too, whose size must then be the new one).
+    let body = &*crate::proto::encode::canonical(body);
     let tx = OutboundTx {
         sender: rec.envelope.sender.clone(),
         rcpts: group

@@ -13,6 +13,7 @@ use super::notify::queue_dsn;
 use super::outcome::{apply, Followup, RcptResult, ResultKind};
 use super::pool::Pool;
 use super::scheduler::ms;
+use super::unsaved::{Pending, Unsaved};
 use crate::admin::{AdminAction, AdminRequest};
 use crate::dsn::{Decider, DsnKind};
 use crate::proto::received::format_id;
@@ -60,7 +61,11 @@ pub async fn run(ctx: Rc<ShardCtx>) {
         config.outbound.max_deliveries_per_shard.max(1),
     ));
     let mut shutdown = ctx.shutdown.clone();
+    let unsaved = Rc::new(Unsaved::default());
     loop {
+        if !unsaved.is_empty() {
+            unsaved.retry(&ctx.queue).await;
+        }
         let (due, sleep) = ctx.scheduler.due(SystemTime::now());
         for id in due {
             let permit = tokio::select! {
@@ -70,10 +75,10 @@ pub async fn run(ctx: Rc<ShardCtx>) {
                     return;
                 }
             };
-            let (ctx, d) = (ctx.clone(), d.clone());
+            let (ctx, d, unsaved) = (ctx.clone(), d.clone(), unsaved.clone());
             ctx.scheduler.begin();
             tokio_uring::spawn(async move {
-                process(&ctx, &d, id).await;
+                process(&ctx, &d, &unsaved, id).await;
                 ctx.scheduler.end();
                 drop(permit);
             });
@@ -82,6 +87,9 @@ pub async fn run(ctx: Rc<ShardCtx>) {
         let mut sleep = sleep.unwrap_or(Duration::from_secs(3600));
         if idle_open > 0 {
             sleep = sleep.min(Duration::from_secs(1));
+        }
+        if !unsaved.is_empty() {
+            sleep = sleep.min(UNSAVED_RETRY);
         }
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
@@ -94,7 +102,16 @@ pub async fn run(ctx: Rc<ShardCtx>) {
     }
 }
 
-async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, id: u64) {
+/// How soon a queue write that failed is tried again.
+const UNSAVED_RETRY: Duration = Duration::from_millis(500);
+
+async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, unsaved: &Unsaved, id: u64) {
+    // The record on disk is behind what was delivered: bring it up to date first.
+    if unsaved.has(id) && !unsaved.retry(&ctx.queue).await {
+        ctx.scheduler
+            .schedule(id, ms(SystemTime::now() + Duration::from_secs(1)));
+        return;
+    }
     let settings = ctx.settings();
     let Ok(Some(mut rec)) = ctx.queue.get(id) else {
         return;
@@ -134,8 +151,10 @@ async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, id: u64) {
     } else {
         ctx.queue.update(id, &rec)
     };
+    let mut saved = true;
     if let Err(e) = write {
-        tracing::error!(id = %format_id(id), error = %e, "cannot update queue record");
+        tracing::error!(id = %format_id(id), error = %e, "cannot update queue record; retrying until it is written");
+        saved = false;
     }
     // A recipient that reached its end, or a DSN, must survive a crash (or it is
     // delivered or reported twice). A pure deferral need not wait for the disk: it
@@ -143,8 +162,17 @@ async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, id: u64) {
     let settled = results.iter().any(|(_, r)| r.kind != ResultKind::Temporary);
     if f.done || settled || !new.is_empty() {
         if let Err(e) = ctx.queue.commit().await {
-            tracing::error!(id = %format_id(id), error = %e, "commit after delivery failed");
+            tracing::error!(id = %format_id(id), error = %e, "commit after delivery failed; retrying until it is written");
+            saved = false;
         }
+    }
+    if !saved {
+        let pending = if f.done {
+            Pending::Remove
+        } else {
+            Pending::Update(Box::new(rec.clone()))
+        };
+        unsaved.keep(id, pending);
     }
     for (nid, nrec) in new {
         ctx.scheduler.enqueued(nid, &nrec);

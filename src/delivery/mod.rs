@@ -13,6 +13,7 @@ mod pool;
 mod scheduler;
 mod stub;
 mod unreachable;
+mod unsaved;
 
 pub use dns::{Addresses, Dns, DnsFailure, MxAnswer, MxHost};
 pub use engine::{admin_request, recover, run};

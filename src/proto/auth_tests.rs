@@ -26,6 +26,7 @@ fn config(listener_tls: ListenerTls, mode: ListenerAuth, show_login: bool) -> Ar
         listener: "submission".into(),
         listener_tls,
         policy: Arc::new(Policy::from_config(&c, "test")),
+        postmaster: "postmaster@mx.test".into(),
         auth: SubmissionConfig {
             mode,
             show_login_in_received: show_login,

@@ -1,6 +1,7 @@
 //! The DATA decoder: removes dot-stuffing, finds the end marker and enforces the
 //! message limits. The end of data is CRLF "." CRLF and nothing else; a bare CR or
-//! LF anywhere is recorded as an error, never normalised (the SMTP smuggling class).
+//! LF anywhere is recorded as an error, never normalised (the SMTP smuggling class),
+//! and so is a NUL (a receiver that drops NULs would see "CRLF NUL . CRLF" as an end).
 
 /// Longest text line RFC 5321 4.5.3.1.6 allows, CRLF included.
 pub const MAX_TEXT_LINE: usize = 1000;
@@ -13,15 +14,30 @@ pub enum DataError {
     TooBig,
     LineTooLong,
     BareLineEnding,
+    Nul,
 }
 
 impl DataError {
-    fn bit(self) -> u8 {
+    /// In the order a reply names them.
+    pub const ALL: [DataError; 4] = [
+        DataError::TooBig,
+        DataError::LineTooLong,
+        DataError::BareLineEnding,
+        DataError::Nul,
+    ];
+
+    pub(crate) fn bit(self) -> u8 {
         match self {
             DataError::TooBig => 1,
             DataError::LineTooLong => 2,
             DataError::BareLineEnding => 4,
+            DataError::Nul => 8,
         }
+    }
+
+    /// The most important error of a set of `bit`s.
+    pub(crate) fn first_of(bits: u8) -> Option<DataError> {
+        DataError::ALL.into_iter().find(|e| bits & e.bit() != 0)
     }
 }
 
@@ -62,13 +78,7 @@ impl DataDecoder {
 
     /// The most important error seen, if any.
     pub fn error(&self) -> Option<DataError> {
-        [
-            DataError::TooBig,
-            DataError::LineTooLong,
-            DataError::BareLineEnding,
-        ]
-        .into_iter()
-        .find(|e| self.errors & e.bit() != 0)
+        DataError::first_of(self.errors)
     }
 
     /// Octets of message content so far (after unstuffing).
@@ -134,7 +144,7 @@ impl DataDecoder {
                 }
                 State::Text => {
                     let rest = &input[i..];
-                    match memchr::memchr2(b'\r', b'\n', rest) {
+                    match memchr::memchr3(b'\r', b'\n', 0, rest) {
                         None => {
                             self.line_len += rest.len();
                             self.check_line();
@@ -145,10 +155,16 @@ impl DataDecoder {
                             self.line_len += p;
                             self.check_line();
                             self.emit(out, &rest[..p]);
-                            if rest[p] == b'\n' {
-                                self.fail(DataError::BareLineEnding);
-                            } else {
-                                self.state = State::Cr;
+                            match rest[p] {
+                                b'\n' => self.fail(DataError::BareLineEnding),
+                                b'\r' => self.state = State::Cr,
+                                _ => {
+                                    // Counted as content, never kept.
+                                    self.fail(DataError::Nul);
+                                    self.line_len += 1;
+                                    self.check_line();
+                                    self.emit(out, b"\0");
+                                }
                             }
                             i += p + 1;
                         }
@@ -266,6 +282,22 @@ mod tests {
     }
 
     #[test]
+    fn nul_is_refused_wherever_it_is() {
+        for evil in [
+            &b"a\r\n\0.\r\nMAIL FROM:<x@y>\r\n.\r\n"[..],
+            b"\0\r\n.\r\n",
+            b".\0\r\n.\r\n",
+            b"ab\0cd\r\n.\r\n",
+        ] {
+            let (out, _, done, err) = decode_all(evil);
+            assert!(done, "{evil:?}");
+            assert_eq!(err, Some(DataError::Nul), "{evil:?}");
+            assert!(!out.contains(&0), "{evil:?}");
+            decode_split_everywhere(evil);
+        }
+    }
+
+    #[test]
     fn overlong_text_line_is_an_error() {
         let mut input = vec![b'x'; 999];
         input.extend_from_slice(b"\r\n.\r\n");
@@ -315,34 +347,7 @@ mod tests {
     }
 }
 
-/// Dot-stuff `body` for DATA and append the end marker. A body that does not end
-/// in CRLF gets one, so the marker is always on a line of its own.
-pub fn dot_stuff(body: &[u8], out: &mut Vec<u8>) {
-    out.reserve(body.len() + body.len() / 64 + 5);
-    let mut rest = body;
-    let mut line_start = true;
-    while !rest.is_empty() {
-        if line_start && rest[0] == b'.' {
-            out.push(b'.');
-        }
-        match memchr::memchr(b'\n', rest) {
-            Some(p) => {
-                out.extend_from_slice(&rest[..=p]);
-                rest = &rest[p + 1..];
-                line_start = true;
-            }
-            None => {
-                out.extend_from_slice(rest);
-                rest = &[];
-                line_start = false;
-            }
-        }
-    }
-    if !body.is_empty() && !body.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-}
+pub use super::encode::dot_stuff;
 
 #[cfg(test)]
 mod stuff_tests {

@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::address::{parse_path, split_path, AddressError};
 use super::auth::{AuthOutcome, Credentials, Next, Pending, MAX_AUTH_LINE};
 use super::command::{parse_command, Command, CommandError, MAX_COMMAND_LINE};
+use super::content::ContentCheck;
 use super::data::{DataDecoder, DataError};
 use super::envelope::{Envelope, Recipient, TlsFacts};
 use super::params::{parse_mail_params, parse_rcpt_params, MailParams};
@@ -29,6 +30,8 @@ pub struct SessionConfig {
     pub listener: String,
     pub listener_tls: ListenerTls,
     pub policy: Arc<Policy>,
+    /// The address `RCPT TO:<postmaster>` (no domain) is delivered to.
+    pub postmaster: String,
     /// SMTP AUTH on this listener, and whether Received names the login.
     pub auth: SubmissionConfig,
 }
@@ -136,9 +139,11 @@ struct Transaction {
     body: Vec<u8>,
     /// Set once a BDAT chunk was taken: DATA is then out of sequence.
     chunking: bool,
-    /// Content octets so far (the Received header excluded).
-    content_size: u64,
-    bdat_error: Option<DataError>,
+    /// The id is taken and the Received header written (the body buffer may be
+    /// empty again after the driver moved it to disk).
+    body_started: bool,
+    /// The BDAT content rules (the same as DATA's), over the chunks so far.
+    bdat: ContentCheck,
     arrival_ms: u64,
 }
 
@@ -196,6 +201,52 @@ impl ServerSession {
         }
     }
 
+    /// Inside a command line whose start was already consumed (the rest of an
+    /// over-long line being skipped): its deadline runs from its first byte.
+    pub fn mid_line(&self) -> bool {
+        self.skipping_long_line && matches!(self.phase, Phase::Command)
+    }
+
+    /// A message body is being received: from DATA or the first BDAT to the end
+    /// of the message (BDAT chunks and the commands between them).
+    pub fn receiving_body(&self) -> bool {
+        match self.phase {
+            Phase::Data(_) | Phase::Bdat { .. } => true,
+            Phase::Command => self.tx.as_ref().is_some_and(|t| t.chunking),
+            // AUTH is only allowed outside a transaction.
+            Phase::AwaitingStore | Phase::AwaitingAuth | Phase::Closed => false,
+        }
+    }
+
+    /// Octets of the message being received held here (our Received header
+    /// included), so the driver can move them to disk before they add up.
+    pub fn body_buffered(&self) -> usize {
+        match self.phase {
+            Phase::Data(_) | Phase::Bdat { .. } | Phase::Command => {
+                self.tx.as_ref().map_or(0, |t| t.body.len())
+            }
+            Phase::AwaitingStore | Phase::AwaitingAuth | Phase::Closed => 0,
+        }
+    }
+
+    /// Move the body received so far out (to the driver's spill file); what comes
+    /// next is appended to an empty buffer, and `take_message` hands over only that.
+    pub fn take_body_so_far(&mut self) -> Vec<u8> {
+        match self.tx.as_mut() {
+            Some(t) if self.ready.is_none() => std::mem::take(&mut t.body),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Give back the buffer `take_body_so_far` handed out, emptied, so the next
+    /// part of the body reuses its memory.
+    pub fn reuse_body_buffer(&mut self, mut buf: Vec<u8>) {
+        if let Some(t) = self.tx.as_mut().filter(|t| t.body.is_empty()) {
+            buf.clear();
+            t.body = buf;
+        }
+    }
+
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
     }
@@ -211,6 +262,21 @@ impl ServerSession {
             421,
             "4.4.2",
             &format!("{} Error: timeout exceeded", self.cfg.hostname),
+        );
+        self.phase = Phase::Closed;
+    }
+
+    /// The message took longer than the total time allowed for a body
+    /// (`data_total_timeout`), however steadily it trickled: say so and close.
+    pub fn body_too_slow(&mut self, out: &mut Vec<u8>) {
+        reply(
+            out,
+            421,
+            "4.4.2",
+            &format!(
+                "{} Error: message not received within the time allowed, closing",
+                self.cfg.hostname
+            ),
         );
         self.phase = Phase::Closed;
     }
@@ -321,8 +387,7 @@ impl ServerSession {
                             event: None,
                         };
                     }
-                    let (error, size) = (decoder.error(), decoder.size());
-                    tx.content_size = size;
+                    let error = decoder.error();
                     if let Some(e) = self.finish_body(error, now, out) {
                         return Fed {
                             consumed: pos,
@@ -343,12 +408,11 @@ impl ServerSession {
                         .as_mut()
                         .filter(|_| self.pending_bdat_refusal.is_none())
                     {
-                        tx.content_size += take as u64;
-                        if tx.content_size > self.cfg.max_message_size {
-                            tx.bdat_error.get_or_insert(DataError::TooBig);
-                        }
-                        if tx.bdat_error.is_none() {
-                            tx.body.extend_from_slice(&input[pos..pos + take]);
+                        let chunk = &input[pos..pos + take];
+                        tx.bdat.check(chunk);
+                        // Past the limit (or any error) content is counted, not kept.
+                        if tx.bdat.error().is_none() {
+                            tx.body.extend_from_slice(chunk);
                         }
                     }
                     pos += take;
@@ -730,8 +794,8 @@ impl ServerSession {
             recipients: Vec::new(),
             body: Vec::new(),
             chunking: false,
-            content_size: 0,
-            bdat_error: None,
+            body_started: false,
+            bdat: ContentCheck::new(self.cfg.max_message_size),
             arrival_ms: 0,
         });
         reply(out, 250, "2.1.0", "Ok");
@@ -753,25 +817,27 @@ impl ServerSession {
             Ok(p) => p,
             Err(_) => return self.error(out, 501, "5.1.3", "Bad recipient address syntax"),
         };
-        let mailbox = match parse_path(path, utf8) {
-            Ok(Some(m)) => m,
-            Ok(None) => return self.error(out, 501, "5.1.3", "Bad recipient address syntax"),
-            Err(AddressError::NeedsSmtpUtf8) => {
-                return self.error(out, 553, "5.6.7", "Non-ASCII address requires SMTPUTF8")
+        // RFC 5321 4.5.1: <postmaster> with no domain is accepted from anyone and
+        // goes to this server's postmaster (no relay check: it is not relaying).
+        let (address, domain) = if path.eq_ignore_ascii_case("postmaster") {
+            (self.cfg.postmaster.clone(), None)
+        } else {
+            match parse_path(path, utf8) {
+                Ok(Some(m)) => (format!("{}@{}", m.local, m.domain), Some(m.domain)),
+                Ok(None) => return self.error(out, 501, "5.1.3", "Bad recipient address syntax"),
+                Err(AddressError::NeedsSmtpUtf8) => {
+                    return self.error(out, 553, "5.6.7", "Non-ASCII address requires SMTPUTF8")
+                }
+                Err(_) => return self.error(out, 501, "5.1.3", "Bad recipient address syntax"),
             }
-            Err(_) => return self.error(out, 501, "5.1.3", "Bad recipient address syntax"),
         };
-        let address = format!("{}@{}", mailbox.local, mailbox.domain);
         if tx.recipients.len() >= self.cfg.max_recipients {
             reply(out, 452, "4.5.3", "Error: too many recipients");
             return None;
         }
         // An authenticated session may relay (RFC 6409 submission).
         if self.identity.is_none()
-            && !self
-                .cfg
-                .policy
-                .relay_allowed(self.client_ip, mailbox.domain)
+            && domain.is_some_and(|d| !self.cfg.policy.relay_allowed(self.client_ip, d))
         {
             return self.error(
                 out,
@@ -817,7 +883,8 @@ impl ServerSession {
         if tx.recipients.is_empty() {
             return Err((554, "5.5.1", "Error: no valid recipients"));
         }
-        if tx.body.is_empty() {
+        if !tx.body_started {
+            tx.body_started = true;
             tx.id = self.ids.next();
             tx.arrival_ms = now
                 .duration_since(UNIX_EPOCH)
@@ -902,7 +969,12 @@ impl ServerSession {
         if let Some((code, enh, text)) = self.pending_bdat_refusal.take() {
             return self.error(out, code, enh, text);
         }
-        let error = self.tx.as_ref().and_then(|t| t.bdat_error);
+        if last {
+            if let Some(tx) = self.tx.as_mut() {
+                tx.bdat.finish();
+            }
+        }
+        let error = self.tx.as_ref().and_then(|t| t.bdat.error());
         if error.is_some() || last {
             return self.finish_body(error, now, out);
         }
@@ -934,6 +1006,9 @@ impl ServerSession {
                     "5.6.0",
                     "Error: bare <CR> or <LF> in message content",
                 )
+            }
+            Some(DataError::Nul) => {
+                return self.error(out, 550, "5.6.0", "Error: NUL character in message content")
             }
             None => {}
         }

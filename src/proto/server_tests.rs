@@ -22,6 +22,7 @@ fn config_with(listener_tls: ListenerTls, toml_extra: &str) -> Arc<SessionConfig
         listener_tls,
         policy: Arc::new(Policy::from_config(&c, "test")),
         auth: Default::default(),
+        postmaster: "postmaster@mx.test".into(),
     })
 }
 
@@ -161,16 +162,81 @@ fn pipelined_group_gets_all_replies_in_order() {
 }
 
 #[test]
-fn bdat_chunks_and_binary_content() {
+fn bdat_chunks_are_kept_as_sent() {
     let cfg = config_with(ListenerTls::None, "");
-    let input = b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@local.example>\r\nBDAT 5\r\nab\r\nRBDAT 4 LAST\r\n.\r\n\nQUIT\r\n";
+    // A CR at the end of one chunk and its LF at the start of the next is one CRLF.
+    let input = b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@local.example>\r\nBDAT 4\r\nabc\rBDAT 4 LAST\r\n\n.\r\nQUIT\r\n";
     let run = transcript(&cfg, "192.0.2.1", input);
     assert_eq!(
         codes(&run.output),
         ["220", "250", "250", "250", "250", "250", "221"]
     );
-    assert!(run.output.contains("250 2.0.0 5 octets received"));
-    assert!(run.messages[0].1.ends_with(b"ab\r\nR.\r\n\n"));
+    assert!(run.output.contains("250 2.0.0 4 octets received"));
+    assert!(run.messages[0].1.ends_with(b"\r\nabc\r\n.\r\n"));
+}
+
+/// The audit's BDAT smuggling inputs (issue 11): BDAT content follows DATA's rules,
+/// so a bare CR or LF, or a NUL, is refused with 550 5.6.0 and nothing is stored.
+#[test]
+fn bdat_refuses_bare_line_endings_and_nul_like_data() {
+    let cfg = config_with(ListenerTls::None, "");
+    for (content, text) in [
+        (
+            &b"Subject: x\r\n\r\nT\r.\r\nMAIL FROM:<smuggled@evil.test>\r\n"[..],
+            "bare <CR> or <LF>",
+        ),
+        (
+            b"T\r.\nMAIL FROM:<smuggled@evil.test>\r\n",
+            "bare <CR> or <LF>",
+        ),
+        (
+            b"T\r.\rMAIL FROM:<smuggled@evil.test>\r\n",
+            "bare <CR> or <LF>",
+        ),
+        (b"T\n.\nX\r\n", "bare <CR> or <LF>"),
+        (b"ends in a bare CR\r", "bare <CR> or <LF>"),
+        (
+            b"T\r\n\x00.\r\nMAIL FROM:<smuggled@evil.test>\r\n",
+            "NUL character",
+        ),
+    ] {
+        let mut input = format!(
+            "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@local.example>\r\nBDAT {} LAST\r\n",
+            content.len()
+        )
+        .into_bytes();
+        input.extend_from_slice(content);
+        input.extend_from_slice(b"NOOP\r\n");
+        let run = transcript(&cfg, "192.0.2.1", &input);
+        let shown = String::from_utf8_lossy(content);
+        assert_eq!(
+            codes(&run.output),
+            ["220", "250", "250", "250", "550", "250"],
+            "{shown:?}: {}",
+            run.output
+        );
+        assert!(
+            run.output.contains(&format!("550 5.6.0 Error: {text}")),
+            "{shown:?}: {}",
+            run.output
+        );
+        assert!(run.messages.is_empty(), "{shown:?} was stored");
+    }
+}
+
+#[test]
+fn data_refuses_nul() {
+    let cfg = config_with(ListenerTls::None, "");
+    let input = b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@local.example>\r\nDATA\r\nT\r\n\x00.\r\nMAIL FROM:<smuggled@evil.test>\r\n.\r\nNOOP\r\n";
+    let run = transcript(&cfg, "192.0.2.1", input);
+    assert_eq!(
+        codes(&run.output),
+        ["220", "250", "250", "250", "354", "550", "250"]
+    );
+    assert!(run
+        .output
+        .contains("550 5.6.0 Error: NUL character in message content"));
+    assert!(run.messages.is_empty());
 }
 
 #[test]
@@ -382,4 +448,26 @@ fn storage_failure_is_not_acknowledged() {
     out.clear();
     s.message_stored(Err(StoreFailure::NoSpace), &mut out);
     assert_eq!(out, b"452 4.3.1 Insufficient system storage\r\n");
+}
+
+/// Issue 11, item 7 (RFC 5321 4.5.1): the bare `<postmaster>`, any case, is accepted
+/// from anyone and stands for the configured postmaster address.
+#[test]
+fn bare_postmaster_is_accepted_for_the_configured_address() {
+    let cfg = config_with(ListenerTls::None, "");
+    let input = b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<postmaster>\r\nRCPT TO:<PostMaster>\r\nRCPT TO:<postmaster@elsewhere.example>\r\nDATA\r\nx\r\n.\r\n";
+    let run = transcript(&cfg, "192.0.2.1", input);
+    assert_eq!(
+        codes(&run.output),
+        ["220", "250", "250", "250", "250", "554", "354", "250"],
+        "{}",
+        run.output
+    );
+    let rcpts: Vec<&str> = run.messages[0]
+        .0
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
+    assert_eq!(rcpts, ["postmaster@mx.test", "postmaster@mx.test"]);
 }

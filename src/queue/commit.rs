@@ -1,16 +1,19 @@
 //! Group commit. Shards write records to sled without waiting, then ask this thread
 //! for a commit; it takes every request that arrived meanwhile, flushes sled once,
-//! fdatasyncs the store's files once, and releases all of them together.
+//! fdatasyncs the store's files once, and releases all of them together. It also
+//! brings a wedged store back (see `store::Shared`): while wedged it looks twice a
+//! second whether the spool has room again, and reopens the Db when it has.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::stats::StoreStats;
+use super::store::Shared;
 use super::StoreError;
 
 pub struct CommitWaiter {
@@ -24,12 +27,12 @@ pub struct Committer {
 }
 
 impl Committer {
-    pub fn start(db: sled::Db, dir: PathBuf, stats: Arc<StoreStats>) -> std::io::Result<Committer> {
+    pub fn start(shared: Arc<Shared>, stats: Arc<StoreStats>) -> std::io::Result<Committer> {
         let (tx, rx) = crossbeam_channel::bounded::<CommitWaiter>(65_536);
-        let syncer = FileSyncer::new(&dir)?;
+        let syncer = FileSyncer::new(shared.dir())?;
         let thread = std::thread::Builder::new()
             .name("mxring-commit".into())
-            .spawn(move || run(db, syncer, rx, stats))?;
+            .spawn(move || run(shared, syncer, rx, stats))?;
         Ok(Committer {
             tx: Some(tx),
             thread: Some(thread),
@@ -52,13 +55,44 @@ impl Drop for Committer {
     }
 }
 
-fn run(db: sled::Db, mut syncer: FileSyncer, rx: Receiver<CommitWaiter>, stats: Arc<StoreStats>) {
+/// How often a wedged store looks for room, and how much it wants: two log
+/// segments, so the reopened store does not wedge again at its first write.
+const REOPEN_EVERY: Duration = Duration::from_millis(500);
+const REOPEN_ROOM: u64 = 2 * super::store::SEGMENT_SIZE as u64;
+
+fn run(
+    shared: Arc<Shared>,
+    mut syncer: FileSyncer,
+    rx: Receiver<CommitWaiter>,
+    stats: Arc<StoreStats>,
+) {
     let mut batch = Vec::with_capacity(256);
-    while let Ok(first) = rx.recv() {
+    loop {
+        let first = if shared.is_wedged() {
+            match rx.recv_timeout(REOPEN_EVERY) {
+                Ok(w) => Some(w),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(w) => Some(w),
+                Err(_) => return,
+            }
+        };
+        if shared.is_wedged() {
+            let room = super::space::available_bytes(shared.dir()).unwrap_or(0);
+            if room >= REOPEN_ROOM && shared.reopen() {
+                if let Ok(s) = FileSyncer::new(shared.dir()) {
+                    syncer = s;
+                }
+            }
+        }
+        let Some(first) = first else { continue };
         batch.push(first);
         batch.extend(rx.try_iter());
         let started = Instant::now();
-        let result = db.flush().map_err(StoreError::from).and_then(|_| {
+        let result = shared.run(|db| db.flush()).and_then(|_| {
             let flushed = Instant::now();
             stats.commit_flush.record(flushed - started);
             let synced = syncer.sync().map_err(StoreError::from);

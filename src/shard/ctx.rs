@@ -45,6 +45,7 @@ impl Settings {
                         mode: l.auth,
                         show_login_in_received: config.auth.show_login_in_received,
                     },
+                    postmaster: config.server.postmaster_address(),
                 };
                 (l.name.clone(), (Arc::new(cfg), Arc::new(l.clone())))
             })

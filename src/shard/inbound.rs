@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 use tokio_uring::net::TcpStream;
 
 use super::ctx::ShardCtx;
-use super::transport::Transport;
+use super::spill::{Spill, SPILL_AT};
+use super::transport::{Transport, WriteOutcome};
 use crate::config::ListenerTls;
 use crate::metrics;
 use crate::proto::auth::AuthOutcome;
@@ -64,26 +65,49 @@ pub async fn serve(
     let mut pending: Vec<u8> = Vec::new();
     let mut shutdown = ctx.shutdown.clone();
     let mut command_deadline: Option<tokio::time::Instant> = None;
+    let mut body_deadline: Option<tokio::time::Instant> = None;
+    // The part of the message being received that is on disk already.
+    let mut spill = Spilled::None;
+    let data_total = server.data_total_timeout();
     // When the last stored message's final dot was seen, until its reply is written.
     let mut message_seen: Option<std::time::Instant> = None;
     loop {
         loop {
             let fed = session.feed(&pending, SystemTime::now(), &mut out);
             pending.drain(..fed.consumed);
-            if fed.consumed > 0 {
+            if session.body_buffered() >= SPILL_AT {
+                spill_body(&ctx, &mut session, &mut spill).await;
+            }
+            if fed.consumed > 0 && !session.mid_line() {
                 command_deadline = None;
             }
             match fed.event {
-                None => break,
+                None => {
+                    if !session.receiving_body() {
+                        // Refused, reset or done: its spilled part goes.
+                        spill = Spilled::None;
+                    }
+                    break;
+                }
                 Some(Event::Close) => {
                     metrics::global().count_inbound_replies(&out);
-                    let _ = transport.write(&out).await;
-                    transport.close().await;
+                    let limit = server.command_timeout.0;
+                    if let WriteOutcome::Written(_) = transport
+                        .write_within(std::mem::take(&mut out), limit)
+                        .await
+                    {
+                        transport.close().await;
+                    }
                     return;
                 }
                 Some(Event::StartTls) => {
-                    if transport.write(&out).await.is_err() {
-                        return;
+                    let limit = server.command_timeout.0;
+                    match transport
+                        .write_within(std::mem::take(&mut out), limit)
+                        .await
+                    {
+                        WriteOutcome::Written(buf) => out = buf,
+                        _ => return,
                     }
                     out.clear();
                     pending.clear();
@@ -120,7 +144,11 @@ pub async fn serve(
                     };
                     message_seen = Some(std::time::Instant::now());
                     let login = session.login().map(str::to_owned);
-                    let result = store(&ctx, id, envelope, login, &body).await;
+                    let result = match std::mem::replace(&mut spill, Spilled::None) {
+                        Spilled::None => store(&ctx, id, envelope, login, None, &body).await,
+                        Spilled::File(f) => store(&ctx, id, envelope, login, Some(&f), &body).await,
+                        Spilled::Failed(e) => Err(e),
+                    };
                     session
                         .message_stored(result.map(|_| id).map_err(|e| e.to_failure()), &mut out);
                 }
@@ -130,18 +158,18 @@ pub async fn serve(
             metrics::global().count_inbound_replies(&out);
             // A client that never reads its replies must not hold the session forever.
             let write_limit = server.command_timeout.0;
-            let Ok((res, buf)) =
-                tokio::time::timeout(write_limit, transport.write_owned(std::mem::take(&mut out)))
-                    .await
-            else {
-                tracing::info!(%peer, "client does not read its replies; connection dropped");
-                return;
-            };
-            out = buf;
-            out.clear();
-            if res.is_err() {
-                return;
+            match transport
+                .write_within(std::mem::take(&mut out), write_limit)
+                .await
+            {
+                WriteOutcome::Written(buf) => out = buf,
+                WriteOutcome::Failed => return,
+                WriteOutcome::Stalled => {
+                    tracing::info!(%peer, "client does not read its replies; connection dropped");
+                    return;
+                }
             }
+            out.clear();
             if let Some(seen) = message_seen.take() {
                 ctx.queue.record_data_to_reply(seen.elapsed());
             }
@@ -154,10 +182,18 @@ pub async fn serve(
             pending = Vec::new();
         }
         let now = tokio::time::Instant::now();
-        let deadline = match session.waiting() {
+        // A body as a whole has a deadline too, so a steady trickle that never
+        // trips the idle timeout still ends (Postfix: smtpd_timeout plus a rate).
+        if session.receiving_body() {
+            body_deadline.get_or_insert(now + data_total);
+        } else {
+            body_deadline = None;
+        }
+        let idle_deadline = match session.waiting() {
             // A command must be complete within the timeout however it trickles in
-            // (slowloris): the clock starts with its first byte, not each read.
-            Waiting::Command if !pending.is_empty() => {
+            // (slowloris): the clock starts with its first byte, not each read, and
+            // that includes the rest of an over-long line being skipped.
+            Waiting::Command if !pending.is_empty() || session.mid_line() => {
                 *command_deadline.get_or_insert(now + server.command_timeout.0)
             }
             Waiting::Command => {
@@ -169,15 +205,24 @@ pub async fn serve(
                 now + server.data_timeout.0
             }
         };
+        let deadline = body_deadline.map_or(idle_deadline, |b| b.min(idle_deadline));
         let idle_between_commands = session.waiting() == Waiting::Command && pending.is_empty();
         tokio::select! {
             read = tokio::time::timeout_at(deadline, transport.read(&mut pending)) => match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
                 Ok(Ok(_)) => {}
                 Err(_) => {
-                    session.timed_out(&mut out);
-                    let _ = transport.write(&out).await;
-                    transport.close().await;
+                    if body_deadline.is_some_and(|b| b <= idle_deadline) {
+                        tracing::info!(%peer, limit_secs = data_total.as_secs(), "message not received within data_total_timeout (our limit); connection closed");
+                        session.body_too_slow(&mut out);
+                    } else {
+                        session.timed_out(&mut out);
+                    }
+                    if let WriteOutcome::Written(_) =
+                        transport.write_within(out, server.command_timeout.0).await
+                    {
+                        transport.close().await;
+                    }
                     return;
                 }
             },
@@ -185,8 +230,11 @@ pub async fn serve(
             // the middle of DATA may finish (bounded by the drain deadline).
             _ = shutdown.wait_for(|stop| *stop), if idle_between_commands => {
                 session.shutting_down(&mut out);
-                let _ = transport.write(&out).await;
-                transport.close().await;
+                if let WriteOutcome::Written(_) =
+                    transport.write_within(out, server.command_timeout.0).await
+                {
+                    transport.close().await;
+                }
                 return;
             }
         }
@@ -233,28 +281,65 @@ async fn read_proxy_header(
     }
 }
 
+/// The body received so far that is on disk, for the message in progress.
+enum Spilled {
+    None,
+    File(Spill),
+    /// Writing it out failed: the message will be refused with this, and what
+    /// more arrives of it is dropped.
+    Failed(crate::queue::StoreError),
+}
+
+/// Move the session's body buffer to the spill file.
+async fn spill_body(ctx: &ShardCtx, session: &mut ServerSession, spill: &mut Spilled) {
+    let chunk = session.take_body_so_far();
+    if let Spilled::None = spill {
+        match Spill::create(&ctx.config.server.spool, ctx.index).await {
+            Ok(f) => *spill = Spilled::File(f),
+            Err(e) => *spill = Spilled::Failed(e.into()),
+        }
+    }
+    if let Spilled::File(f) = spill {
+        match f.append(chunk).await {
+            Ok(buf) => session.reuse_body_buffer(buf),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write an arriving message to the spool; it will be refused");
+                *spill = Spilled::Failed(e.into());
+            }
+        }
+    }
+}
+
 async fn store(
     ctx: &ShardCtx,
     id: u64,
     envelope: crate::proto::Envelope,
     login: Option<String>,
-    body: &[u8],
+    spilled: Option<&Spill>,
+    tail: &[u8],
 ) -> Result<(), crate::queue::StoreError> {
-    let mut record = QueuedMessage::new(envelope, body.len() as u64);
+    let size = spilled.map_or(0, |s| s.len()) + tail.len() as u64;
+    let mut record = QueuedMessage::new(envelope, size);
     record.login = login;
     let reserve = ctx.settings().config.queue.min_free_space.0;
-    if let Ok(false) = ctx
-        .space
-        .has_room(&ctx.config.server.spool, reserve, body.len() as u64)
-    {
+    // The whole size, spilled part included: the store writes it all again before
+    // the spill file goes.
+    if let Ok(false) = ctx.space.has_room(&ctx.config.server.spool, reserve, size) {
         tracing::warn!(
             reserve,
-            size = body.len(),
+            size,
             "spool file system nearly full; message refused with 452 4.3.1"
         );
         return Err(crate::queue::StoreError::NoSpace);
     }
-    ctx.queue.write_new(id, &record, body)?;
+    match spilled {
+        None => ctx.queue.write_new(id, &record, tail)?,
+        Some(s) => {
+            let mut head = std::io::BufReader::new(s.reader()?);
+            ctx.queue
+                .write_new_parts(id, &record, Some(&mut head), tail)?;
+        }
+    }
     if let Err(e) = ctx.queue.commit().await {
         // Not acknowledged, so not kept: a retry by the client must not duplicate it.
         let _ = ctx.queue.remove(id);
@@ -265,7 +350,7 @@ async fn store(
         shard = ctx.index,
         from = %record.envelope.sender,
         rcpts = record.envelope.recipients.len(),
-        size = body.len(),
+        size,
         client = %record.envelope.client_ip,
         tls = record.envelope.tls.as_ref().map(|t| t.version.as_str()).unwrap_or("none"),
         cipher = record.envelope.tls.as_ref().map(|t| t.cipher.as_str()).unwrap_or("none"),

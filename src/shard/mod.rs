@@ -6,6 +6,7 @@ mod ctx;
 mod inbound;
 mod iplimit;
 mod listener;
+mod spill;
 pub mod transport;
 
 pub use ctx::{Settings, ShardCtx};
@@ -108,6 +109,9 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
         Spool::open(&config.server.spool)
             .with_context(|| format!("opening spool {}", config.server.spool.display()))?,
     );
+    // After the spool's lock is ours: no other server is spilling into it.
+    spill::reset_dir(&config.server.spool)
+        .with_context(|| format!("clearing {}", spill::dir(&config.server.spool).display()))?;
     let accounts = crate::auth::load_accounts(&config.auth)?;
     let auth = crate::auth::Authenticator::start(
         &config.auth,

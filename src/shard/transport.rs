@@ -202,12 +202,76 @@ impl Transport {
         }
     }
 
-    /// Say goodbye politely (close_notify) when TLS is up; errors are irrelevant now.
+    /// Send `data` within `limit`. A peer that does not take it in time is cut off
+    /// for real: the socket is reset (SO_LINGER 0, then shut down both ways), which
+    /// ends the write still waiting on the ring, and we wait for the ring to give the
+    /// buffer back. Only then may the caller drop the transport, so its fd is closed
+    /// and the connection gone when the caller's slot (per-IP count) is released;
+    /// merely dropping the write future would leave the operation, and with it the
+    /// fd and its full send queue, alive in the kernel.
+    pub async fn write_within(&mut self, data: Vec<u8>, limit: Duration) -> WriteOutcome {
+        let fd = self.raw_fd();
+        let write = self.write_owned(data);
+        tokio::pin!(write);
+        tokio::select! {
+            (res, buf) = &mut write => match res {
+                Ok(()) => WriteOutcome::Written(buf),
+                Err(_) => WriteOutcome::Failed,
+            },
+            _ = tokio::time::sleep(limit) => {
+                reset(fd);
+                // The reset fails the pending send at once; the bound is a guard.
+                let _ = tokio::time::timeout(Duration::from_secs(5), write).await;
+                WriteOutcome::Stalled
+            }
+        }
+    }
+
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.stream.as_raw_fd()
+    }
+
+    /// Say goodbye politely (close_notify) when TLS is up; errors are irrelevant now,
+    /// but a peer that does not read gets no more than a few seconds of it.
     pub async fn close(mut self) {
         if let Some(conn) = self.tls.as_mut() {
             conn.send_close_notify();
-            let _ = self.flush_tls().await;
+            let fd = self.raw_fd();
+            let flush = self.flush_tls();
+            tokio::pin!(flush);
+            if tokio::time::timeout(CLOSE_LIMIT, &mut flush).await.is_err() {
+                reset(fd);
+                let _ = tokio::time::timeout(CLOSE_LIMIT, flush).await;
+                return;
+            }
         }
-        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        // Both ways: a read still waiting on the ring (its future dropped at a
+        // timeout) ends now, so the fd is closed without waiting for the client.
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// How long a goodbye may take.
+const CLOSE_LIMIT: Duration = Duration::from_secs(5);
+
+/// What became of a bounded write.
+pub enum WriteOutcome {
+    /// All sent; the buffer comes back for reuse.
+    Written(Vec<u8>),
+    /// The connection failed (the peer went away).
+    Failed,
+    /// The peer did not take the data in time; the connection has been reset.
+    Stalled,
+}
+
+/// Reset a connection: RST instead of FIN, so the kernel drops the unsent queue,
+/// and shut it down both ways, which wakes and fails any operation waiting on it.
+fn reset(fd: std::os::fd::RawFd) {
+    // SAFETY: `fd` belongs to a stream the caller still owns (it is closed only when
+    // the transport is dropped, after this returns); the borrow ends here.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let sock = socket2::SockRef::from(&fd);
+    let _ = sock.set_linger(Some(Duration::ZERO));
+    let _ = sock.shutdown(std::net::Shutdown::Both);
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod lenient;
 pub mod sink;
 
 use std::net::SocketAddr;

@@ -78,7 +78,12 @@ pub struct Sink {
 
 impl Sink {
     pub fn start(delay: Duration) -> Sink {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_at("127.0.0.1:0", delay)
+    }
+
+    /// Listen on a given address (a port the server was told about before).
+    pub fn start_at(bind: &str, delay: Duration) -> Sink {
+        let listener = TcpListener::bind(bind).unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(SinkState {
             counts: Mutex::new(Counts::default()),
