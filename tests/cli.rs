@@ -200,3 +200,43 @@ fn queue_show_is_readable_and_json_on_request() {
         "the list uses the same words"
     );
 }
+
+/// explain speaks the config's own words: `on_failure: bounce`, `tls = "required"`.
+#[test]
+fn explain_prints_config_spellings_not_rust_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("explain.toml");
+    std::fs::write(
+        &config,
+        "[[listener]]\nname = \"securemx\"\naddress = \"127.0.0.1:0\"\ntls = \"required\"\n\
+         [[outbound_tls]]\ndomains = [\"their.test\"]\nlevel = \"encrypt\"\non_failure = \"bounce\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = mxring()
+            .args(["policy", "explain", "--config"])
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let outbound = run(&["--direction", "outbound", "--recipient", "a@their.test"]);
+    assert!(outbound.contains("on_failure: bounce"), "{outbound}");
+    let inbound = run(&["--direction", "inbound", "--recipient", "a@x.test"]);
+    assert!(
+        inbound.contains("listener securemx (tls = \"required\")"),
+        "{inbound}"
+    );
+    for text in [&outbound, &inbound] {
+        assert!(
+            !text.contains("Bounce") && !text.contains("Required"),
+            "{text}"
+        );
+    }
+}
