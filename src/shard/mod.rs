@@ -310,7 +310,7 @@ async fn shard_main(
     let mut delivery_ended = false;
     tracing::info!(
         shard = index,
-        backend = backend.name(),
+        backend = %backend.name(),
         listeners = listener_count,
         "shard accepting"
     );
