@@ -2,7 +2,9 @@
 //! seccomp filter that makes io_uring's system calls fail with EPERM, as Docker's
 //! default profile does. With `io = "auto"` it warns, runs every shard on epoll and
 //! relays mail end to end over STARTTLS (in and out); with `io = "uring"` it refuses
-//! to start, says why, and exits non-zero.
+//! to start, says why, and exits non-zero. And a shard whose runtime cannot start
+//! (the probe's tiny ring is allowed, a real one is not) stops the process with a
+//! clear message and exit status 70 instead of leaving a server that serves nothing.
 //!
 //! MXRING_IO is removed from the child's environment: these tests are about the
 //! config key, and must mean the same in CI's second (MXRING_IO=epoll) run.
@@ -16,7 +18,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::client::Client;
-use common::seccomp::block_io_uring;
+use common::seccomp::{block_io_uring, block_large_io_urings};
 use common::sink::Sink;
 use mxring::config::TlsVersion;
 
@@ -38,6 +40,12 @@ fn config(dir: &std::path::Path, io: &str, next_hop: SocketAddr) -> std::path::P
 }
 
 fn mxring_blocked(config: &std::path::Path) -> Command {
+    let mut cmd = mxring(config);
+    block_io_uring(&mut cmd);
+    cmd
+}
+
+fn mxring(config: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mxring"));
     cmd.args(["serve", "--config"])
         .arg(config)
@@ -46,7 +54,6 @@ fn mxring_blocked(config: &std::path::Path) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    block_io_uring(&mut cmd);
     cmd
 }
 
@@ -157,4 +164,36 @@ fn uring_refuses_to_start_when_io_uring_is_blocked() {
     );
     assert!(!stderr.contains("listening"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_shard_that_cannot_start_stops_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "uring", "127.0.0.1:9".parse().unwrap());
+    let mut cmd = mxring(&cfg);
+    block_large_io_urings(&mut cmd);
+    let child = cmd.spawn().expect("spawn mxring");
+    let pid = child.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(START_LIMIT) {
+        Ok(out) => out.expect("run mxring"),
+        Err(_) => {
+            // SAFETY: kill(2) on our own child, not yet reaped (the waiter still waits).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("mxring stayed up with a shard that could not start");
+        }
+    };
+    runner.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(70), "{stderr}");
+    assert!(
+        stderr.contains("(io_uring back end) failed: its io_uring runtime could not start")
+            && stderr.contains("Operation not permitted")
+            && stderr.contains("mxring stops"),
+        "a clear message naming the shard and the reason:\n{stderr}"
+    );
+    assert!(!stderr.contains("listening"), "{stderr}");
 }
