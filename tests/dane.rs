@@ -388,7 +388,7 @@ fn check_tls(
         timeout: Duration::from_secs(10),
         level,
     };
-    tokio_uring::start(async move { mxring::checktls::check(&opts).await })
+    run_on_chosen_backend(async move { mxring::checktls::check(&opts).await })
 }
 
 use mxring::config::TlsLevel;
@@ -756,4 +756,10 @@ fn a_mismatch_follows_on_failure_bounce() {
         "{diag}"
     );
     assert!(dest.arrivals.try_recv().is_err());
+}
+
+/// Run on the back end `mxring serve` would pick (MXRING_IO, else auto).
+fn run_on_chosen_backend<F: std::future::Future>(fut: F) -> F::Output {
+    let backend = mxring::net::choose(mxring::config::IoChoice::Auto).expect("an I/O back end");
+    mxring::net::run(backend, fut).expect("a runtime")
 }

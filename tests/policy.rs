@@ -385,7 +385,7 @@ fn check_tls_transcript_and_verdict() {
         timeout: std::time::Duration::from_secs(10),
         level: mxring::config::TlsLevel::Encrypt,
     };
-    let report = tokio_uring::start(async move { mxring::checktls::check(&opts).await });
+    let report = run_on_chosen_backend(async move { mxring::checktls::check(&opts).await });
     let text = report.text();
     for needle in [
         "Connected to server",
@@ -425,9 +425,15 @@ fn check_tls_transcript_and_verdict() {
         timeout: std::time::Duration::from_secs(10),
         level: mxring::config::TlsLevel::Encrypt,
     };
-    let report = tokio_uring::start(async move { mxring::checktls::check(&opts).await });
+    let report = run_on_chosen_backend(async move { mxring::checktls::check(&opts).await });
     assert!(report
         .text()
         .contains("TLS is not an option on this server"));
     assert!(report.text().contains("satisfies none, may\n"));
+}
+
+/// Run on the back end `mxring serve` would pick (MXRING_IO, else auto).
+fn run_on_chosen_backend<F: std::future::Future>(fut: F) -> F::Output {
+    let backend = mxring::net::choose(mxring::config::IoChoice::Auto).expect("an I/O back end");
+    mxring::net::run(backend, fut).expect("a runtime")
 }

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use crate::config::{DnsConfig, TlsLevel};
 use crate::dane::DaneState;
 use crate::delivery::Dns;
+use crate::net::{Stream, Transport};
 use crate::proto::client::Capabilities;
 use crate::proto::reply::{parse_reply, ParsedReply};
-use crate::shard::transport::Transport;
 use crate::tls::ClientVerification;
 
 pub struct CheckOptions {
@@ -326,18 +326,17 @@ async fn check_host(o: &CheckOptions, s: &mut Session, t: &Target) -> Verdict {
         Dir::Info,
         format!("Trying TLS on {}[{}]:{}", t.host, addr.ip(), addr.port()),
     );
-    let stream =
-        match tokio::time::timeout(o.timeout, tokio_uring::net::TcpStream::connect(addr)).await {
-            Ok(Ok(st)) => st,
-            Ok(Err(e)) => {
-                s.note(Dir::Info, format!("Cannot connect: {e}"));
-                return v;
-            }
-            Err(_) => {
-                s.note(Dir::Info, "Cannot connect: timed out");
-                return v;
-            }
-        };
+    let stream = match tokio::time::timeout(o.timeout, Stream::connect(addr)).await {
+        Ok(Ok(st)) => st,
+        Ok(Err(e)) => {
+            s.note(Dir::Info, format!("Cannot connect: {e}"));
+            return v;
+        }
+        Err(_) => {
+            s.note(Dir::Info, "Cannot connect: timed out");
+            return v;
+        }
+    };
     s.transport = Some(Transport::new(stream));
     s.note(Dir::Info, "Connected to server");
     match s.reply().await {

@@ -67,7 +67,8 @@ pub fn run(a: &CheckTlsArgs) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs(a.timeout),
         level: a.level,
     };
-    let report = tokio_uring::start(async move { check(&opts).await });
+    let backend = mxring::net::choose(config.server.io).map_err(anyhow::Error::msg)?;
+    let report = mxring::net::run(backend, async move { check(&opts).await })?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -88,6 +88,39 @@ pub struct ServerConfig {
     /// New connections per minute from one client address; more get 421 4.7.0.
     /// Per shard, as above. 0 = no limit. Default 0.
     pub connection_rate_per_ip: u32,
+    /// I/O back end: "auto" (io_uring when the kernel and any seccomp filter allow
+    /// it, else epoll with a warning), "uring" (refuse to start without it) or
+    /// "epoll". The environment variable MXRING_IO overrides it. Default "auto".
+    pub io: IoChoice,
+}
+
+/// `[server] io`: which I/O back end the shards run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IoChoice {
+    #[default]
+    Auto,
+    Uring,
+    Epoll,
+}
+
+impl IoChoice {
+    pub fn parse(s: &str) -> Option<IoChoice> {
+        match s {
+            "auto" => Some(IoChoice::Auto),
+            "uring" => Some(IoChoice::Uring),
+            "epoll" => Some(IoChoice::Epoll),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IoChoice::Auto => "auto",
+            IoChoice::Uring => "uring",
+            IoChoice::Epoll => "epoll",
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -106,6 +139,7 @@ impl Default for ServerConfig {
             max_errors: 20,
             max_connections_per_ip: 100,
             connection_rate_per_ip: 0,
+            io: IoChoice::Auto,
         }
     }
 }

@@ -11,9 +11,10 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     fn differ(a: &impl Debug, b: &impl Debug) -> bool {
         format!("{a:?}") != format!("{b:?}")
     }
-    let checks: [(&'static str, bool); 9] = [
+    let checks: [(&'static str, bool); 10] = [
         ("listener", differ(&old.listeners, &new.listeners)),
         ("server.shards", old.server.shards != new.server.shards),
+        ("server.io", old.server.io != new.server.io),
         ("server.spool", old.server.spool != new.server.spool),
         (
             "server.max_connections_per_ip",

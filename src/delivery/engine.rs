@@ -77,7 +77,7 @@ pub async fn run(ctx: Rc<ShardCtx>) {
             };
             let (ctx, d, unsaved) = (ctx.clone(), d.clone(), unsaved.clone());
             ctx.scheduler.begin();
-            tokio_uring::spawn(async move {
+            tokio::task::spawn_local(async move {
                 process(&ctx, &d, &unsaved, id).await;
                 ctx.scheduler.end();
                 drop(permit);
@@ -229,7 +229,7 @@ pub fn admin_request(ctx: &Rc<ShardCtx>, req: AdminRequest) {
         AdminAction::Delete => {
             ctx.scheduler.cancel(id);
             let ctx = ctx.clone();
-            tokio_uring::spawn(async move {
+            tokio::task::spawn_local(async move {
                 let r = match ctx.queue.remove(id) {
                     Ok(()) => ctx
                         .queue
@@ -245,7 +245,7 @@ pub fn admin_request(ctx: &Rc<ShardCtx>, req: AdminRequest) {
         AdminAction::Bounce => {
             ctx.scheduler.cancel(id);
             let ctx = ctx.clone();
-            tokio_uring::spawn(async move {
+            tokio::task::spawn_local(async move {
                 let r = bounce(&ctx, id).await;
                 let _ = req.reply.send(r.map_err(|e| e.to_string()));
             });

@@ -11,12 +11,12 @@ use rustls::pki_types::ServerName;
 use crate::config::{TlsLevel, TlsVersion};
 use crate::dane::DaneSet;
 use crate::dsn::Decider;
+use crate::net::{Stream, Transport};
 use crate::proto::client::{
     ClientAction, ClientSession, OutboundTx, SessionFailure, Stage, TlsWant, TxOutcome,
 };
 use crate::proto::data::dot_stuff;
 use crate::proto::TlsFacts;
-use crate::shard::transport::Transport;
 use crate::tls::ClientVerification;
 
 /// How TLS is handled on one connection. Connections are reused only between
@@ -295,22 +295,19 @@ pub async fn open(
     plaintext_retry: bool,
 ) -> Result<OutboundConn, AttemptError> {
     let remote = format!("{mx_name}[{}]:{}", peer.ip(), peer.port());
-    let stream =
-        match tokio::time::timeout(connect_timeout, tokio_uring::net::TcpStream::connect(peer))
-            .await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                return Err(AttemptError::unreachable(format!(
-                    "connect to {remote}: {e}"
-                )))
-            }
-            Err(_) => {
-                return Err(AttemptError::unreachable(format!(
-                    "connect to {remote}: Connection timed out"
-                )))
-            }
-        };
+    let stream = match tokio::time::timeout(connect_timeout, Stream::connect(peer)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return Err(AttemptError::unreachable(format!(
+                "connect to {remote}: {e}"
+            )))
+        }
+        Err(_) => {
+            return Err(AttemptError::unreachable(format!(
+                "connect to {remote}: Connection timed out"
+            )))
+        }
+    };
     let _ = stream.set_nodelay(true);
     let want = if plaintext_retry {
         TlsWant::Never

@@ -52,7 +52,7 @@ impl Pool {
             if since.elapsed() < max_idle {
                 return Some(conn);
             }
-            tokio_uring::spawn(conn.quit());
+            tokio::task::spawn_local(conn.quit());
         }
         None
     }
@@ -74,7 +74,7 @@ impl Pool {
                 .drain(..)
                 .partition(|(_, since)| since.elapsed() < max_idle);
             for (conn, _) in old {
-                tokio_uring::spawn(conn.quit());
+                tokio::task::spawn_local(conn.quit());
             }
             left += keep.len();
             *list = keep;
@@ -87,7 +87,7 @@ impl Pool {
     pub fn close_all(&self) {
         for (_, list) in self.idle.borrow_mut().drain() {
             for (conn, _) in list {
-                tokio_uring::spawn(conn.quit());
+                tokio::task::spawn_local(conn.quit());
             }
         }
     }

@@ -1,4 +1,4 @@
-//! The inbound connection driver: reads from the ring, feeds the sans-IO session,
+//! The inbound connection driver: reads from the socket, feeds the sans-IO session,
 //! writes its replies (one write per pipelined group), runs STARTTLS, and stores
 //! messages with a group commit before the 250 goes out.
 
@@ -7,13 +7,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio_uring::net::TcpStream;
-
 use super::ctx::ShardCtx;
 use super::spill::{Spill, SPILL_AT};
-use super::transport::{Transport, WriteOutcome};
 use crate::config::ListenerTls;
 use crate::metrics;
+use crate::net::{Stream, Transport, WriteOutcome};
 use crate::proto::auth::AuthOutcome;
 use crate::proto::{Event, ServerSession, SessionConfig, Waiting};
 use crate::queue::QueuedMessage;
@@ -24,7 +22,7 @@ pub async fn serve(
     ctx: Rc<ShardCtx>,
     session_cfg: Arc<SessionConfig>,
     listener: Arc<crate::config::ListenerConfig>,
-    stream: TcpStream,
+    stream: Stream,
     mut peer: SocketAddr,
 ) {
     let mut transport = Transport::new(stream);

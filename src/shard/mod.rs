@@ -1,13 +1,13 @@
-//! Threads, pinning, listeners and the io_uring drivers. Each shard is one thread
-//! pinned to one core, with its own tokio-uring runtime, listening sockets, queue
-//! slice and delivery loop. Nothing on the per-message path is shared.
+//! Threads, pinning, listeners and the drivers. Each shard is one thread pinned to
+//! one core, with its own runtime (io_uring or epoll, see `crate::net`), listening
+//! sockets, queue slice and delivery loop. Nothing on the per-message path is shared.
+//! A shard that fails stops the whole process: a server with a dead shard would
+//! keep accepting connections on its sockets that nobody serves.
 
 mod ctx;
 mod inbound;
 mod iplimit;
-mod listener;
 mod spill;
-pub mod transport;
 
 pub use ctx::{Settings, ShardCtx};
 
@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::net::{self, Backend, Listener, Stream};
 use crate::policy::Policy;
 use crate::proto::IdSource;
 use crate::queue::Spool;
@@ -28,6 +29,10 @@ use ctx::ConnectionGuard;
 
 /// How long a stopping shard waits for sessions and deliveries in progress.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+/// How long the shards may take to start accepting.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+/// The exit status when a shard fails (EX_SOFTWARE).
+pub const SHARD_FAILED_EXIT: i32 = 70;
 
 pub struct RunningServer {
     /// (listener name, bound address) for every listener; ports resolved.
@@ -98,6 +103,8 @@ fn build_settings(
 }
 
 pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
+    // First: `io = "uring"` without io_uring refuses before anything is opened.
+    let backend = net::choose(config.server.io).map_err(anyhow::Error::msg)?;
     let shards = match config.server.shards {
         0 => std::thread::available_parallelism()
             .map(|n| n.get())
@@ -124,7 +131,7 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
     let mut per_shard: Vec<Vec<(String, std::net::TcpListener)>> =
         (0..shards).map(|_| Vec::new()).collect();
     for l in &config.listeners {
-        let (addr, sockets) = listener::bind_all(l.address, shards)
+        let (addr, sockets) = net::bind_all(l.address, shards)
             .with_context(|| format!("listener {} on {}", l.name, l.address))?;
         bound.push((l.name.clone(), addr));
         for (i, s) in sockets.into_iter().enumerate() {
@@ -133,6 +140,7 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
     }
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<usize>();
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut threads = Vec::new();
     let mut admin_shards = Vec::new();
@@ -163,17 +171,45 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
         let settings = settings.clone();
         let shutdown = shutdown_rx.clone();
         let core = cores.get(index % cores.len().max(1)).copied();
+        let ready = ready_tx.clone();
         let t = std::thread::Builder::new()
             .name(format!("mxring-shard{index}"))
             .spawn(move || {
                 if let Some(core) = core {
                     core_affinity::set_for_current(core);
                 }
-                tokio_uring::start(shard_main(
-                    index, settings, queue, extra, listeners, shutdown, admin_rx, reload_rx, shards,
-                ));
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    net::run(
+                        backend,
+                        shard_main(
+                            index, backend, settings, queue, extra, listeners, shutdown, admin_rx,
+                            reload_rx, shards, ready,
+                        ),
+                    )
+                }));
+                match outcome {
+                    Ok(Ok(Ok(()))) => {}
+                    Ok(Ok(Err(e))) => shard_failed(index, backend, &e.to_string()),
+                    Ok(Err(e)) => shard_failed(
+                        index,
+                        backend,
+                        &format!("its {} runtime could not start: {e}", backend.name()),
+                    ),
+                    Err(panic) => shard_failed(index, backend, &panic_text(&*panic)),
+                }
             })?;
         threads.push(t);
+    }
+    drop(ready_tx);
+    // "listening" is logged by the caller: only once every shard really accepts.
+    for _ in 0..shards {
+        match ready_rx.recv_timeout(START_DEADLINE) {
+            Ok(_) => {}
+            Err(_) => anyhow::bail!(
+                "the shards did not all start accepting within {} s",
+                START_DEADLINE.as_secs()
+            ),
+        }
     }
     let admin = if config.admin.address.is_empty() {
         None
@@ -200,6 +236,7 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
 #[allow(clippy::too_many_arguments)]
 async fn shard_main(
     index: usize,
+    backend: Backend,
     settings: Arc<Settings>,
     queue: crate::queue::ShardQueue,
     orphan_slices: Vec<crate::queue::ShardQueue>,
@@ -208,7 +245,8 @@ async fn shard_main(
     mut admin_rx: tokio::sync::mpsc::UnboundedReceiver<crate::admin::AdminRequest>,
     mut reload_rx: tokio::sync::mpsc::UnboundedReceiver<Arc<Settings>>,
     shard_count: usize,
-) {
+    ready: std::sync::mpsc::Sender<usize>,
+) -> std::io::Result<()> {
     let now = SystemTime::now();
     let ids = IdSource::new(index as u8, now, queue.max_id() + 1);
     let scheduler = Rc::new(crate::delivery::Scheduler::new(now));
@@ -223,11 +261,12 @@ async fn shard_main(
     ));
     crate::delivery::recover(&ctx, &orphan_slices);
 
+    let listener_count = listeners.len();
     for (name, std_listener) in listeners {
-        let listener = tokio_uring::net::TcpListener::from_std(std_listener);
+        let listener = Listener::from_std(std_listener)?;
         let ctx = ctx.clone();
         let mut stop = shutdown.clone();
-        tokio_uring::spawn(async move {
+        tokio::task::spawn_local(async move {
             loop {
                 tokio::select! {
                     accepted = listener.accept() => {
@@ -243,7 +282,7 @@ async fn shard_main(
                         let Some((session_cfg, listener_cfg)) = settings.sessions.get(&name).cloned() else { continue };
                         let host = settings.config.server.hostname.clone();
                         if ctx.connections.get() >= settings.config.server.max_connections_per_shard {
-                            tokio_uring::spawn(refuse(stream, format!("{host} Error: too many connections, try again later")));
+                            tokio::task::spawn_local(refuse(stream, format!("{host} Error: too many connections, try again later")));
                             continue;
                         }
                         if let Err(why) = ctx.ip_limits.borrow_mut().admit(peer.ip(), std::time::Instant::now()) {
@@ -252,11 +291,11 @@ async fn shard_main(
                                 iplimit::Refusal::TooManyOpen => format!("{host} Error: too many connections from your address"),
                                 iplimit::Refusal::TooFast => format!("{host} Error: too many connections from your address per minute"),
                             };
-                            tokio_uring::spawn(refuse(stream, text));
+                            tokio::task::spawn_local(refuse(stream, text));
                             continue;
                         }
                         let guard = ConnectionGuard::new(ctx.clone(), peer.ip());
-                        tokio_uring::spawn(async move {
+                        tokio::task::spawn_local(async move {
                             let _guard = guard;
                             inbound::serve(_guard.0.clone(), session_cfg, listener_cfg, stream, peer).await;
                         });
@@ -267,9 +306,26 @@ async fn shard_main(
         });
     }
 
-    let delivery = tokio_uring::spawn(crate::delivery::run(ctx.clone()));
+    let mut delivery = tokio::task::spawn_local(crate::delivery::run(ctx.clone()));
+    let mut delivery_ended = false;
+    tracing::info!(
+        shard = index,
+        backend = %backend.name(),
+        listeners = listener_count,
+        "shard accepting"
+    );
+    let _ = ready.send(index);
     loop {
         tokio::select! {
+            done = &mut delivery, if !delivery_ended => {
+                delivery_ended = true;
+                // The delivery loop ends only at shutdown; a panic there fails the shard.
+                if let Err(e) = done {
+                    if e.is_panic() {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
+                }
+            }
             Some(req) = admin_rx.recv() => crate::delivery::admin_request(&ctx, req),
             Some(s) = reload_rx.recv() => {
                 ctx.replace_settings(s);
@@ -285,10 +341,35 @@ async fn shard_main(
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _ = delivery.await;
+    if !delivery_ended {
+        let _ = delivery.await;
+    }
+    Ok(())
 }
 
-async fn refuse(stream: tokio_uring::net::TcpStream, text: String) {
+/// A shard is gone: say so and why, and stop the process (see the module comment).
+fn shard_failed(index: usize, backend: Backend, why: &str) -> ! {
+    let text = format!(
+        "shard {index} ({} back end) failed: {why}; mxring stops, since a server with a \
+         dead shard would accept connections it never serves",
+        backend.name()
+    );
+    tracing::error!("{text}");
+    eprintln!("mxring: {text}");
+    std::process::exit(SHARD_FAILED_EXIT);
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        format!("it panicked: {s}")
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        format!("it panicked: {s}")
+    } else {
+        "it panicked".to_string()
+    }
+}
+
+async fn refuse(mut stream: Stream, text: String) {
     let msg = format!("421 4.7.0 {text}\r\n").into_bytes();
     let _ = stream.write_all(msg).await;
     let _ = stream.shutdown(std::net::Shutdown::Write);

@@ -30,9 +30,17 @@ pub fn reset_dir(spool: &Path) -> io::Result<()> {
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// The spill file on this thread's back end: written through the ring on io_uring;
+/// on epoll (which has no async files) with plain positioned writes, which land in
+/// the page cache (the spill is never fsynced; the queue is the durable copy).
+enum SpillFile {
+    Uring(tokio_uring::fs::File),
+    Std(std::fs::File),
+}
+
 pub struct Spill {
     path: PathBuf,
-    file: Option<tokio_uring::fs::File>,
+    file: Option<SpillFile>,
     len: u64,
 }
 
@@ -40,7 +48,12 @@ impl Spill {
     pub async fn create(spool: &Path, shard: usize) -> io::Result<Spill> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let path = dir(spool).join(format!("{shard}-{n}"));
-        let file = tokio_uring::fs::File::create(&path).await?;
+        let file = match crate::net::current() {
+            crate::net::Backend::Uring => {
+                SpillFile::Uring(tokio_uring::fs::File::create(&path).await?)
+            }
+            crate::net::Backend::Epoll => SpillFile::Std(std::fs::File::create(&path)?),
+        };
         Ok(Spill {
             path,
             file: Some(file),
@@ -52,8 +65,17 @@ impl Spill {
     pub async fn append(&mut self, buf: Vec<u8>) -> io::Result<Vec<u8>> {
         let file = self.file.as_ref().expect("open until dropped");
         let n = buf.len() as u64;
-        let (res, mut buf) = file.write_all_at(buf, self.len).await;
-        res?;
+        let mut buf = match file {
+            SpillFile::Uring(f) => {
+                let (res, buf) = f.write_all_at(buf, self.len).await;
+                res?;
+                buf
+            }
+            SpillFile::Std(f) => {
+                std::os::unix::fs::FileExt::write_all_at(f, &buf, self.len)?;
+                buf
+            }
+        };
         self.len += n;
         buf.clear();
         Ok(buf)

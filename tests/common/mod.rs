@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod lenient;
+pub mod seccomp;
 pub mod sink;
 
 use std::net::SocketAddr;

@@ -1,12 +1,11 @@
-//! A TCP stream on io_uring, optionally carrying TLS. rustls is driven sans-IO
+//! A TCP stream on either back end, optionally carrying TLS. rustls is driven sans-IO
 //! (`read_tls` / `process_new_packets` / `write_tls`) over buffers this struct owns
-//! and reuses, so no AsyncRead shim sits between the ring and the TLS state.
+//! and reuses, so no AsyncRead shim sits between the socket and the TLS state.
 
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
-use tokio_uring::buf::BoundedBuf;
-use tokio_uring::net::TcpStream;
+use super::Stream;
 
 /// Bytes asked of the kernel per read. Small on purpose: idle connections keep
 /// their buffers, and memory per idle connection is a target.
@@ -15,7 +14,7 @@ const READ_CHUNK: usize = 4096;
 const WRITE_CHUNK: usize = 16 * 1024;
 
 pub struct Transport {
-    stream: TcpStream,
+    stream: Stream,
     tls: Option<rustls::Connection>,
     raw: Vec<u8>,
     wire: Vec<u8>,
@@ -28,7 +27,7 @@ fn tls_error(e: rustls::Error) -> io::Error {
 }
 
 impl Transport {
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: Stream) -> Self {
         Transport {
             stream,
             tls: None,
@@ -40,10 +39,6 @@ impl Transport {
 
     pub fn tls(&self) -> Option<&rustls::Connection> {
         self.tls.as_ref()
-    }
-
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
     }
 
     /// Append received plaintext to `plain`. Returns the bytes appended; 0 means
@@ -92,9 +87,8 @@ impl Transport {
         if buf.capacity() - buf.len() < READ_CHUNK / 2 {
             buf.reserve(READ_CHUNK);
         }
-        let len = buf.len();
-        let (res, slice) = self.stream.read(std::mem::take(buf).slice(len..)).await;
-        *buf = slice.into_inner();
+        let (res, back) = self.stream.read_into(std::mem::take(buf)).await;
+        *buf = back;
         res
     }
 
