@@ -400,3 +400,9 @@ jq -n \
 
 "$PY" "$PERF_DIR/report.py" "$RAW" "$RESULTS_DIR/$DATE.md" "$RESULTS_DIR/$DATE.svg"
 log "wrote $RESULTS_DIR/$DATE.md and $RESULTS_DIR/$DATE.svg in $((END_TS - START_TS)) s"
+
+# The two I/O back ends side by side (1 KiB and 100 KiB, smtp-source and mxring-bench,
+# with a profile of the 100 KiB case): perf/results/<date>-backends.md.
+if [[ ${BACKENDS:-1} == 1 ]]; then
+    SKIP_BUILD=1 DATE=$DATE PROFILE=${PROFILE:-1} bash "$PERF_DIR/backends.sh"
+fi
