@@ -8,21 +8,13 @@ use std::path::Path;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::load::locate;
+use super::load::located;
 use super::{Config, ConfigError};
 
 /// Every named file, checked; the first problem is returned with its key and line.
 pub fn check_files(c: &Config, text: &str, origin: &str) -> Result<(), ConfigError> {
     let invalid = |table: &'static str, index: Option<usize>, key: &'static str, message| {
-        ConfigError::Invalid {
-            origin: origin.into(),
-            line: locate(text, table, index, key),
-            key: match index {
-                Some(i) => format!("{table}[{i}].{key}"),
-                None => format!("{table}.{key}"),
-            },
-            message,
-        }
+        located(origin, text, (table, index, key, message))
     };
     if let (Some(cert), Some(key)) = (&c.tls.certificate, &c.tls.private_key) {
         let chain = certificates(cert).map_err(|m| invalid("tls", None, "certificate", m))?;

@@ -40,7 +40,14 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
         origin: origin.into(),
         message: e.to_string(),
     })?;
-    validate(&config, text).map_err(|(table, index, key, message)| ConfigError::Invalid {
+    validate(&config, text).map_err(|p| located(origin, text, p))?;
+    Ok(config)
+}
+
+/// A semantic problem as an error naming its key (`table[i].key`) and its line.
+pub(super) fn located(origin: &str, text: &str, problem: Problem) -> ConfigError {
+    let (table, index, key, message) = problem;
+    ConfigError::Invalid {
         origin: origin.into(),
         line: locate(text, table, index, key),
         key: match index {
@@ -48,8 +55,7 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
             None => format!("{table}.{key}"),
         },
         message,
-    })?;
-    Ok(config)
+    }
 }
 
 use super::checks::{self, Problem};
@@ -245,7 +251,7 @@ fn validate(c: &Config, _text: &str) -> Result<(), Problem> {
 
 /// Line (1-based) of `key` inside table `table` (the `index`th one for arrays of
 /// tables); falls back to the table header, then to line 1.
-pub(super) fn locate(text: &str, table: &str, index: Option<usize>, key: &str) -> usize {
+fn locate(text: &str, table: &str, index: Option<usize>, key: &str) -> usize {
     let header_single = format!("[{table}]");
     let header_array = format!("[[{table}]]");
     let mut seen = 0usize;
