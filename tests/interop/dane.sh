@@ -412,7 +412,12 @@ if ((!pf_up)); then
 elif ! probe user@dane.test "$ID_GOOD"; then
     fail "$name" "mxring did not accept the probe" "$T/logs/swaks-$ID_GOOD.log"
 else
-    for _ in $(seq 150); do arrived "$T/postfix-good" "$ID_GOOD" && break; sleep 0.2; done
+    # Postfix logs the arrival before mxring has read its 250 and logged the
+    # delivery, so wait for both.
+    for _ in $(seq 150); do
+        arrived "$T/postfix-good" "$ID_GOOD" && grep -q "DANE-EE TLSA 3 1 1" "$MXLOG" && break
+        sleep 0.2
+    done
     if ! arrived "$T/postfix-good" "$ID_GOOD"; then
         fail "$name" "the probe did not arrive in 30 s" "$MXLOG"
     elif ! grep -q "DANE-EE TLSA 3 1 1" "$MXLOG"; then
