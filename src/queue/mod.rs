@@ -6,6 +6,7 @@ pub mod record;
 pub mod space;
 pub mod stats;
 mod store;
+pub mod v1;
 
 pub use record::{QueuedMessage, RcptState, RcptStatus};
 pub use store::{ShardQueue, Spool};
