@@ -8,7 +8,7 @@ use tiny_http::{Method, Response, Server};
 
 use super::views::MessageView;
 use crate::proto::received::parse_id;
-use crate::queue::{QueuedMessage, ShardQueue};
+use crate::queue::{QueueView, QueuedMessage};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AdminAction {
@@ -27,7 +27,7 @@ pub struct AdminRequest {
 }
 
 pub struct ShardHandle {
-    pub queue: ShardQueue,
+    pub queue: QueueView,
     pub commands: tokio::sync::mpsc::UnboundedSender<AdminRequest>,
 }
 

@@ -71,6 +71,14 @@ fn validate(c: &Config, _text: &str) -> Result<(), Problem> {
             "must be a host name without spaces".into(),
         ));
     }
+    if c.queue.segment_size.0 < 1 << 20 {
+        return Err((
+            "queue",
+            None,
+            "segment_size",
+            "must be at least 1MiB".into(),
+        ));
+    }
     if c.server.max_recipients == 0 {
         return Err((
             "server",

@@ -481,6 +481,22 @@ pub struct QueueConfig {
     /// New mail is refused with 452 4.3.1 while the spool's file system has less free
     /// space than this (plus the message). Like Postfix's queue_minfree. Default 64MiB.
     pub min_free_space: ByteSize,
+    /// Size of each log segment file of a shard's queue; at least 1MiB. A message
+    /// larger than a segment gets a file of its own. Restart to change. Default 32MiB.
+    pub segment_size: ByteSize,
+    /// A full log segment that is less than a quarter full of queued messages has
+    /// them copied forward after this long, so its file is reused. Default 60s.
+    pub compact_after: Dur,
+}
+
+impl QueueConfig {
+    /// The store's layout from these settings.
+    pub fn store_options(&self) -> crate::queue::StoreOptions {
+        crate::queue::StoreOptions {
+            segment_size: self.segment_size.0,
+            compact_after: self.compact_after.0,
+        }
+    }
 }
 
 impl Default for QueueConfig {
@@ -491,6 +507,8 @@ impl Default for QueueConfig {
             delay_warning_after: m(60),
             give_up_after: m(24 * 60),
             min_free_space: ByteSize(64 << 20),
+            segment_size: ByteSize(32 << 20),
+            compact_after: Dur(std::time::Duration::from_secs(60)),
         }
     }
 }

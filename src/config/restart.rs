@@ -11,11 +11,15 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     fn differ(a: &impl Debug, b: &impl Debug) -> bool {
         format!("{a:?}") != format!("{b:?}")
     }
-    let checks: [(&'static str, bool); 10] = [
+    let checks: [(&'static str, bool); 11] = [
         ("listener", differ(&old.listeners, &new.listeners)),
         ("server.shards", old.server.shards != new.server.shards),
         ("server.io", old.server.io != new.server.io),
         ("server.spool", old.server.spool != new.server.spool),
+        (
+            "queue.segment_size",
+            old.queue.segment_size != new.queue.segment_size,
+        ),
         (
             "server.max_connections_per_ip",
             old.server.max_connections_per_ip != new.server.max_connections_per_ip,

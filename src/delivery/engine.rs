@@ -17,30 +17,56 @@ use super::unsaved::{Pending, Unsaved};
 use crate::admin::{AdminAction, AdminRequest};
 use crate::dsn::{Decider, DsnKind};
 use crate::proto::received::format_id;
-use crate::queue::{QueuedMessage, RcptState, ShardQueue};
+use crate::queue::{QueueView, QueuedMessage, RcptState};
 use crate::shard::ShardCtx;
 
 /// At start, every queued message of the shard gets its next attempt back.
-pub fn recover(ctx: &Rc<ShardCtx>, orphan_slices: &[ShardQueue]) {
+pub async fn recover(ctx: &Rc<ShardCtx>, orphan_slices: &[QueueView]) {
     let mut n = 0;
     for (id, rec) in ctx.queue.scan() {
         ctx.scheduler.enqueued(id, &rec);
         n += 1;
     }
     for slice in orphan_slices {
-        for (id, rec) in slice.scan() {
-            // Adopt a slice left by a run with more shards: move it into ours.
-            if let Ok(Some(body)) = slice.body(id) {
-                if ctx.queue.write_new(id, &rec, &body).is_ok() && slice.remove(id).is_ok() {
-                    ctx.scheduler.enqueued(id, &rec);
-                    n += 1;
-                }
-            }
-        }
+        n += adopt(ctx, slice).await;
     }
     if n > 0 {
         tracing::info!(shard = ctx.index, messages = n, "recovered queue");
     }
+}
+
+/// Adopt a slice left by a run with more shards: its messages move into this
+/// shard's log, and only once they are durable here do they leave the old slice.
+async fn adopt(ctx: &Rc<ShardCtx>, slice: &QueueView) -> usize {
+    let mut moved = Vec::new();
+    for (id, rec) in slice.scan() {
+        match slice.body(id) {
+            Ok(Some(body)) => match ctx.queue.write_new(id, &rec, &body) {
+                Ok(()) => moved.push((id, rec)),
+                Err(e) => {
+                    tracing::error!(id = %format_id(id), error = %e, "cannot adopt a message of a former shard; it stays there")
+                }
+            },
+            Ok(None) => {
+                tracing::error!(id = %format_id(id), shard = slice.shard(), "a message of a former shard has no body; it stays there")
+            }
+            Err(e) => {
+                tracing::error!(id = %format_id(id), shard = slice.shard(), error = %e, "a message of a former shard has no readable body; it stays there")
+            }
+        }
+    }
+    if let Err(e) = ctx.queue.commit().await {
+        tracing::error!(error = %e, shard = slice.shard(), "adopting a former shard's messages failed; they stay there for the next start");
+        return 0;
+    }
+    for (id, rec) in &moved {
+        let _ = slice.remove(*id);
+        ctx.scheduler.enqueued(*id, rec);
+    }
+    if slice.flush_index().await.is_ok() && slice.is_empty() {
+        let _ = slice.discard_log();
+    }
+    moved.len()
 }
 
 pub async fn run(ctx: Rc<ShardCtx>) {

@@ -38,6 +38,9 @@ pub struct Metrics {
     pub inbound_errors: Family<ReplyLabels, Counter>,
     /// TLS policy decisions, by direction, rule and whether TLS was required.
     pub policy_decisions: Family<PolicyLabels, Counter>,
+    /// Log records found damaged: quarantined at recovery, or failing their
+    /// checksum when read for delivery.
+    pub store_damaged_records: Counter,
 }
 
 impl Metrics {
@@ -76,6 +79,11 @@ impl Metrics {
             "mxring_policy_decisions",
             "TLS policy decisions by direction and rule",
             self.policy_decisions.clone(),
+        );
+        r.register(
+            "mxring_store_damaged_records",
+            "Queue log records found damaged (quarantined at start, or failing their checksum when read)",
+            self.store_damaged_records.clone(),
         );
     }
 

@@ -1,15 +1,21 @@
-//! The durable queue: message records with per-recipient status, the sled store
-//! behind a narrow interface, and group commit.
+//! The durable queue: message records with per-recipient status, a write-ahead
+//! log per shard with sled as its index, behind a narrow interface.
 
 mod commit;
+mod compact;
+mod index;
+mod migrate;
 pub mod record;
+mod recover;
 pub mod space;
 pub mod stats;
 mod store;
 pub mod v1;
+pub mod wal;
 
 pub use record::{QueuedMessage, RcptState, RcptStatus};
-pub use store::{ShardQueue, Spool};
+pub use store::{QueueView, ShardQueue, Spool, StoreOptions};
+pub use wal::Durable;
 
 /// Storage failures. `NoSpace` is told apart so clients get 452 4.3.1.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +30,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the spool is closed")]
     Closed,
+    /// The spool's format is not one this build reads.
+    #[error("{0}")]
+    Format(String),
 }
 
 impl From<std::io::Error> for StoreError {

@@ -1,31 +1,57 @@
-//! The spool: one sled Db, and per shard two trees (its slice): message records
-//! and bodies, keyed by queue id. This module (with the committer) is the only one
-//! that knows sled.
+//! The spool: per shard, a write-ahead log of segment files (the messages, written
+//! once) and a sled tree as the queue index (per-recipient status, schedule, where
+//! each body lives). One sled Db holds every shard's index; it is written on the
+//! shard's thread and flushed by the committer thread, which only delivery and the
+//! operator wait for. Arriving mail waits for the shard's own log alone (`wal`).
+//! This module, `wal`, `index`, `recover` and `migrate` are the only ones that
+//! know the formats.
 
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
 use super::commit::{CommitWaiter, Committer};
+use super::index::{self, Location};
 use super::record::QueuedMessage;
 use super::stats::{StoreStats, StoreStatsSummary};
+use super::wal::{frame, segment, slots::Slots, Durable, Wal};
 use super::StoreError;
+
+/// How the log is laid out; from `[queue]`.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOptions {
+    /// Size of one log segment file.
+    pub segment_size: u64,
+    /// A sealed segment less than a quarter full is copied forward after this long.
+    pub compact_after: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            segment_size: 32 << 20,
+            compact_after: Duration::from_secs(60),
+        }
+    }
+}
 
 pub struct Spool {
     shared: Arc<Shared>,
     committer: Committer,
     stats: Arc<StoreStats>,
+    options: StoreOptions,
 }
 
 /// The open sled Db, behind a lock so it can be replaced. sled 0.34 stops for good
 /// after one failed write (ENOSPC included): every later operation returns that
 /// error until the Db is dropped and opened again. So a failed write marks the
 /// store `wedged`, and the commit thread reopens it once there is room again
-/// (`Committer`); meanwhile operations fail with `NoSpace`. Nothing acknowledged
-/// is lost: a 250 follows a completed commit, and sled recovers what was committed.
+/// (`Committer`); meanwhile operations fail with `NoSpace`.
 pub(super) struct Shared {
     dir: PathBuf,
     db: RwLock<Option<sled::Db>>,
@@ -37,7 +63,7 @@ impl Shared {
     pub(super) fn db(&self) -> Result<sled::Db, StoreError> {
         self.db
             .read()
-            .expect("store lock")
+            .map_err(|_| StoreError::Closed)?
             .clone()
             .ok_or(StoreError::NoSpace)
     }
@@ -64,18 +90,20 @@ impl Shared {
 
     /// Drop the wedged Db and open it again. Returns whether the store is usable.
     pub(super) fn reopen(&self) -> bool {
-        let mut slot = self.db.write().expect("store lock");
+        let Ok(mut slot) = self.db.write() else {
+            return false;
+        };
         // The old Db goes first: it holds the file lock the new one needs.
         drop(slot.take());
         match open_db(&self.dir) {
             Ok(db) => {
                 *slot = Some(db);
                 self.wedged.store(false, Ordering::SeqCst);
-                tracing::info!(spool = %self.dir.display(), "spool reopened after a write failure; taking mail again");
+                tracing::info!(spool = %self.dir.display(), "queue index reopened after a write failure; taking mail again");
                 true
             }
             Err(e) => {
-                tracing::debug!(error = %e, "spool not reopened yet");
+                tracing::debug!(error = %e, "queue index not reopened yet");
                 false
             }
         }
@@ -86,16 +114,15 @@ impl Shared {
     }
 }
 
-/// sled's own periodic flusher is off: commits are driven by the group committer only.
+/// sled's own periodic flusher is off: flushes are driven by the committer only.
 fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
     sled::Config::new()
         .path(dir)
         .flush_every_ms(None)
-        // Large segments keep leaves of body chunks inside the log: sled writes
-        // anything over a quarter segment to a blob file of its own.
+        // Fixed when a spool is created (format-1 spools were made with it).
         .segment_size(SEGMENT_SIZE)
         .mode(sled::Mode::HighThroughput)
-        .cache_capacity(256 << 20)
+        .cache_capacity(128 << 20)
         .open()
         .map_err(|e| match e {
             sled::Error::Io(io)
@@ -109,8 +136,14 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
 }
 
 impl Spool {
-    /// Open (or create) the spool.
+    /// Open (or create) the spool with the default layout.
     pub fn open(dir: &Path) -> Result<Spool, StoreError> {
+        Spool::open_with(dir, StoreOptions::default())
+    }
+
+    /// Open (or create) the spool: check its format (migrating a format-1 spool),
+    /// then replay every shard's log past its index checkpoint.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Spool, StoreError> {
         std::fs::create_dir_all(dir).map_err(StoreError::from)?;
         let db = open_db(dir)?;
         let shared = Arc::new(Shared {
@@ -118,6 +151,10 @@ impl Spool {
             db: RwLock::new(Some(db)),
             wedged: AtomicBool::new(false),
         });
+        super::migrate::ensure_current(&shared, options)?;
+        for shard in shard_numbers(&shared) {
+            super::recover::replay(&shared, shard)?;
+        }
         let stats = Arc::new(StoreStats::default());
         let committer =
             Committer::start(shared.clone(), stats.clone()).map_err(StoreError::from)?;
@@ -125,38 +162,26 @@ impl Spool {
             shared,
             committer,
             stats,
+            options,
         })
     }
 
-    pub fn shard(&self, shard: usize) -> Result<ShardQueue, StoreError> {
-        Ok(ShardQueue {
+    /// A shard's slice, for any thread (the admin API reads it).
+    pub fn shard(&self, shard: usize) -> Result<QueueView, StoreError> {
+        Ok(QueueView {
             shared: self.shared.clone(),
-            records: format!("shard{shard}/records"),
-            bodies: format!("shard{shard}/bodies"),
+            shard,
+            tree: index_tree_name(shard),
+            wal_dir: segment::shard_dir(&self.shared.dir, shard),
             commit: self.committer.sender(),
             stats: self.stats.clone(),
+            options: self.options,
         })
     }
 
     /// Every shard slice present on disk (a restart with fewer shards still sees all).
     pub fn shard_numbers(&self) -> Vec<usize> {
-        let Ok(db) = self.shared.db() else {
-            return Vec::new();
-        };
-        let mut v: Vec<usize> = db
-            .tree_names()
-            .iter()
-            .filter_map(|n| {
-                std::str::from_utf8(n)
-                    .ok()?
-                    .strip_prefix("shard")?
-                    .strip_suffix("/records")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        v.sort_unstable();
-        v
+        shard_numbers(&self.shared)
     }
 
     pub fn flush(&self) -> Result<(), StoreError> {
@@ -165,78 +190,77 @@ impl Spool {
     }
 }
 
-/// One shard's slice of the spool. Cloned freely; sled trees are handles.
-#[derive(Clone)]
-pub struct ShardQueue {
-    shared: Arc<Shared>,
-    /// The names of this slice's two trees, looked up in the Db of the moment.
-    records: String,
-    bodies: String,
-    commit: Sender<CommitWaiter>,
-    stats: Arc<StoreStats>,
+pub(super) fn index_tree_name(shard: usize) -> String {
+    format!("shard{shard}/index")
 }
 
-impl ShardQueue {
-    /// This slice's trees in the current Db (handles, dropped after the operation).
-    fn trees(&self) -> Result<(sled::Tree, sled::Tree), StoreError> {
-        self.shared
-            .run(|db| Ok((db.open_tree(&self.records)?, db.open_tree(&self.bodies)?)))
+/// Shards with an index tree or a log directory.
+fn shard_numbers(shared: &Shared) -> Vec<usize> {
+    let mut v: Vec<usize> = Vec::new();
+    if let Ok(db) = shared.db() {
+        v.extend(db.tree_names().iter().filter_map(|n| {
+            std::str::from_utf8(n)
+                .ok()?
+                .strip_prefix("shard")?
+                .strip_suffix("/index")?
+                .parse::<usize>()
+                .ok()
+        }));
+    }
+    if let Ok(entries) = std::fs::read_dir(shared.dir.join("wal")) {
+        v.extend(entries.flatten().filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("shard")?
+                .parse::<usize>()
+                .ok()
+        }));
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// One shard's slice of the spool as any thread sees it: read the index and the
+/// bodies, change and remove index entries, wait for an index flush. Appending new
+/// messages needs the shard's own [`ShardQueue`].
+#[derive(Clone)]
+pub struct QueueView {
+    shared: Arc<Shared>,
+    shard: usize,
+    tree: String,
+    wal_dir: PathBuf,
+    commit: Sender<CommitWaiter>,
+    stats: Arc<StoreStats>,
+    options: StoreOptions,
+}
+
+impl QueueView {
+    pub fn shard(&self) -> usize {
+        self.shard
     }
 
-    fn io<T>(&self, r: sled::Result<T>) -> Result<T, StoreError> {
+    pub(super) fn index_tree(&self) -> Result<sled::Tree, StoreError> {
+        self.shared.run(|db| db.open_tree(&self.tree))
+    }
+
+    pub(super) fn io<T>(&self, r: sled::Result<T>) -> Result<T, StoreError> {
         r.map_err(|e| self.shared.failed(e))
     }
 
-    /// Write a new message; it is durable only after `commit`.
-    pub fn write_new(
-        &self,
-        id: u64,
-        record: &QueuedMessage,
-        body: &[u8],
-    ) -> Result<(), StoreError> {
-        self.write_new_parts(id, record, None, body)
+    pub(super) fn stats_handle(&self) -> &StoreStats {
+        &self.stats
     }
 
-    /// Write a new message whose body is what `head` reads (a spill file) followed
-    /// by `tail`; it is durable only after `commit`.
-    pub fn write_new_parts(
-        &self,
-        id: u64,
-        record: &QueuedMessage,
-        head: Option<&mut dyn std::io::Read>,
-        tail: &[u8],
-    ) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let (records, bodies) = self.trees()?;
-        // Bodies go in chunks small enough to stay inside sled's log: a value too
-        // big for a log segment becomes a separate blob file, written with an extra
-        // file and directory sync each, on the shard's thread.
-        let mut n = 0u32;
-        if let Some(head) = head {
-            let mut buf = vec![0u8; BODY_CHUNK];
-            loop {
-                let got = read_full(head, &mut buf)?;
-                if got == 0 {
-                    break;
-                }
-                self.io(bodies.insert(chunk_key(id, n), &buf[..got]))?;
-                n += 1;
-            }
-        }
-        for chunk in tail.chunks(BODY_CHUNK) {
-            self.io(bodies.insert(chunk_key(id, n), chunk))?;
-            n += 1;
-        }
-        if n == 0 {
-            self.io(bodies.insert(chunk_key(id, 0), &[][..]))?;
-        }
-        self.io(records.insert(id.to_be_bytes(), encode(record)?))?;
-        self.stats.write.record(started.elapsed());
-        Ok(())
+    pub(super) fn view_options(&self) -> StoreOptions {
+        self.options
     }
 
-    /// The spool's write and commit timings (the whole spool, not only this slice:
-    /// commits are shared).
+    pub(super) fn wal_dir(&self) -> &Path {
+        &self.wal_dir
+    }
+
+    /// The spool's write and commit timings (the whole spool, every shard).
     pub fn stats(&self) -> StoreStatsSummary {
         self.stats.summary()
     }
@@ -251,8 +275,63 @@ impl ShardQueue {
         self.stats.data_to_reply.record(d);
     }
 
-    /// Wait for a group commit covering every write made before this call.
-    pub async fn commit(&self) -> Result<(), StoreError> {
+    pub(super) fn entry_raw(&self, id: u64) -> Result<Option<sled::IVec>, StoreError> {
+        let tree = self.index_tree()?;
+        self.io(tree.get(index::message_key(id)))
+    }
+
+    pub fn get(&self, id: u64) -> Result<Option<QueuedMessage>, StoreError> {
+        match self.entry_raw(id)? {
+            Some(v) => Ok(Some(index::decode_entry(&v)?.1)),
+            None => Ok(None),
+        }
+    }
+
+    /// The message's body, read from its log segment and checked against its CRC.
+    pub fn body(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(v) = self.entry_raw(id)? else {
+            return Ok(None);
+        };
+        let loc = index::entry_location(&v)?;
+        read_body(&self.wal_dir, id, loc).map(Some)
+    }
+
+    /// Replace a message's record (its body stays where it is). Returns where the
+    /// body lives, or None when the message is not queued.
+    pub(super) fn update_entry(
+        &self,
+        id: u64,
+        record: &QueuedMessage,
+    ) -> Result<Option<Location>, StoreError> {
+        let tree = self.index_tree()?;
+        let key = index::message_key(id);
+        let Some(old) = self.io(tree.get(key))? else {
+            return Ok(None);
+        };
+        let loc = index::entry_location(&old)?;
+        self.io(tree.insert(key, index::encode_entry(loc, record)?))?;
+        Ok(Some(loc))
+    }
+
+    pub fn update(&self, id: u64, record: &QueuedMessage) -> Result<(), StoreError> {
+        self.update_entry(id, record).map(|_| ())
+    }
+
+    /// Take a message out of the index. Returns where its body was.
+    pub(super) fn remove_entry(&self, id: u64) -> Result<Option<Location>, StoreError> {
+        let tree = self.index_tree()?;
+        match self.io(tree.remove(index::message_key(id)))? {
+            Some(old) => Ok(Some(index::entry_location(&old)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn remove(&self, id: u64) -> Result<(), StoreError> {
+        self.remove_entry(id).map(|_| ())
+    }
+
+    /// Wait for an index flush covering every index write made before this call.
+    pub async fn flush_index(&self) -> Result<(), StoreError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let waiter = CommitWaiter {
             reply,
@@ -262,113 +341,236 @@ impl ShardQueue {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    pub fn update(&self, id: u64, record: &QueuedMessage) -> Result<(), StoreError> {
-        let (records, _) = self.trees()?;
-        self.io(records.insert(id.to_be_bytes(), encode(record)?))?;
-        Ok(())
-    }
-
-    /// Remove a message (record first, so a crash in between leaves no record
-    /// pointing at a missing body).
-    pub fn remove(&self, id: u64) -> Result<(), StoreError> {
-        let (records, bodies) = self.trees()?;
-        self.io(records.remove(id.to_be_bytes()))?;
-        for kv in bodies.scan_prefix(id.to_be_bytes()) {
-            let (k, _) = self.io(kv)?;
-            self.io(bodies.remove(k))?;
-        }
-        Ok(())
-    }
-
-    pub fn get(&self, id: u64) -> Result<Option<QueuedMessage>, StoreError> {
-        let (records, _) = self.trees()?;
-        match self.io(records.get(id.to_be_bytes()))? {
-            Some(v) => Ok(Some(decode(&v)?)),
-            None => Ok(None),
-        }
-    }
-
-    pub fn body(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let (_, bodies) = self.trees()?;
-        let mut body: Option<Vec<u8>> = None;
-        for kv in bodies.scan_prefix(id.to_be_bytes()) {
-            let (_, chunk) = self.io(kv)?;
-            body.get_or_insert_with(Vec::new).extend_from_slice(&chunk);
-        }
-        Ok(body)
-    }
-
-    /// Every message record of this slice, in id (arrival) order. Records that
+    /// Every message record of this slice, in id (arrival) order. Entries that
     /// cannot be decoded are reported and skipped, never deleted.
     pub fn scan(&self) -> impl Iterator<Item = (u64, QueuedMessage)> + '_ {
-        let records = self.trees().ok().map(|(r, _)| r);
-        records.into_iter().flat_map(|r| r.iter()).filter_map(|kv| {
-            let (k, v) = kv.ok()?;
-            let id = u64::from_be_bytes(k.as_ref().try_into().ok()?);
-            match decode(&v) {
-                Ok(rec) => Some((id, rec)),
-                Err(e) => {
-                    tracing::error!(id = %crate::proto::received::format_id(id), error = %e, "unreadable queue record");
-                    None
-                }
+        self.scan_entries().filter_map(|(id, v)| match index::decode_entry(&v) {
+            Ok((_, rec)) => Some((id, rec)),
+            Err(e) => {
+                tracing::error!(id = %crate::proto::received::format_id(id), error = %e, "unreadable queue index entry");
+                None
             }
         })
     }
 
+    pub(super) fn scan_entries(&self) -> impl Iterator<Item = (u64, sled::IVec)> + '_ {
+        let tree = self.index_tree().ok();
+        tree.into_iter()
+            .flat_map(|t| t.scan_prefix([index::MESSAGE_PREFIX]))
+            .filter_map(|kv| {
+                let (k, v) = kv.ok()?;
+                Some((index::id_of(&k)?, v))
+            })
+    }
+
     pub fn len(&self) -> usize {
-        self.trees().map_or(0, |(r, _)| r.len())
+        self.scan_entries().count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.trees().map_or(true, |(r, _)| r.is_empty())
+        self.scan_entries().next().is_none()
     }
 
     /// The highest id in this slice, so new ids never collide after a clock step back.
     pub fn max_id(&self) -> u64 {
-        let Ok((records, _)) = self.trees() else {
+        let Ok(tree) = self.index_tree() else {
             return 0;
         };
-        records
-            .last()
-            .ok()
-            .flatten()
-            .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
+        tree.scan_prefix([index::MESSAGE_PREFIX])
+            .next_back()
+            .and_then(|kv| kv.ok())
+            .and_then(|(k, _)| index::id_of(&k))
             .unwrap_or(0)
     }
-}
 
-/// sled log segment size (fixed when a spool is created).
-pub(super) const SEGMENT_SIZE: usize = 8 << 20;
-
-/// Body chunk size: a sled leaf holds up to 16 entries, so 16 chunks must stay under
-/// the blob threshold of a quarter segment (2 MiB).
-const BODY_CHUNK: usize = 64 * 1024;
-
-/// Fill `buf` unless the reader ends first; the octets read.
-fn read_full(r: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(k) => got += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    /// Once a slice adopted by another shard is empty: its log goes.
+    pub fn discard_log(&self) -> Result<(), StoreError> {
+        match std::fs::remove_dir_all(&self.wal_dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
-    Ok(got)
 }
 
-fn chunk_key(id: u64, n: u32) -> [u8; 12] {
-    let mut k = [0u8; 12];
-    k[..8].copy_from_slice(&id.to_be_bytes());
-    k[8..].copy_from_slice(&n.to_be_bytes());
-    k
+/// Read and check one record, and give back its body.
+pub(super) fn read_body(dir: &Path, id: u64, loc: Location) -> Result<Vec<u8>, StoreError> {
+    let mut buf = segment::read_at(dir, loc.slot, loc.offset, loc.len).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "the log record of {} (segment {}, offset {}) cannot be read: {e}",
+            crate::proto::received::format_id(id),
+            loc.slot,
+            loc.offset
+        ))
+    })?;
+    let (start, end) = match frame::record(&buf, loc.seq) {
+        Ok(r) if r.header.id == id => {
+            let start = frame::HEADER_LEN + r.header.meta_len as usize;
+            (start, start + r.body.len())
+        }
+        Ok(_) => {
+            return Err(StoreError::Corrupt(format!(
+                "the log record at segment {} offset {} belongs to another message than {}",
+                loc.slot,
+                loc.offset,
+                crate::proto::received::format_id(id)
+            )))
+        }
+        Err(bad) => {
+            crate::metrics::global().store_damaged_records.inc();
+            return Err(StoreError::Corrupt(format!(
+                "the log record of {} (segment {}, offset {}) is damaged ({})",
+                crate::proto::received::format_id(id),
+                loc.slot,
+                loc.offset,
+                super::recover::describe(bad)
+            )));
+        }
+    };
+    buf.truncate(end);
+    buf.drain(..start);
+    Ok(buf)
 }
 
-fn encode(record: &QueuedMessage) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(record).map_err(|e| StoreError::Corrupt(e.to_string()))
+/// A shard's own handle on its slice: everything a [`QueueView`] does, plus
+/// appending new messages to the shard's log. Lives on the shard's thread.
+#[derive(Clone)]
+pub struct ShardQueue {
+    view: QueueView,
+    wal: Rc<Wal>,
+    /// Messages appended with `write_new` whose durability `commit` waits for.
+    unsynced: Rc<RefCell<Vec<Durable>>>,
+    maintenance: Rc<Cell<bool>>,
 }
 
-fn decode(bytes: &[u8]) -> Result<QueuedMessage, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+impl std::ops::Deref for ShardQueue {
+    type Target = QueueView;
+    fn deref(&self) -> &QueueView {
+        &self.view
+    }
 }
+
+impl ShardQueue {
+    /// Open the shard's log on this thread's back end and start its committer.
+    pub async fn start(view: QueueView) -> Result<ShardQueue, StoreError> {
+        let tree = view.index_tree()?;
+        let checkpoint = view
+            .io(tree.get(index::CHECKPOINT_KEY))?
+            .and_then(|v| index::Checkpoint::decode(&v))
+            .unwrap_or_default();
+        let mut slots = Slots::load(&view.wal_dir, view.options.segment_size, checkpoint.seq)?;
+        let now = Instant::now();
+        for (id, v) in view.scan_entries() {
+            if let Ok(loc) = index::entry_location(&v) {
+                slots.add_loaded(loc, id, now);
+            }
+        }
+        let wal = Wal::new(view.clone(), slots);
+        tokio::task::spawn_local(wal.clone().run());
+        let q = ShardQueue {
+            view,
+            wal,
+            unsynced: Rc::new(RefCell::new(Vec::new())),
+            maintenance: Rc::new(Cell::new(false)),
+        };
+        tokio::task::spawn_local(super::compact::run(q.clone()));
+        Ok(q)
+    }
+
+    pub(super) fn wal(&self) -> &Rc<Wal> {
+        &self.wal
+    }
+
+    pub(super) fn maintenance_flag(&self) -> &Cell<bool> {
+        &self.maintenance
+    }
+
+    /// Append a new message to the log; it is durable (and queued) once the
+    /// returned [`Durable`] resolves.
+    pub fn append(
+        &self,
+        id: u64,
+        record: &QueuedMessage,
+        head: Option<&mut dyn std::io::Read>,
+        tail: &[u8],
+    ) -> Result<Durable, StoreError> {
+        let started = Instant::now();
+        let meta = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let d = self
+            .wal
+            .append(frame::Kind::Message, id, &meta, head, tail)?;
+        self.view.stats.write.record(started.elapsed());
+        Ok(d)
+    }
+
+    /// Write a new message; it is durable only after `commit`.
+    pub fn write_new(
+        &self,
+        id: u64,
+        record: &QueuedMessage,
+        body: &[u8],
+    ) -> Result<(), StoreError> {
+        let d = self.append(id, record, None, body)?;
+        self.unsynced.borrow_mut().push(d);
+        Ok(())
+    }
+
+    /// Wait until everything written through this handle is durable: new messages
+    /// in the log, record changes and removals in the index.
+    pub async fn commit(&self) -> Result<(), StoreError> {
+        let appended: Vec<Durable> = std::mem::take(&mut *self.unsynced.borrow_mut());
+        let mut result = Ok(());
+        for d in appended {
+            if let Err(e) = d.wait().await {
+                result = Err(e);
+            }
+        }
+        result?;
+        self.flush_index_writes().await
+    }
+
+    /// Flush the index if it changed since the last flush; then release the
+    /// segments that emptied before it.
+    pub(super) async fn flush_index_writes(&self) -> Result<(), StoreError> {
+        let target = self.wal.index_writes.get();
+        if self.wal.index_flushed.get() >= target {
+            return Ok(());
+        }
+        self.view.flush_index().await?;
+        if self.wal.index_flushed.get() < target {
+            self.wal.index_flushed.set(target);
+        }
+        self.wal.slots.borrow_mut().flushed(target);
+        Ok(())
+    }
+
+    fn index_written(&self) -> u64 {
+        let gen = self.wal.index_writes.get() + 1;
+        self.wal.index_writes.set(gen);
+        gen
+    }
+
+    pub fn update(&self, id: u64, record: &QueuedMessage) -> Result<(), StoreError> {
+        self.index_written();
+        self.view.update_entry(id, record).map(|_| ())
+    }
+
+    /// Remove a message from the index; its log space is reused once the index
+    /// flush that covers the removal is done.
+    pub fn remove(&self, id: u64) -> Result<(), StoreError> {
+        let gen = self.index_written();
+        if let Some(loc) = self.view.remove_entry(id)? {
+            self.wal.slots.borrow_mut().remove(loc, id, gen);
+        }
+        Ok(())
+    }
+
+    /// Octets of log segments on disk, and how many files.
+    pub fn log_disk_usage(&self) -> (u64, usize) {
+        let s = self.wal.slots.borrow();
+        (s.disk_bytes(), s.count())
+    }
+}
+
+/// sled log segment size of the index (fixed when a spool is created).
+pub(super) const SEGMENT_SIZE: usize = 8 << 20;

@@ -320,8 +320,8 @@ async fn store(
     let mut record = QueuedMessage::new(envelope, size);
     record.login = login;
     let reserve = ctx.settings().config.queue.min_free_space.0;
-    // The whole size, spilled part included: the store writes it all again before
-    // the spill file goes.
+    // The whole size, spilled part included: the log holds it all before the
+    // spill file goes.
     if let Ok(false) = ctx.space.has_room(&ctx.config.server.spool, reserve, size) {
         tracing::warn!(
             reserve,
@@ -330,19 +330,16 @@ async fn store(
         );
         return Err(crate::queue::StoreError::NoSpace);
     }
-    match spilled {
-        None => ctx.queue.write_new(id, &record, tail)?,
+    let durable = match spilled {
+        None => ctx.queue.append(id, &record, None, tail)?,
         Some(s) => {
             let mut head = std::io::BufReader::new(s.reader()?);
-            ctx.queue
-                .write_new_parts(id, &record, Some(&mut head), tail)?;
+            ctx.queue.append(id, &record, Some(&mut head), tail)?
         }
-    }
-    if let Err(e) = ctx.queue.commit().await {
-        // Not acknowledged, so not kept: a retry by the client must not duplicate it.
-        let _ = ctx.queue.remove(id);
-        return Err(e);
-    }
+    };
+    // The 250 waits for the shard's log sync (and the index entry made after it);
+    // a failure is never indexed, so nothing of it is queued.
+    durable.wait().await?;
     tracing::info!(
         id = %crate::proto::received::format_id(id),
         shard = ctx.index,

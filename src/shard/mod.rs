@@ -113,7 +113,7 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
     }
     .min(255);
     let spool = Arc::new(
-        Spool::open(&config.server.spool)
+        Spool::open_with(&config.server.spool, config.queue.store_options())
             .with_context(|| format!("opening spool {}", config.server.spool.display()))?,
     );
     // After the spool's lock is ours: no other server is spilling into it.
@@ -238,8 +238,8 @@ async fn shard_main(
     index: usize,
     backend: Backend,
     settings: Arc<Settings>,
-    queue: crate::queue::ShardQueue,
-    orphan_slices: Vec<crate::queue::ShardQueue>,
+    queue: crate::queue::QueueView,
+    orphan_slices: Vec<crate::queue::QueueView>,
     listeners: Vec<(String, std::net::TcpListener)>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     mut admin_rx: tokio::sync::mpsc::UnboundedReceiver<crate::admin::AdminRequest>,
@@ -247,6 +247,9 @@ async fn shard_main(
     shard_count: usize,
     ready: std::sync::mpsc::Sender<usize>,
 ) -> std::io::Result<()> {
+    let queue = crate::queue::ShardQueue::start(queue)
+        .await
+        .map_err(|e| std::io::Error::other(format!("its queue log cannot be opened: {e}")))?;
     let now = SystemTime::now();
     let ids = IdSource::new(index as u8, now, queue.max_id() + 1);
     let scheduler = Rc::new(crate::delivery::Scheduler::new(now));
@@ -259,7 +262,7 @@ async fn shard_main(
         scheduler,
         shard_count,
     ));
-    crate::delivery::recover(&ctx, &orphan_slices);
+    crate::delivery::recover(&ctx, &orphan_slices).await;
 
     let listener_count = listeners.len();
     for (name, std_listener) in listeners {

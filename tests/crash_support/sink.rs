@@ -28,6 +28,15 @@ pub struct Counts {
     pub without_id: usize,
     /// Test ids whose body did not match its checksum.
     pub corrupt: Vec<String>,
+    /// With `keep` set: every message answered 250, with its recipients.
+    pub kept: Vec<Kept>,
+}
+
+/// A message as the sink received it.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    pub recipients: Vec<String>,
+    pub data: Vec<u8>,
 }
 
 pub struct SinkState {
@@ -35,6 +44,8 @@ pub struct SinkState {
     changed: Condvar,
     /// Delay before the reply to the final dot, in ms (0: answer at once).
     pub delay_ms: AtomicU64,
+    /// Keep every message (for tests that check more than the test headers).
+    pub keep: AtomicBool,
 }
 
 impl SinkState {
@@ -89,6 +100,7 @@ impl Sink {
             counts: Mutex::new(Counts::default()),
             changed: Condvar::new(),
             delay_ms: AtomicU64::new(delay.as_millis() as u64),
+            keep: AtomicBool::new(false),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let (st, stp) = (state.clone(), stop.clone());
@@ -129,6 +141,7 @@ fn serve(stream: TcpStream, state: &SinkState) -> std::io::Result<()> {
     let mut r = BufReader::new(stream);
     w.write_all(b"220 sink.test ESMTP crash-test sink\r\n")?;
     let mut rcpts = 0usize;
+    let mut to: Vec<String> = Vec::new();
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -145,9 +158,17 @@ fn serve(stream: TcpStream, state: &SinkState) -> std::io::Result<()> {
             b"250 2.0.0 Ok\r\n"
         } else if upper.starts_with("MAIL FROM:") {
             rcpts = 0;
+            to.clear();
             b"250 2.1.0 Ok\r\n"
         } else if upper.starts_with("RCPT TO:") {
             rcpts += 1;
+            let text = String::from_utf8_lossy(&line);
+            to.push(
+                text.split(['<', '>'])
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string(),
+            );
             b"250 2.1.5 Ok\r\n"
         } else if upper.starts_with("DATA") {
             if rcpts == 0 {
@@ -158,7 +179,7 @@ fn serve(stream: TcpStream, state: &SinkState) -> std::io::Result<()> {
                     return Ok(());
                 };
                 rcpts = 0;
-                if !receive(&data, r.get_ref(), state) {
+                if !receive(&data, r.get_ref(), state, std::mem::take(&mut to)) {
                     // Abandoned by the client before the reply: nothing to answer.
                     let _ = r.get_ref().shutdown(Shutdown::Both);
                     return Ok(());
@@ -192,11 +213,18 @@ fn read_data(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Vec<u8>>> {
 }
 
 /// Record one message. Returns false if the client abandoned it during the delay.
-fn receive(data: &[u8], stream: &TcpStream, state: &SinkState) -> bool {
+fn receive(data: &[u8], stream: &TcpStream, state: &SinkState, to: Vec<String>) -> bool {
     let (id, good) = inspect(data);
     let delay = Duration::from_millis(state.delay_ms.load(Ordering::SeqCst));
+    let keep = state.keep.load(Ordering::SeqCst).then(|| Kept {
+        recipients: to,
+        data: data.to_vec(),
+    });
     if delay.is_zero() {
-        state.update(|c| record(c, id, good));
+        state.update(|c| {
+            record(c, id, good);
+            c.kept.extend(keep);
+        });
         return true;
     }
     state.update(|c| {
@@ -210,6 +238,7 @@ fn receive(data: &[u8], stream: &TcpStream, state: &SinkState) -> bool {
             c.abandoned.push(id.unwrap_or_default());
         } else {
             record(c, id, good);
+            c.kept.extend(keep);
         }
     });
     !abandoned
