@@ -25,12 +25,16 @@ pub async fn run(q: ShardQueue) {
     }
 }
 
+/// Free segments kept for reuse beyond the active one.
+const KEEP_FREE: usize = 2;
+
 async fn upkeep(q: &ShardQueue) {
     if q.wal().slots.borrow().draining() {
         if let Err(e) = q.flush_index_writes().await {
             tracing::debug!(error = %e, "index flush for segment reuse failed; tried again");
         }
     }
+    q.wal().slots.borrow_mut().trim_free(KEEP_FREE);
     let after = q.view_options().compact_after;
     let candidates = q.wal().slots.borrow().to_compact(Instant::now(), after);
     for (slot, ids) in candidates {

@@ -13,6 +13,15 @@ use std::time::{Duration, Instant};
 use super::segment;
 use crate::queue::index::Location;
 
+fn free_len_over(slots: &Slots, keep: usize) -> usize {
+    slots
+        .slots
+        .values()
+        .filter(|s| s.state == State::Free)
+        .count()
+        .saturating_sub(keep)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     /// Never used, or reusable.
@@ -243,6 +252,29 @@ impl Slots {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Keep at most `keep` free slots for reuse; delete the others (the highest
+    /// numbered), so a burst's worth of segments does not stay on disk for good.
+    pub fn trim_free(&mut self, keep: usize) -> usize {
+        let free: Vec<u32> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.state == State::Free)
+            .map(|(&n, _)| n)
+            .collect();
+        let mut removed = 0;
+        for n in free.into_iter().rev().take(free_len_over(self, keep)) {
+            if let Some(s) = self.slots.remove(&n) {
+                match std::fs::remove_file(&s.path) {
+                    Ok(()) => removed += 1,
+                    Err(e) => {
+                        tracing::warn!(segment = %s.path.display(), error = %e, "could not remove a spare log segment");
+                    }
+                }
+            }
+        }
+        removed
     }
 
     /// Octets of segment files on disk.
