@@ -24,22 +24,31 @@ pub fn prometheus(shards: &[ShardHandle]) -> String {
 
 fn store_histograms(store: &StoreStats) -> Vec<SecondsHistogram> {
     type Pick = fn(&StoreStats) -> &Histogram;
-    let kinds: [(&'static str, &'static str, Pick); 6] = [
+    let kinds: [(&'static str, &'static str, Pick); 7] = [
         (
             "mxring_store_write",
-            "Writing a new message into the store, on the shard thread",
+            "Framing a new message into its shard's log batch, on the shard thread",
             |s| &s.write,
         ),
-        ("mxring_store_commit", "One group commit", |s| &s.commit),
+        (
+            "mxring_store_commit",
+            "One group commit of a shard's log",
+            |s| &s.commit,
+        ),
         (
             "mxring_store_commit_flush",
-            "The index flush part of a group commit",
+            "The write part of a group commit of a shard's log",
             |s| &s.commit_flush,
         ),
         (
             "mxring_store_commit_sync",
-            "The fdatasync part of a group commit",
+            "The fdatasync part of a group commit of a shard's log",
             |s| &s.commit_sync,
+        ),
+        (
+            "mxring_store_index_flush",
+            "One flush of the queue index (delivery and operator actions wait for it)",
+            |s| &s.index_flush,
         ),
         (
             "mxring_store_commit_wait",

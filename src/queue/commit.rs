@@ -1,6 +1,7 @@
-//! Group commit. Shards write records to sled without waiting, then ask this thread
-//! for a commit; it takes every request that arrived meanwhile, flushes sled once,
-//! fdatasyncs the store's files once, and releases all of them together. It also
+//! Index flushes. Shards change index entries without waiting, then ask this thread
+//! for a flush when it matters (a recipient settled, a DSN queued, an operator
+//! action); it takes every request that arrived meanwhile, flushes sled once,
+//! fdatasyncs the index's files once, and releases all of them together. It also
 //! brings a wedged store back (see `store::Shared`): while wedged it looks twice a
 //! second whether the spool has room again, and reopens the Db when it has.
 
@@ -18,7 +19,6 @@ use super::StoreError;
 
 pub struct CommitWaiter {
     pub reply: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
-    pub asked: Instant,
 }
 
 pub struct Committer {
@@ -92,25 +92,14 @@ fn run(
         batch.push(first);
         batch.extend(rx.try_iter());
         let started = Instant::now();
-        let result = shared.run(|db| db.flush()).and_then(|_| {
-            let flushed = Instant::now();
-            stats.commit_flush.record(flushed - started);
-            let synced = syncer.sync().map_err(StoreError::from);
-            stats.commit_sync.record(flushed.elapsed());
-            synced
-        });
-        let released = Instant::now();
-        stats.commit.record(released - started);
-        stats
-            .batched
-            .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let result = shared
+            .run(|db| db.flush())
+            .and_then(|_| syncer.sync().map_err(StoreError::from));
+        stats.index_flush.record(started.elapsed());
         if let Err(e) = &result {
-            tracing::error!(error = %e, batch = batch.len(), "group commit failed; messages not acknowledged");
+            tracing::error!(error = %e, waiting = batch.len(), "index flush failed; the changes waiting for it are written again");
         }
         for waiter in batch.drain(..) {
-            stats
-                .commit_wait
-                .record(released.saturating_duration_since(waiter.asked));
             let _ = waiter.reply.send(result.clone());
         }
     }

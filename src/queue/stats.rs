@@ -1,6 +1,7 @@
 //! What durability costs, measured where it is paid: how long the shard thread
-//! spends writing a message into sled, how long a group commit takes (sled's flush
-//! and our fdatasync apart), and how long a message waits for its commit. Operators
+//! spends framing a message into its log batch, how long a group commit of the log
+//! takes (the write and the fdatasync apart), how long a message waits for its
+//! commit, and how long an index flush takes. Operators
 //! read it at `GET /metrics`; it is also how we find what bounds the DATA→250 time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -125,9 +126,9 @@ pub struct HistogramSummary {
 
 #[derive(Default)]
 pub struct StoreStats {
-    /// A new message's record and body into sled, on the shard thread.
+    /// A new message framed into its shard's pending log batch.
     pub write: Histogram,
-    /// One group commit: sled flush, then fdatasync of the log (and new blob files).
+    /// One group commit of a shard's log: the write, the fdatasync, the index entries.
     pub commit: Histogram,
     pub commit_flush: Histogram,
     pub commit_sync: Histogram,
@@ -137,6 +138,9 @@ pub struct StoreStats {
     pub batched: AtomicU64,
     /// Server side of DATA→250: the session saw the final dot, to the reply written.
     pub data_to_reply: Histogram,
+    /// One index flush (sled flush, then fdatasync of its files), which delivery and
+    /// operator actions wait for; never on the way to a 250.
+    pub index_flush: Histogram,
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -148,6 +152,7 @@ pub struct StoreStatsSummary {
     pub commit_wait: HistogramSummary,
     pub mean_batch: f64,
     pub data_to_reply: HistogramSummary,
+    pub index_flush: HistogramSummary,
 }
 
 impl StoreStats {
@@ -160,6 +165,7 @@ impl StoreStats {
             commit_sync: self.commit_sync.summary(),
             commit_wait: self.commit_wait.summary(),
             data_to_reply: self.data_to_reply.summary(),
+            index_flush: self.index_flush.summary(),
             mean_batch: if commit.count == 0 {
                 0.0
             } else {

@@ -333,10 +333,7 @@ impl QueueView {
     /// Wait for an index flush covering every index write made before this call.
     pub async fn flush_index(&self) -> Result<(), StoreError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        let waiter = CommitWaiter {
-            reply,
-            asked: Instant::now(),
-        };
+        let waiter = CommitWaiter { reply };
         self.commit.send(waiter).map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
