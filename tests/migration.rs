@@ -7,6 +7,7 @@
 mod crash_support;
 
 use std::path::{Path, PathBuf};
+
 use std::time::Duration;
 
 use crash_support::process::Mx;
@@ -23,22 +24,6 @@ fn copy_fixture(to: &Path) {
     for name in ["conf", "db"] {
         std::fs::copy(fixture().join(name), to.join(name)).unwrap();
     }
-}
-
-fn config(work: &Workdir, spool: &Path, port: u16, sink: std::net::SocketAddr) -> PathBuf {
-    let path = work.join("mxring.toml");
-    let text = format!(
-        "[server]\nhostname = \"mx.test\"\nshards = 2\nspool = \"{spool}\"\n\
-         [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:{port}\"\ntls = \"none\"\n\
-         [admin]\naddress = \"127.0.0.1:0\"\n\
-         [[route]]\ndomains = [\"*\"]\nnext_hop = \"[{ip}]:{sport}\"\n\
-         [queue]\nretry = [\"1s\"]\n",
-        spool = spool.display(),
-        ip = sink.ip(),
-        sport = sink.port(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// What the fixture holds (see its README): message id, recipients, and a line
@@ -75,7 +60,7 @@ fn a_format_1_spool_is_migrated_and_every_message_delivered() {
     sink.state
         .keep
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let cfg = config(&work, &spool, free_port(), sink.addr);
+    let cfg = crash_support::write_config(&work, free_port(), sink.addr, "");
     let mx = Mx::start(&cfg, work.join("mxring.log"));
 
     // Migrated with their schedule (the next attempt was an hour away when the old
@@ -179,7 +164,7 @@ fn a_spool_of_a_newer_format_is_refused_and_left_alone() {
     }
     let before = std::fs::read(spool.join("db")).unwrap();
     let sink = Sink::start(Duration::ZERO);
-    let cfg = config(&work, &spool, free_port(), sink.addr);
+    let cfg = crash_support::write_config(&work, free_port(), sink.addr, "");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mxring"))
         .args(["serve", "--config"])
         .arg(&cfg)
