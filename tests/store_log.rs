@@ -245,3 +245,43 @@ fn a_damaged_record_is_quarantined_and_its_neighbours_delivered() {
             .join("\n")
     );
 }
+
+/// A message larger than a segment gets a file of its own, is delivered whole, and
+/// its file goes once it is delivered.
+#[test]
+fn a_message_larger_than_a_segment_gets_its_own_file() {
+    let work = Workdir::new("oversize");
+    let sink = Sink::start(Duration::ZERO);
+    let cfg = config(
+        &work,
+        free_port(),
+        sink.addr.port(),
+        free_port(),
+        "retry = [\"1s\"]\nsegment_size = \"1MiB\"\n",
+    );
+    let mx = Mx::start(&cfg, work.join("mxring.log"));
+    // About 2.6 MB: more than two segments.
+    submit(mx.smtp, "rcpt@sink.test", "big", 30_000);
+    submit(mx.smtp, "rcpt@sink.test", "small", 10);
+    assert!(
+        sink.state
+            .wait_until(Duration::from_secs(30), |c| c.arrivals.contains_key("big")
+                && c.arrivals.contains_key("small")),
+        "not delivered: {:?}",
+        sink.state.counts().arrivals
+    );
+    assert!(
+        sink.state.counts().corrupt.is_empty(),
+        "the large message was damaged"
+    );
+    let spool = work.join("spool");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while log_bytes(&spool) > 3 << 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the large message's own file stayed after delivery: {} octets of log",
+            log_bytes(&spool)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
