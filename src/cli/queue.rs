@@ -78,6 +78,9 @@ fn show(m: &MessageView) -> String {
         if let Some(reply) = &r.last_reply {
             t.push_str(&format!("      last reply: {reply}\n"));
         }
+        if let Some(by) = &r.decided_by {
+            t.push_str(&format!("      decided by: {by}\n"));
+        }
         if let Some(mta) = &r.remote_mta {
             let tls = r
                 .tls

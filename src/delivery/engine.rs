@@ -10,14 +10,15 @@ use tokio::sync::Semaphore;
 use super::attempt::{attempt, Delivery};
 use super::dns::Dns;
 use super::notify::queue_dsn;
-use super::outcome::{apply, Followup, RcptResult, ResultKind};
+use super::outcome::{apply, RcptResult};
 use super::pool::Pool;
 use super::scheduler::{ms, AfterAttempt};
 use super::unsaved::{Pending, Unsaved};
 use crate::admin::{AdminAction, AdminRefusal, AdminReply, AdminRequest};
-use crate::dsn::{Decider, DsnKind};
+use crate::dsn::DsnKind;
 use crate::proto::received::format_id;
-use crate::queue::{QueuedMessage, RcptState, ShardQueue};
+use crate::queue::status::{Failure, Status};
+use crate::queue::{QueuedMessage, ShardQueue};
 use crate::shard::ShardCtx;
 
 /// At start, every queued message of the shard gets its next attempt back.
@@ -132,7 +133,7 @@ async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, unsaved: &Unsaved, id: u64) {
     let results = attempt(d, &settings.config, &settings.policy, id, &rec, &body).await;
     let now = SystemTime::now();
     let f = apply(&mut rec, &results, ms(now), &settings.config.queue);
-    count_results(&results, &f);
+    count_results(&results, &rec);
     if !matches!(ctx.queue.get(id), Ok(Some(_))) {
         // Deleted by the operator while we were delivering.
         return;
@@ -165,7 +166,7 @@ async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, unsaved: &Unsaved, id: u64) {
     // A recipient that reached its end, or a DSN, must survive a crash (or it is
     // delivered or reported twice). A pure deferral need not wait for the disk: it
     // rides on the next group commit, and if lost the message is only tried sooner.
-    let settled = results.iter().any(|(_, r)| r.kind != ResultKind::Temporary);
+    let settled = results.iter().any(|(_, r)| !r.is_deferral());
     if f.done || settled || !new.is_empty() {
         if let Err(e) = ctx.queue.commit().await {
             tracing::error!(id = %format_id(id), error = %e, "commit after delivery failed; retrying until it is written");
@@ -190,24 +191,40 @@ async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, unsaved: &Unsaved, id: u64) {
     }
 }
 
-/// Per-recipient outcomes into the Prometheus counters.
-fn count_results(results: &[(usize, RcptResult)], f: &Followup) {
+/// Per-recipient outcomes into the Prometheus counters, by the recipient's status
+/// after the attempt (an expiry turns a deferral into a bounce).
+fn count_results(results: &[(usize, RcptResult)], rec: &QueuedMessage) {
     use crate::metrics::{DeliveryLabels, DeliveryOutcome, FailureClass};
-    for (i, r) in results {
-        let expired = r.kind == ResultKind::Temporary && f.failed.contains(i);
-        let outcome = match r.kind {
-            ResultKind::Delivered => DeliveryOutcome::delivered,
-            ResultKind::Temporary if !expired => DeliveryOutcome::deferred,
-            _ => DeliveryOutcome::bounced,
+    for (i, _) in results {
+        let status = &rec.rcpts[*i].status;
+        let outcome = match status {
+            Status::Delivered { .. } | Status::Pending => DeliveryOutcome::delivered,
+            Status::Deferred { .. } => DeliveryOutcome::deferred,
+            Status::Failed { .. } => DeliveryOutcome::bounced,
         };
-        let reason = match (&r.kind, &r.decided_by) {
-            (ResultKind::Delivered, _) => FailureClass::none,
-            _ if expired => FailureClass::expired,
-            (_, Decider::RemoteHost) => FailureClass::remote_reply,
-            (_, Decider::TlsPolicy { .. }) => FailureClass::tls_policy,
-            (_, Decider::Dns) => FailureClass::dns,
-            (_, Decider::Network) => FailureClass::connection,
-            (_, Decider::Operator) => FailureClass::operator,
+        let reason = match status.failure() {
+            None => FailureClass::none,
+            Some(Failure::Expired { .. }) => FailureClass::expired,
+            Some(Failure::Remote { .. }) => FailureClass::remote_reply,
+            Some(Failure::Tls {
+                required_by: Some(_),
+                ..
+            }) => FailureClass::tls_policy,
+            Some(Failure::Dns { .. }) => FailureClass::dns,
+            Some(Failure::Operator) => FailureClass::operator,
+            Some(Failure::Protocol { problem, .. })
+                if matches!(
+                    problem,
+                    crate::queue::status::ProtocolProblem::SessionRefused
+                        | crate::queue::status::ProtocolProblem::MessageTooBig
+                        | crate::queue::status::ProtocolProblem::NoSmtpUtf8
+                ) =>
+            {
+                FailureClass::remote_reply
+            }
+            Some(Failure::Connect { .. } | Failure::Tls { .. } | Failure::Protocol { .. }) => {
+                FailureClass::connection
+            }
         };
         crate::metrics::global()
             .recipients
@@ -330,15 +347,16 @@ async fn bounce(ctx: &Rc<ShardCtx>, id: u64) -> Result<String, AdminRefusal> {
     let body = ctx.queue.body(id).map_err(failed)?.unwrap_or_default();
     let now = SystemTime::now();
     let pending: Vec<usize> = (0..rec.rcpts.len())
-        .filter(|&i| !rec.rcpts[i].state.is_done())
+        .filter(|&i| !rec.rcpts[i].is_done())
         .collect();
     for &i in &pending {
-        let st = &mut rec.rcpts[i];
-        st.state = RcptState::Failed;
-        st.status = Some("5.0.0".into());
-        st.last_reply = Some("bounced with mxring queue bounce".into());
-        st.decided_by = crate::dsn::Decider::Operator;
-        st.last_attempt_ms = Some(ms(now));
+        let rcpt = &mut rec.rcpts[i];
+        let remote = rcpt.status.remote().cloned();
+        rcpt.status = Status::Failed {
+            failure: Failure::Operator,
+            remote,
+        };
+        rcpt.last_attempt_ms = Some(ms(now));
     }
     let dsn: Option<(u64, QueuedMessage)> =
         queue_dsn(ctx, &rec, &body, DsnKind::Failed, &pending, now).map_err(failed)?;

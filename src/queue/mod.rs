@@ -5,10 +5,12 @@ mod commit;
 pub mod record;
 pub mod space;
 pub mod stats;
+pub mod status;
 mod store;
 pub mod v1;
 
-pub use record::{QueuedMessage, RcptState, RcptStatus};
+pub use record::{QueuedMessage, QueuedRcpt};
+pub use status::{Enhanced, Failure, Status};
 pub use store::{ShardQueue, Spool};
 
 /// Storage failures. `NoSpace` is told apart so clients get 452 4.3.1.
