@@ -138,10 +138,7 @@ async fn deliver_domain(
         Ok(h) => h,
         Err(e) => {
             let failure = match e {
-                DnsFailure::Permanent { status, text } => Failure::Dns {
-                    status: Enhanced::parse(status).unwrap_or(Enhanced::new(5, 1, 2)),
-                    text,
-                },
+                DnsFailure::Permanent { status, text } => Failure::Dns { status, text },
                 DnsFailure::Temporary { text } => dns_unanswered(text),
             };
             let r = RcptResult::failed(failure, None);

@@ -8,6 +8,8 @@ pub mod stats;
 pub mod status;
 mod store;
 pub mod v1;
+#[cfg(test)]
+mod v1_tests;
 
 pub use record::{QueuedMessage, QueuedRcpt};
 pub use status::{Enhanced, Failure, Status};

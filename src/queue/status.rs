@@ -55,6 +55,13 @@ impl fmt::Display for Enhanced {
     }
 }
 
+/// `status == "4.7.4"`, for tests and checks that name a code as written.
+impl PartialEq<&str> for Enhanced {
+    fn eq(&self, other: &&str) -> bool {
+        Enhanced::parse(other) == Some(*self)
+    }
+}
+
 impl From<Enhanced> for String {
     fn from(e: Enhanced) -> String {
         e.to_string()
