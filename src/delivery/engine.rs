@@ -191,44 +191,13 @@ async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, unsaved: &Unsaved, id: u64) {
     }
 }
 
-/// Per-recipient outcomes into the Prometheus counters, by the recipient's status
-/// after the attempt (an expiry turns a deferral into a bounce).
+/// Per-recipient outcomes into the Prometheus counters, by each recipient's
+/// status after the attempt.
 fn count_results(results: &[(usize, RcptResult)], rec: &QueuedMessage) {
-    use crate::metrics::{DeliveryLabels, DeliveryOutcome, FailureClass};
     for (i, _) in results {
-        let status = &rec.rcpts[*i].status;
-        let outcome = match status {
-            Status::Delivered { .. } | Status::Pending => DeliveryOutcome::delivered,
-            Status::Deferred { .. } => DeliveryOutcome::deferred,
-            Status::Failed { .. } => DeliveryOutcome::bounced,
-        };
-        let reason = match status.failure() {
-            None => FailureClass::none,
-            Some(Failure::Expired { .. }) => FailureClass::expired,
-            Some(Failure::Remote { .. }) => FailureClass::remote_reply,
-            Some(Failure::Tls {
-                required_by: Some(_),
-                ..
-            }) => FailureClass::tls_policy,
-            Some(Failure::Dns { .. }) => FailureClass::dns,
-            Some(Failure::Operator) => FailureClass::operator,
-            Some(Failure::Protocol { problem, .. })
-                if matches!(
-                    problem,
-                    crate::queue::status::ProtocolProblem::SessionRefused
-                        | crate::queue::status::ProtocolProblem::MessageTooBig
-                        | crate::queue::status::ProtocolProblem::NoSmtpUtf8
-                ) =>
-            {
-                FailureClass::remote_reply
-            }
-            Some(Failure::Connect { .. } | Failure::Tls { .. } | Failure::Protocol { .. }) => {
-                FailureClass::connection
-            }
-        };
         crate::metrics::global()
             .recipients
-            .get_or_create(&DeliveryLabels { outcome, reason })
+            .get_or_create(&crate::metrics::DeliveryLabels::of(&rec.rcpts[*i].status))
             .inc();
     }
 }

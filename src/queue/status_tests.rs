@@ -326,3 +326,45 @@ fn dsn_from_the_typed_status_says_who_decided() {
         "{words}"
     );
 }
+
+#[test]
+fn metric_labels_follow_the_typed_failure() {
+    use crate::metrics::{DeliveryLabels, DeliveryOutcome, FailureClass};
+    let of = |s: Status| {
+        let l = DeliveryLabels::of(&s);
+        (l.outcome, l.reason)
+    };
+    let tls = |required_by| Failure::Tls {
+        problem: TlsProblem::NotOffered,
+        text: "x".into(),
+        required_by,
+    };
+    assert_eq!(
+        of(Status::from_failure(tls(rule(true)), None)),
+        (DeliveryOutcome::bounced, FailureClass::tls_policy)
+    );
+    assert_eq!(
+        of(Status::from_failure(tls(None), None)),
+        (DeliveryOutcome::deferred, FailureClass::connection)
+    );
+    assert_eq!(
+        of(Status::Failed {
+            failure: Failure::Expired {
+                after: "1h".into(),
+                last: Some(Box::new(tls(rule(false))))
+            },
+            remote: None
+        }),
+        (DeliveryOutcome::bounced, FailureClass::expired)
+    );
+    assert_eq!(
+        of(Status::from_failure(
+            Failure::Protocol {
+                problem: ProtocolProblem::Unexpected,
+                text: "x".into()
+            },
+            None
+        )),
+        (DeliveryOutcome::deferred, FailureClass::other)
+    );
+}

@@ -73,7 +73,7 @@ impl From<QueuedMessage> for super::QueuedMessage {
         let rcpts = std::mem::take(&mut envelope.recipients)
             .into_iter()
             .map(|rcpt| {
-                let st = statuses.next().unwrap_or_else(|| RcptStatus {
+                let st = statuses.next().unwrap_or(RcptStatus {
                     state: RcptState::Pending,
                     attempts: 0,
                     last_reply: None,
@@ -117,7 +117,7 @@ impl RcptStatus {
         let code = self.status.as_deref().and_then(Enhanced::parse);
         // Our own findings were written "4.4.1 connect to ...": the words after the code.
         let words = match (code, text.split_once(' ')) {
-            (Some(c), Some((head, rest))) if head == c.to_string() => rest.to_string(),
+            (Some(c), Some((head, rest))) if c == head => rest.to_string(),
             _ => text.clone(),
         };
         let failure = match self.decided_by {
