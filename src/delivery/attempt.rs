@@ -250,7 +250,10 @@ async fn deliver_domain(
                 let hold = config.outbound.unreachable_hold.0;
                 // Whether a TLS failure here is this rule's decision.
                 let mut policy_tls = plan.mandatory();
-                let delivered = match d.unreachable.check(addr, hold) {
+                // Only a connection really tried starts (or ends) a hold.
+                let held = d.unreachable.check(addr, hold);
+                let tried = dane_defer.is_none() && held.is_none();
+                let delivered = match held {
                     _ if dane_defer.is_some() => {
                         let (e, by_policy) = dane_defer.take().expect("checked");
                         policy_tls = by_policy;
@@ -266,7 +269,9 @@ async fn deliver_domain(
                     None => deliver_group(d, config, addr, &host, &plan, rec, body, &group).await,
                 };
                 match &delivered {
-                    Err(Failure::Connect { text }) => d.unreachable.mark(addr, text.clone()),
+                    Err(Failure::Connect { text }) if tried => {
+                        d.unreachable.mark(addr, text.clone())
+                    }
                     Ok(_) => d.unreachable.forget(addr),
                     Err(_) => {}
                 }
