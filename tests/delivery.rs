@@ -319,6 +319,8 @@ fn an_unreachable_next_hop_is_not_tried_for_every_message() {
         let r = wait_reply(&s, id);
         assert!(r.contains("Connection refused"), "{r}");
         assert!(r.contains("(not tried again within 1h)"), "{r}");
+        // A held (untried) address does not restart its own hold.
+        assert_eq!(r.matches("not tried again").count(), 1, "{r}");
         assert!(r.starts_with("4.4.1"), "{r}");
     }
     // The hop comes up; an operator's retry really tries, despite the hold.

@@ -26,6 +26,22 @@ fn copy_fixture(to: &Path) {
     }
 }
 
+/// Two shards, every domain to `hop`. The fixture's messages were queued on
+/// 2026-12-01 and age with the calendar: no delay or give-up time may fire.
+fn config(work: &Workdir, port: u16, hop: u16) -> PathBuf {
+    let path = work.join("mxring.toml");
+    let text = format!(
+        "[server]\nhostname = \"mx.test\"\nshards = 2\nspool = \"{spool}\"\n\
+         [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:{port}\"\ntls = \"none\"\n\
+         [admin]\naddress = \"127.0.0.1:0\"\n\
+         [[route]]\ndomains = [\"*\"]\nnext_hop = \"[127.0.0.1]:{hop}\"\n\
+         [queue]\nretry = [\"1h\"]\ndelay_warning_after = \"3650d\"\ngive_up_after = \"3650d\"\n",
+        spool = work.join("spool").display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// What the fixture holds (see its README): message id, recipients, and a line
 /// the body must contain so many times.
 const EXPECTED: [(&str, &[&str], &str, usize); 5] = [
@@ -56,15 +72,12 @@ fn a_format_1_spool_is_migrated_and_every_message_delivered() {
     let work = Workdir::new("migration");
     let spool = work.join("spool");
     copy_fixture(&spool);
-    let sink = Sink::start(Duration::ZERO);
-    sink.state
-        .keep
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let cfg = crash_support::write_config(&work, free_port(), sink.addr, "");
+    // The next hop is down at first, so the migrated queue can be looked at whole.
+    let hop = free_port();
+    let cfg = config(&work, free_port(), hop);
     let mx = Mx::start(&cfg, work.join("mxring.log"));
 
-    // Migrated with their schedule (the next attempt was an hour away when the old
-    // server stopped): all five are queued; the operator asks for them now.
+    // Migrated with their schedule and status: all five are queued.
     let admin = mxring::admin::AdminClient::new(mx.admin);
     let (status, body) = admin.request("GET", "/queue").unwrap();
     assert_eq!(status, 200, "{body}");
@@ -82,11 +95,26 @@ fn a_format_1_spool_is_migrated_and_every_message_delivered() {
         ],
         "the migrated queue is not the fixture's"
     );
+    // The next hop comes up and the operator asks for them now.
+    let sink = Sink::start_at(&format!("127.0.0.1:{hop}"), Duration::ZERO);
+    sink.state
+        .keep
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     for m in &queued {
-        let (status, body) = admin
-            .request("POST", &format!("/queue/{}/retry", m.id))
-            .unwrap();
-        assert_eq!(status, 200, "retry of {}: {body}", m.id);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = admin
+                .request("POST", &format!("/queue/{}/retry", m.id))
+                .unwrap();
+            match status {
+                200 => break,
+                // An attempt (the one due at start) is still running.
+                409 if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => panic!("retry of {}: {status} {body}", m.id),
+            }
+        }
     }
 
     let wanted: usize = EXPECTED.iter().map(|(_, r, _, _)| r.len()).sum();
@@ -164,7 +192,7 @@ fn a_spool_of_a_newer_format_is_refused_and_left_alone() {
     }
     let before = std::fs::read(spool.join("db")).unwrap();
     let sink = Sink::start(Duration::ZERO);
-    let cfg = crash_support::write_config(&work, free_port(), sink.addr, "");
+    let cfg = config(&work, free_port(), sink.addr.port());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mxring"))
         .args(["serve", "--config"])
         .arg(&cfg)

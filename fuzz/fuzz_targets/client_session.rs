@@ -32,7 +32,7 @@ fn transaction(flags: u8, n: usize) -> OutboundTx {
         rcpts: (0..rcpts)
             .map(|i| OutboundRcpt {
                 address: format!("r{i}@r.example"),
-                notify: (i % 2 == 0).then(|| "FAILURE,DELAY".to_string()),
+                notify: (i % 2 == 0).then(|| mxring::proto::NotifyFlags::parse("FAILURE,DELAY").unwrap()),
                 orcpt: (i % 3 == 0).then(|| format!("rfc822;r{i}+x@r.example")),
             })
             .collect(),

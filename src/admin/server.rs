@@ -23,7 +23,39 @@ pub enum AdminAction {
 pub struct AdminRequest {
     pub id: u64,
     pub action: AdminAction,
-    pub reply: std::sync::mpsc::Sender<Result<String, String>>,
+    pub reply: std::sync::mpsc::Sender<Result<AdminReply, AdminRefusal>>,
+}
+
+/// A shard's answer to an operator action (the text is for the operator).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminReply {
+    /// Done now (HTTP 200).
+    Done(String),
+    /// Held until the delivery in progress ends, then applied to the recipients
+    /// still pending (HTTP 202).
+    AfterAttempt(String),
+}
+
+/// Why a shard did not do what the operator asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminRefusal {
+    /// No such message in the queue (HTTP 404).
+    NoSuchMessage(String),
+    /// A retry of a message that is being delivered right now: nothing was done
+    /// (HTTP 409; `mxring queue retry` exits with 75, EX_TEMPFAIL).
+    InProgress(String),
+    /// The queue could not be written (HTTP 500).
+    Failed(String),
+}
+
+impl std::fmt::Display for AdminRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminRefusal::NoSuchMessage(m)
+            | AdminRefusal::InProgress(m)
+            | AdminRefusal::Failed(m) => f.write_str(m),
+        }
+    }
 }
 
 pub struct ShardHandle {
@@ -186,8 +218,14 @@ fn route(shards: &[ShardHandle], method: &Method, url: &str) -> (u16, String) {
                 return error(503, "shard is stopping");
             }
             match rx.recv_timeout(std::time::Duration::from_secs(30)) {
-                Ok(Ok(msg)) => (200, json(&serde_json::json!({ "result": msg }))),
-                Ok(Err(msg)) => error(404, &msg),
+                Ok(Ok(AdminReply::Done(msg))) => (200, json(&serde_json::json!({ "result": msg }))),
+                Ok(Ok(AdminReply::AfterAttempt(msg))) => (
+                    202,
+                    json(&serde_json::json!({ "result": msg, "after_attempt": true })),
+                ),
+                Ok(Err(AdminRefusal::NoSuchMessage(msg))) => error(404, &msg),
+                Ok(Err(AdminRefusal::InProgress(msg))) => error(409, &msg),
+                Ok(Err(AdminRefusal::Failed(msg))) => error(500, &msg),
                 Err(_) => error(504, "shard did not answer"),
             }
         }

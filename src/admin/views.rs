@@ -3,16 +3,30 @@
 use serde::{Deserialize, Serialize};
 
 use crate::proto::received::format_id;
+use crate::queue::status::Status;
 use crate::queue::QueuedMessage;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecipientView {
     pub address: String,
+    /// pending, deferred, delivered or failed.
     pub state: String,
     pub attempts: u32,
+    /// The last reply or error, in words ("451 4.3.0 try later", "4.4.1 connect
+    /// to ...").
     pub last_reply: Option<String>,
     pub remote_mta: Option<String>,
     pub tls: Option<String>,
+    /// The enhanced status code of the last result, e.g. "4.7.4".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Who decided the last failure, in words ("the remote host", "our TLS policy
+    /// for example.com ([[outbound_tls]] #1)", "the operator").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// The typed status as the queue keeps it (state, failure kind, reply, host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Status>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -56,17 +70,21 @@ impl MessageView {
             tls: tls(&r.envelope.tls),
             login: r.login.clone(),
             recipients: r
-                .envelope
-                .recipients
+                .rcpts
                 .iter()
-                .zip(&r.rcpts)
-                .map(|(rc, st)| RecipientView {
-                    address: rc.address.clone(),
-                    state: st.state.name().to_string(),
-                    attempts: st.attempts,
-                    last_reply: st.last_reply.clone(),
-                    remote_mta: st.remote_mta.clone(),
-                    tls: tls(&st.tls),
+                .map(|rc| {
+                    let st = &rc.status;
+                    RecipientView {
+                        address: rc.rcpt.address.clone(),
+                        state: st.name().to_string(),
+                        attempts: rc.attempts,
+                        last_reply: st.last_reply(),
+                        remote_mta: st.remote().map(|m| m.name.clone()),
+                        tls: tls(&st.remote().and_then(|m| m.tls.clone())),
+                        status: st.code().map(|c| c.to_string()),
+                        decided_by: st.failure().map(|f| f.decided_by().describe()),
+                        outcome: Some(st.clone()),
+                    }
                 })
                 .collect(),
             headers: None,

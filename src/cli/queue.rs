@@ -24,13 +24,18 @@ pub enum QueueAction {
         #[arg(long)]
         json: bool,
     },
-    /// Attempt delivery now.
+    /// Attempt delivery now. While an attempt is in progress nothing is done and
+    /// the exit status is 75 (EX_TEMPFAIL).
     Retry { id: String },
-    /// Remove a message without notice.
+    /// Remove a message without notice (during an attempt: when it ends).
     Delete { id: String },
-    /// Fail a message now and send the sender a failure DSN.
+    /// Fail the pending recipients now and send the sender a failure DSN (during
+    /// an attempt: when it ends, for the recipients still pending then).
     Bounce { id: String },
 }
+
+/// Exit status of `queue retry` for a message whose delivery is in progress.
+pub const EX_TEMPFAIL: u8 = 75;
 
 fn when(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
@@ -73,6 +78,9 @@ fn show(m: &MessageView) -> String {
         if let Some(reply) = &r.last_reply {
             t.push_str(&format!("      last reply: {reply}\n"));
         }
+        if let Some(by) = &r.decided_by {
+            t.push_str(&format!("      decided by: {by}\n"));
+        }
         if let Some(mta) = &r.remote_mta {
             let tls = r
                 .tls
@@ -105,13 +113,15 @@ pub fn run(arg: &ConfigArg, action: QueueAction) -> anyhow::Result<ExitCode> {
         QueueAction::Delete { id } => client.request("POST", &format!("/queue/{id}/delete"))?,
         QueueAction::Bounce { id } => client.request("POST", &format!("/queue/{id}/bounce"))?,
     };
-    if status != 200 {
+    if status != 200 && status != 202 {
         let msg = serde_json::from_str::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_string))
             .unwrap_or(body);
         eprintln!("mxring: {msg}");
-        return Ok(ExitCode::from(1));
+        // 409: a retry of a message being delivered; nothing was done, and trying
+        // again later may succeed (sysexits EX_TEMPFAIL).
+        return Ok(ExitCode::from(if status == 409 { EX_TEMPFAIL } else { 1 }));
     }
     match action {
         QueueAction::List { json: true } | QueueAction::Show { json: true, .. } => {

@@ -8,15 +8,17 @@ use std::time::{Instant, SystemTime};
 
 use super::dns::{Dns, DnsFailure};
 use super::nexthop::NextHop;
-use super::outbound::{open, AttemptError, OutboundConn, TlsPlan};
-use super::outcome::{RcptResult, ResultKind};
+use super::outbound::{open, OutboundConn, TlsPlan};
+use super::outcome::RcptResult;
 use super::pool::Pool;
 use crate::config::{Config, OnTlsFailure, TlsLevel};
 use crate::dane::DaneState;
-use crate::dsn::Decider;
 use crate::policy::{dane_plan, DanePlan, DomainMatcher, OutboundDecision, OutboundFacts, Policy};
 use crate::proto::client::{OutboundRcpt, OutboundTx, TxOutcome};
 use crate::proto::received::format_id;
+use crate::queue::status::{
+    Enhanced, Failure, ProtocolProblem, RemoteMta, Reply, Status, TlsProblem, TlsRule,
+};
 use crate::queue::QueuedMessage;
 
 /// MX hosts tried per attempt, and addresses per host (Postfix's limits are similar).
@@ -78,15 +80,12 @@ fn domain_of(address: &str) -> String {
         .to_ascii_lowercase()
 }
 
-fn failure(kind: ResultKind, status: &str, text: String, decided_by: Decider) -> RcptResult {
-    RcptResult {
-        kind,
-        status: status.into(),
+/// A DNS lookup that gave no answer (never a reason to fail for good: the next
+/// attempt may get one).
+fn dns_unanswered(text: String) -> Failure {
+    Failure::Dns {
+        status: Enhanced::new(4, 4, 3),
         text,
-        remote_mta: None,
-        tls: None,
-        peer_dsn: false,
-        decided_by,
     }
 }
 
@@ -108,9 +107,12 @@ pub async fn attempt(
     body: &[u8],
 ) -> Vec<(usize, RcptResult)> {
     let mut by_domain: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, r) in rec.envelope.recipients.iter().enumerate() {
-        if !rec.rcpts[i].state.is_done() {
-            by_domain.entry(domain_of(&r.address)).or_default().push(i);
+    for (i, r) in rec.rcpts.iter().enumerate() {
+        if !r.is_done() {
+            by_domain
+                .entry(domain_of(&r.rcpt.address))
+                .or_default()
+                .push(i);
         }
     }
     let mut results = Vec::new();
@@ -135,14 +137,11 @@ async fn deliver_domain(
     let (hosts, mx_secure) = match targets(d, config, domain).await {
         Ok(h) => h,
         Err(e) => {
-            let r = match e {
-                DnsFailure::Permanent { status, text } => {
-                    failure(ResultKind::Permanent, status, text, Decider::Dns)
-                }
-                DnsFailure::Temporary { text } => {
-                    failure(ResultKind::Temporary, "4.4.3", text, Decider::Dns)
-                }
+            let failure = match e {
+                DnsFailure::Permanent { status, text } => Failure::Dns { status, text },
+                DnsFailure::Temporary { text } => dns_unanswered(text),
             };
+            let r = RcptResult::failed(failure, None);
             // Every attempt gets its log line, a failed lookup too.
             for &i in &idxs {
                 log_attempt(id, rec, i, None, domain, &r, started);
@@ -168,10 +167,7 @@ async fn deliver_domain(
                         DnsFailure::Permanent { text, .. } | DnsFailure::Temporary { text } => text,
                     };
                     for &i in &remaining {
-                        last.insert(
-                            i,
-                            failure(ResultKind::Temporary, "4.4.3", text.clone(), Decider::Dns),
-                        );
+                        last.insert(i, RcptResult::failed(dns_unanswered(text.clone()), None));
                     }
                     continue;
                 }
@@ -185,7 +181,7 @@ async fn deliver_domain(
             // another's delivery.
             let mut groups: Vec<(OutboundDecision, Vec<usize>)> = Vec::new();
             for &i in &remaining {
-                let rcpt = &rec.envelope.recipients[i].address;
+                let rcpt = &rec.rcpts[i].rcpt.address;
                 let decision = policy.outbound(&OutboundFacts {
                     sender: &rec.envelope.sender,
                     account: rec.login.as_deref(),
@@ -233,76 +229,87 @@ async fn deliver_domain(
                             plan.level = level;
                         }
                         DanePlan::Defer {
-                            status,
+                            status: _,
                             text,
                             tls_policy,
                         } => {
-                            let mut e = AttemptError::tls(status, text);
-                            e.tls_policy = tls_policy;
-                            dane_defer = Some(e);
+                            // Not a policy decision when the DANE state is unknown
+                            // (a failed lookup): retried, never bounced.
+                            dane_defer = Some((
+                                Failure::Tls {
+                                    problem: TlsProblem::DaneUnavailable,
+                                    text,
+                                    required_by: None,
+                                },
+                                tls_policy,
+                            ));
                         }
                     }
                 }
                 let started = Instant::now();
                 let hold = config.outbound.unreachable_hold.0;
-                let delivered = match d.unreachable.check(addr, hold) {
-                    _ if dane_defer.is_some() => Err(dane_defer.take().expect("checked")),
+                // Whether a TLS failure here is this rule's decision.
+                let mut policy_tls = plan.mandatory();
+                // Only a connection really tried starts (or ends) a hold.
+                let held = d.unreachable.check(addr, hold);
+                let tried = dane_defer.is_none() && held.is_none();
+                let delivered = match held {
+                    _ if dane_defer.is_some() => {
+                        let (e, by_policy) = dane_defer.take().expect("checked");
+                        policy_tls = by_policy;
+                        Err(e)
+                    }
                     // Not a new connect failure: the hold runs from the real one.
-                    Some(error) => Err(AttemptError::temp(
-                        "4.4.1",
-                        format!(
+                    Some(error) => Err(Failure::Connect {
+                        text: format!(
                             "{error} (not tried again within {})",
                             crate::config::Dur(hold)
                         ),
-                    )),
+                    }),
                     None => deliver_group(d, config, addr, &host, &plan, rec, body, &group).await,
                 };
                 match &delivered {
-                    Err(e) if e.connect_failed => d.unreachable.mark(addr, e.text.clone()),
+                    Err(Failure::Connect { text }) if tried => {
+                        d.unreachable.mark(addr, text.clone())
+                    }
                     Ok(_) => d.unreachable.forget(addr),
                     Err(_) => {}
                 }
                 match delivered {
                     Ok((conn_remote, tls, peer_dsn, outcome)) => {
+                        let remote = RemoteMta {
+                            name: conn_remote,
+                            tls,
+                        };
                         for (k, &i) in group.iter().enumerate() {
-                            let mut r = classify(&outcome, k);
-                            r.remote_mta = Some(conn_remote.clone());
-                            r.tls = tls.clone();
+                            let mut r = classify(&outcome, k, &remote);
                             r.peer_dsn = peer_dsn;
                             log_attempt(id, rec, i, Some(&addr), &host, &r, started);
                             results.push((i, r));
                         }
                     }
-                    Err(e) => {
-                        let bounce = e.tls_policy && decision.on_failure == OnTlsFailure::Bounce;
-                        let kind = if bounce || !e.temporary {
-                            ResultKind::Permanent
-                        } else {
-                            ResultKind::Temporary
-                        };
-                        let status = if bounce {
-                            e.status.replacen('4', "5", 1)
-                        } else {
-                            e.status.clone()
-                        };
-                        let decided_by = if e.tls_policy {
-                            Decider::TlsPolicy {
-                                rule: rule_name(&decision),
-                                domain: domain.to_string(),
+                    Err(mut failure) => {
+                        if let Failure::Tls { required_by, .. } = &mut failure {
+                            if policy_tls {
+                                *required_by = Some(TlsRule {
+                                    rule: rule_name(&decision),
+                                    domain: domain.to_string(),
+                                    bounce: decision.on_failure == OnTlsFailure::Bounce,
+                                });
                             }
-                        } else {
-                            e.decided_by.clone()
+                        }
+                        let remote = RemoteMta {
+                            name: format!("{host}[{}]:{}", addr.ip(), addr.port()),
+                            tls: None,
                         };
-                        let mut r =
-                            failure(kind, &status, format!("{status} {}", e.text), decided_by);
-                        r.remote_mta = Some(format!("{host}[{}]:{}", addr.ip(), addr.port()));
+                        let r = RcptResult::failed(failure, Some(remote));
                         for &i in &group {
                             log_attempt(id, rec, i, Some(&addr), &host, &r, started);
-                            if kind == ResultKind::Permanent {
-                                results.push((i, r.clone()));
-                            } else {
+                            if r.is_deferral() {
                                 last.insert(i, r.clone());
                                 still.push(i);
+                            } else {
+                                results.push((i, r.clone()));
                             }
                         }
                     }
@@ -316,11 +323,11 @@ async fn deliver_domain(
     }
     for i in remaining {
         let r = last.remove(&i).unwrap_or_else(|| {
-            failure(
-                ResultKind::Temporary,
-                "4.4.1",
-                format!("no reachable host for {domain}"),
-                Decider::Network,
+            RcptResult::failed(
+                Failure::Connect {
+                    text: format!("no reachable host for {domain}"),
+                },
+                None,
             )
         });
         results.push((i, r));
@@ -344,17 +351,20 @@ fn log_attempt(
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
         .saturating_sub(rec.envelope.arrival_ms);
+    let tls = r.status.remote().and_then(|m| m.tls.as_ref());
+    let by = r.status.decided_by();
     tracing::info!(
         id = %format_id(id),
-        to = %rec.envelope.recipients[i].address,
+        to = %rec.rcpts[i].rcpt.address,
         relay = %host,
         mx_ip = %addr.map(|a| a.to_string()).unwrap_or_else(|| "none".into()),
-        tls = r.tls.as_ref().map(|t| t.version.as_str()).unwrap_or("none"),
-        cipher = r.tls.as_ref().map(|t| t.cipher.as_str()).unwrap_or("none"),
-        dane = r.tls.as_ref().and_then(|t| t.dane.as_deref()).unwrap_or("none"),
-        status = %r.status,
-        result = r.kind.name(),
-        reply = %r.text,
+        tls = tls.map(|t| t.version.as_str()).unwrap_or("none"),
+        cipher = tls.map(|t| t.cipher.as_str()).unwrap_or("none"),
+        dane = tls.and_then(|t| t.dane.as_deref()).unwrap_or("none"),
+        status = %r.status.code().map(|c| c.to_string()).unwrap_or_default(),
+        result = r.status.name(),
+        decided_by = %by.describe(),
+        reply = %r.status.last_reply().unwrap_or_default(),
         delay_ms = delay,
         attempt_ms = started.elapsed().as_millis() as u64,
         "delivery attempt"
@@ -362,32 +372,30 @@ fn log_attempt(
 }
 
 /// The result for the `k`th recipient of a transaction.
-fn classify(o: &TxOutcome, k: usize) -> RcptResult {
+fn classify(o: &TxOutcome, k: usize, remote: &RemoteMta) -> RcptResult {
+    let remote = Some(remote.clone());
     let from = |reply: &crate::proto::reply::ParsedReply| {
-        let kind = if reply.is_positive() {
-            ResultKind::Delivered
-        } else if reply.is_transient() {
-            ResultKind::Temporary
-        } else {
-            ResultKind::Permanent
-        };
-        let status = reply.enhanced().map(str::to_string).unwrap_or_else(|| {
-            match kind {
-                ResultKind::Delivered => "2.0.0",
-                ResultKind::Temporary => "4.0.0",
-                ResultKind::Permanent => "5.0.0",
+        let reply = Reply::from_parsed(reply);
+        if reply.is_positive() {
+            RcptResult {
+                status: Status::Delivered {
+                    reply,
+                    remote: remote.clone(),
+                },
+                peer_dsn: false,
             }
-            .to_string()
-        });
-        RcptResult {
-            kind,
-            status,
-            text: reply.one_line(),
-            remote_mta: None,
-            tls: None,
-            peer_dsn: false,
-            decided_by: Decider::RemoteHost,
+        } else {
+            RcptResult::failed(Failure::Remote { reply }, remote.clone())
         }
+    };
+    let no_reply = |text: &str| {
+        RcptResult::failed(
+            Failure::Protocol {
+                problem: ProtocolProblem::LostConnection,
+                text: text.into(),
+            },
+            remote.clone(),
+        )
     };
     if !o.mail.is_positive() {
         return from(&o.mail);
@@ -396,19 +404,9 @@ fn classify(o: &TxOutcome, k: usize) -> RcptResult {
         Some(r) if !r.is_positive() => from(r),
         Some(_) => match &o.data {
             Some(d) => from(d),
-            None => failure(
-                ResultKind::Temporary,
-                "4.4.2",
-                "no reply to the end of data".into(),
-                Decider::Network,
-            ),
+            None => no_reply("no reply to the end of data"),
         },
-        None => failure(
-            ResultKind::Temporary,
-            "4.4.2",
-            "no reply to RCPT".into(),
-            Decider::Network,
-        ),
+        None => no_reply("no reply to RCPT"),
     }
 }
 
@@ -422,7 +420,7 @@ async fn deliver_group(
     rec: &QueuedMessage,
     body: &[u8],
     group: &[usize],
-) -> Result<(String, Option<crate::proto::TlsFacts>, bool, TxOutcome), AttemptError> {
+) -> Result<(String, Option<crate::proto::TlsFacts>, bool, TxOutcome), Failure> {
     let _slot = d.pool.slot(addr).await;
     // Only canonical lines leave (BDAT too, whose size must then be the new one).
     let body = &*crate::proto::encode::canonical(body);
@@ -431,10 +429,10 @@ async fn deliver_group(
         rcpts: group
             .iter()
             .map(|&i| {
-                let r = &rec.envelope.recipients[i];
+                let r = &rec.rcpts[i].rcpt;
                 OutboundRcpt {
                     address: r.address.clone(),
-                    notify: r.notify.clone(),
+                    notify: r.notify,
                     orcpt: r.orcpt.clone(),
                 }
             })
@@ -457,8 +455,13 @@ async fn deliver_group(
     let mut conn = match open(addr, host, plan, helo, timeout, false).await {
         Ok(c) => c,
         // Postfix at level `may`: a failed handshake is retried in plaintext.
-        Err(e) if e.handshake_failed => {
-            tracing::info!(relay = %host, mx_ip = %addr, error = %e.text, "TLS handshake failed; retrying in plaintext");
+        Err(
+            e @ Failure::Tls {
+                problem: TlsProblem::Handshake | TlsProblem::CertificateNotVerified,
+                ..
+            },
+        ) if !plan.mandatory() => {
+            tracing::info!(relay = %host, mx_ip = %addr, error = %e.text(), "TLS handshake failed; retrying in plaintext");
             open(addr, host, plan, helo, timeout, true).await?
         }
         Err(e) => return Err(e),

@@ -5,6 +5,7 @@
 //! "trust-ad" the DNSSEC-aware stub (`stub.rs`) does them and each answer carries
 //! the AD status of the validating resolver, which DANE needs (RFC 7672 2.2).
 
+use crate::queue::status::Enhanced;
 use std::net::IpAddr;
 
 use hickory_resolver::config::{NameServerConfig, Protocol, ResolverConfig, ResolverOpts};
@@ -41,10 +42,15 @@ pub struct Addresses {
     pub cname_target: Option<String>,
 }
 
+/// RFC 3463 5.1.2: bad destination system address.
+const NO_SUCH_DOMAIN: Enhanced = Enhanced::new(5, 1, 2);
+/// RFC 7505 4.1: the domain says it accepts no mail (null MX).
+const NULL_MX: Enhanced = Enhanced::new(5, 1, 10);
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DnsFailure {
     /// The domain cannot receive mail: NXDOMAIN (5.1.2) or a null MX (5.1.10).
-    Permanent { status: &'static str, text: String },
+    Permanent { status: Enhanced, text: String },
     /// SERVFAIL, a timeout, no answer: try again later (4.4.3).
     Temporary { text: String },
 }
@@ -137,7 +143,7 @@ impl Dns {
                     .collect();
                 if hosts.len() == 1 && hosts[0].name.is_empty() {
                     return Err(DnsFailure::Permanent {
-                        status: "5.1.10",
+                        status: NULL_MX,
                         text: format!("domain {domain} does not accept mail (null MX)"),
                     });
                 }
@@ -151,7 +157,7 @@ impl Dns {
             }
             Err(e) => match classify(&e) {
                 Lookup::NoSuchDomain => Err(DnsFailure::Permanent {
-                    status: "5.1.2",
+                    status: NO_SUCH_DOMAIN,
                     text: format!("Host or domain name not found. Name service error for name={domain} type=MX: Host not found"),
                 }),
                 Lookup::NoRecords => self.implicit_mx(domain).await,
@@ -204,11 +210,11 @@ impl Dns {
             }
             Err(e) => match classify(&e) {
                 Lookup::NoSuchDomain => Err(DnsFailure::Permanent {
-                    status: "5.1.2",
+                    status: NO_SUCH_DOMAIN,
                     text: format!("Host or domain name not found. Name service error for name={host} type=A: Host not found"),
                 }),
                 Lookup::NoRecords => Err(DnsFailure::Permanent {
-                    status: "5.1.2",
+                    status: NO_SUCH_DOMAIN,
                     text: format!("Host or domain name not found. Name service error for name={host} type=AAAA: No address"),
                 }),
                 Lookup::Failed(text) => Err(DnsFailure::Temporary { text: format!("address lookup of {host} failed: {text}") }),
@@ -248,7 +254,7 @@ async fn mx_secure(stub: &Stub, domain: &str) -> Result<MxAnswer, DnsFailure> {
         })?;
     if a.rcode == ResponseCode::NXDomain {
         return Err(DnsFailure::Permanent {
-            status: "5.1.2",
+            status: NO_SUCH_DOMAIN,
             text: format!("Host or domain name not found. Name service error for name={domain} type=MX: Host not found"),
         });
     }
@@ -269,7 +275,7 @@ async fn mx_secure(stub: &Stub, domain: &str) -> Result<MxAnswer, DnsFailure> {
         .collect();
     if hosts.len() == 1 && hosts[0].name.is_empty() {
         return Err(DnsFailure::Permanent {
-            status: "5.1.10",
+            status: NULL_MX,
             text: format!("domain {domain} does not accept mail (null MX)"),
         });
     }
@@ -328,7 +334,7 @@ async fn addresses_secure(stub: &Stub, host: &str) -> Result<Addresses, DnsFailu
         });
     }
     Err(DnsFailure::Permanent {
-        status: "5.1.2",
+        status: NO_SUCH_DOMAIN,
         text: if nxdomain == 2 {
             format!("Host or domain name not found. Name service error for name={host} type=A: Host not found")
         } else {

@@ -10,14 +10,15 @@ use tokio::sync::Semaphore;
 use super::attempt::{attempt, Delivery};
 use super::dns::Dns;
 use super::notify::queue_dsn;
-use super::outcome::{apply, Followup, RcptResult, ResultKind};
+use super::outcome::{apply, RcptResult};
 use super::pool::Pool;
-use super::scheduler::ms;
+use super::scheduler::{ms, AfterAttempt};
 use super::unsaved::{Pending, Unsaved};
-use crate::admin::{AdminAction, AdminRequest};
-use crate::dsn::{Decider, DsnKind};
+use crate::admin::{AdminAction, AdminRefusal, AdminReply, AdminRequest};
+use crate::dsn::DsnKind;
 use crate::proto::received::format_id;
-use crate::queue::{QueueView, QueuedMessage, RcptState};
+use crate::queue::status::{Failure, Status};
+use crate::queue::{QueueView, QueuedMessage};
 use crate::shard::ShardCtx;
 
 /// At start, every queued message of the shard gets its next attempt back.
@@ -101,11 +102,17 @@ pub async fn run(ctx: Rc<ShardCtx>) {
                     return;
                 }
             };
+            if !ctx.scheduler.begin(id) {
+                // Already being delivered; that attempt schedules the next one.
+                tracing::debug!(id = %format_id(id), "due while an attempt runs; skipped");
+                continue;
+            }
             let (ctx, d, unsaved) = (ctx.clone(), d.clone(), unsaved.clone());
-            ctx.scheduler.begin();
             tokio::task::spawn_local(async move {
                 process(&ctx, &d, &unsaved, id).await;
-                ctx.scheduler.end();
+                if let Some(action) = ctx.scheduler.end(id) {
+                    after_attempt(&ctx, &unsaved, id, action).await;
+                }
                 drop(permit);
             });
         }
@@ -152,7 +159,7 @@ async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, unsaved: &Unsaved, id: u64) {
     let results = attempt(d, &settings.config, &settings.policy, id, &rec, &body).await;
     let now = SystemTime::now();
     let f = apply(&mut rec, &results, ms(now), &settings.config.queue);
-    count_results(&results, &f);
+    count_results(&results, &rec);
     if !matches!(ctx.queue.get(id), Ok(Some(_))) {
         // Deleted by the operator while we were delivering.
         return;
@@ -185,7 +192,7 @@ async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, unsaved: &Unsaved, id: u64) {
     // A recipient that reached its end, or a DSN, must survive a crash (or it is
     // delivered or reported twice). A pure deferral need not wait for the disk: it
     // rides on the next group commit, and if lost the message is only tried sooner.
-    let settled = results.iter().any(|(_, r)| r.kind != ResultKind::Temporary);
+    let settled = results.iter().any(|(_, r)| !r.is_deferral());
     if f.done || settled || !new.is_empty() {
         if let Err(e) = ctx.queue.commit().await {
             tracing::error!(id = %format_id(id), error = %e, "commit after delivery failed; retrying until it is written");
@@ -210,28 +217,13 @@ async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, unsaved: &Unsaved, id: u64) {
     }
 }
 
-/// Per-recipient outcomes into the Prometheus counters.
-fn count_results(results: &[(usize, RcptResult)], f: &Followup) {
-    use crate::metrics::{DeliveryLabels, DeliveryOutcome, FailureClass};
-    for (i, r) in results {
-        let expired = r.kind == ResultKind::Temporary && f.failed.contains(i);
-        let outcome = match r.kind {
-            ResultKind::Delivered => DeliveryOutcome::delivered,
-            ResultKind::Temporary if !expired => DeliveryOutcome::deferred,
-            _ => DeliveryOutcome::bounced,
-        };
-        let reason = match (&r.kind, &r.decided_by) {
-            (ResultKind::Delivered, _) => FailureClass::none,
-            _ if expired => FailureClass::expired,
-            (_, Decider::RemoteHost) => FailureClass::remote_reply,
-            (_, Decider::TlsPolicy { .. }) => FailureClass::tls_policy,
-            (_, Decider::Dns) => FailureClass::dns,
-            (_, Decider::Network) => FailureClass::connection,
-            (_, Decider::Operator) => FailureClass::operator,
-        };
+/// Per-recipient outcomes into the Prometheus counters, by each recipient's
+/// status after the attempt.
+fn count_results(results: &[(usize, RcptResult)], rec: &QueuedMessage) {
+    for (i, _) in results {
         crate::metrics::global()
             .recipients
-            .get_or_create(&DeliveryLabels { outcome, reason })
+            .get_or_create(&crate::metrics::DeliveryLabels::of(&rec.rcpts[*i].status))
             .inc();
     }
 }
@@ -240,64 +232,129 @@ pub fn admin_request(ctx: &Rc<ShardCtx>, req: AdminRequest) {
     let id = req.id;
     let exists = matches!(ctx.queue.get(id), Ok(Some(_)));
     if !exists {
-        let _ = req.reply.send(Err(format!("no message {}", format_id(id))));
+        let _ = req.reply.send(Err(AdminRefusal::NoSuchMessage(format!(
+            "no message {}",
+            format_id(id)
+        ))));
         return;
     }
+    let held = |action| {
+        ctx.scheduler.after_attempt(id, action).then(|| {
+            tracing::info!(id = %format_id(id), action = action.name(), "operator action held until the delivery in progress ends");
+            AdminReply::AfterAttempt(format!(
+                "{}: delivery in progress; the {} will take effect when the delivery in progress ends, for the recipients still pending then",
+                format_id(id),
+                action.name()
+            ))
+        })
+    };
     match req.action {
+        AdminAction::Retry if ctx.scheduler.in_attempt(id) => {
+            // A second attempt beside the running one would deliver twice.
+            let _ = req.reply.send(Err(AdminRefusal::InProgress(format!(
+                "{}: delivery in progress; not retried (the attempt running now schedules the next one)",
+                format_id(id)
+            ))));
+        }
         AdminAction::Retry => {
             // "Now" means really try: no address is skipped for an earlier failure.
             ctx.unreachable.forget_all();
             ctx.scheduler.schedule(id, ms(SystemTime::now()));
-            let _ = req
-                .reply
-                .send(Ok(format!("{}: scheduled for delivery now", format_id(id))));
+            let _ = req.reply.send(Ok(AdminReply::Done(format!(
+                "{}: scheduled for delivery now",
+                format_id(id)
+            ))));
         }
         AdminAction::Delete => {
-            ctx.scheduler.cancel(id);
+            if let Some(r) = held(AfterAttempt::Delete) {
+                let _ = req.reply.send(Ok(r));
+                return;
+            }
             let ctx = ctx.clone();
             tokio::task::spawn_local(async move {
-                let r = match ctx.queue.remove(id) {
-                    Ok(()) => ctx
-                        .queue
-                        .commit()
-                        .await
-                        .map(|_| format!("{}: deleted", format_id(id))),
-                    Err(e) => Err(e),
-                };
-                tracing::info!(id = %format_id(id), "deleted by the operator");
-                let _ = req.reply.send(r.map_err(|e| e.to_string()));
+                let r = delete(&ctx, id).await;
+                let _ = req.reply.send(r.map(AdminReply::Done));
             });
         }
         AdminAction::Bounce => {
-            ctx.scheduler.cancel(id);
+            if let Some(r) = held(AfterAttempt::Bounce) {
+                let _ = req.reply.send(Ok(r));
+                return;
+            }
             let ctx = ctx.clone();
             tokio::task::spawn_local(async move {
                 let r = bounce(&ctx, id).await;
-                let _ = req.reply.send(r.map_err(|e| e.to_string()));
+                let _ = req.reply.send(r.map(AdminReply::Done));
             });
         }
     }
 }
 
-async fn bounce(ctx: &Rc<ShardCtx>, id: u64) -> Result<String, crate::queue::StoreError> {
-    let Some(mut rec) = ctx.queue.get(id)? else {
-        return Ok(format!("no message {}", format_id(id)));
+/// Apply what the operator asked for while the attempt of `id` ran. The record
+/// on disk must say what that attempt did first, or a recipient it delivered
+/// would be bounced.
+async fn after_attempt(ctx: &Rc<ShardCtx>, unsaved: &Unsaved, id: u64, action: AfterAttempt) {
+    if unsaved.has(id) && !unsaved.retry(&ctx.queue).await {
+        tracing::error!(id = %format_id(id), action = action.name(), "operator action not applied: the queue record of the attempt could not be written");
+        return;
+    }
+    let r = match action {
+        AfterAttempt::Delete => delete(ctx, id).await,
+        AfterAttempt::Bounce => bounce(ctx, id).await,
     };
-    let body = ctx.queue.body(id)?.unwrap_or_default();
+    match r {
+        Ok(done) => {
+            tracing::info!(id = %format_id(id), result = %done, "operator action applied after the delivery attempt")
+        }
+        Err(AdminRefusal::NoSuchMessage(_)) => {
+            tracing::info!(id = %format_id(id), action = action.name(), "operator action had nothing left to do: every recipient was done after the attempt")
+        }
+        Err(e) => {
+            tracing::error!(id = %format_id(id), action = action.name(), error = %e, "operator action after the delivery attempt failed")
+        }
+    }
+}
+
+async fn delete(ctx: &Rc<ShardCtx>, id: u64) -> Result<String, AdminRefusal> {
+    let failed = |e: crate::queue::StoreError| AdminRefusal::Failed(e.to_string());
+    if ctx.queue.get(id).map_err(failed)?.is_none() {
+        return Err(AdminRefusal::NoSuchMessage(format!(
+            "no message {}",
+            format_id(id)
+        )));
+    }
+    ctx.scheduler.cancel(id);
+    ctx.queue.remove(id).map_err(failed)?;
+    ctx.queue.commit().await.map_err(failed)?;
+    tracing::info!(id = %format_id(id), "deleted by the operator");
+    Ok(format!("{}: deleted", format_id(id)))
+}
+
+async fn bounce(ctx: &Rc<ShardCtx>, id: u64) -> Result<String, AdminRefusal> {
+    let failed = |e: crate::queue::StoreError| AdminRefusal::Failed(e.to_string());
+    let Some(mut rec) = ctx.queue.get(id).map_err(failed)? else {
+        return Err(AdminRefusal::NoSuchMessage(format!(
+            "no message {}",
+            format_id(id)
+        )));
+    };
+    ctx.scheduler.cancel(id);
+    let body = ctx.queue.body(id).map_err(failed)?.unwrap_or_default();
     let now = SystemTime::now();
     let pending: Vec<usize> = (0..rec.rcpts.len())
-        .filter(|&i| !rec.rcpts[i].state.is_done())
+        .filter(|&i| !rec.rcpts[i].is_done())
         .collect();
     for &i in &pending {
-        let st = &mut rec.rcpts[i];
-        st.state = RcptState::Failed;
-        st.status = Some("5.0.0".into());
-        st.last_reply = Some("bounced with mxring queue bounce".into());
-        st.decided_by = crate::dsn::Decider::Operator;
-        st.last_attempt_ms = Some(ms(now));
+        let rcpt = &mut rec.rcpts[i];
+        let remote = rcpt.status.remote().cloned();
+        rcpt.status = Status::Failed {
+            failure: Failure::Operator,
+            remote,
+        };
+        rcpt.last_attempt_ms = Some(ms(now));
     }
     let dsn: Option<(u64, QueuedMessage)> =
-        queue_dsn(ctx, &rec, &body, DsnKind::Failed, &pending, now)?;
+        queue_dsn(ctx, &rec, &body, DsnKind::Failed, &pending, now).map_err(failed)?;
     crate::metrics::global()
         .recipients
         .get_or_create(&crate::metrics::DeliveryLabels {
@@ -305,8 +362,8 @@ async fn bounce(ctx: &Rc<ShardCtx>, id: u64) -> Result<String, crate::queue::Sto
             reason: crate::metrics::FailureClass::operator,
         })
         .inc_by(pending.len() as u64);
-    ctx.queue.remove(id)?;
-    ctx.queue.commit().await?;
+    ctx.queue.remove(id).map_err(failed)?;
+    ctx.queue.commit().await.map_err(failed)?;
     if let Some((nid, nrec)) = dsn {
         ctx.scheduler.enqueued(nid, &nrec);
     }

@@ -29,12 +29,10 @@ pub fn queue_dsn(
         .iter()
         .copied()
         .filter(|&i| {
-            let flags = match &rec.envelope.recipients[i].notify {
-                Some(n) => {
-                    NotifyFlags::parse(n).unwrap_or_else(|_| NotifyFlags::default_when_absent())
-                }
-                None => NotifyFlags::default_when_absent(),
-            };
+            let flags = rec.rcpts[i]
+                .rcpt
+                .notify
+                .unwrap_or_else(NotifyFlags::default_when_absent);
             should_notify(&flags, kind, sender_is_null)
         })
         .collect();
@@ -47,31 +45,14 @@ pub fn queue_dsn(
     let recipients: Vec<DsnRecipient> = told
         .iter()
         .map(|&i| {
-            let r = &rec.envelope.recipients[i];
-            let st = &rec.rcpts[i];
-            let remote = st.remote_mta.as_ref().map(|m| match &st.tls {
-                Some(t) => match &t.dane {
-                    Some(dane) => format!("{m} (TLS {} {}, {dane})", t.version, t.cipher),
-                    None => format!("{m} (TLS {} {})", t.version, t.cipher),
-                },
-                None => m.clone(),
-            });
-            DsnRecipient {
-                final_recipient: r.address.clone(),
-                original_recipient: r.orcpt.clone(),
-                action: kind,
-                status: st.status.clone().unwrap_or_else(|| match kind {
-                    DsnKind::Relayed => "2.0.0".into(),
-                    DsnKind::Delayed => "4.0.0".into(),
-                    DsnKind::Failed => "5.0.0".into(),
-                }),
-                remote_mta: remote,
-                diagnostic: st.last_reply.clone(),
-                last_attempt: st.last_attempt_ms.map(at),
-                will_retry_until: (kind == DsnKind::Delayed).then(|| at(give_up)),
-                decided_by: st.decided_by.clone(),
-                expired_after: st.expired_after.clone(),
-            }
+            let r = &rec.rcpts[i];
+            DsnRecipient::from_status(
+                &r.rcpt,
+                &r.status,
+                kind,
+                r.last_attempt_ms.map(at),
+                Some(at(give_up)),
+            )
         })
         .collect();
     let id = ctx.ids.next();
@@ -94,7 +75,12 @@ pub fn queue_dsn(
         sender: String::new(),
         recipients: vec![Recipient {
             address: rec.envelope.sender.clone(),
-            notify: Some("NEVER".into()),
+            notify: Some(NotifyFlags {
+                never: true,
+                success: false,
+                failure: false,
+                delay: false,
+            }),
             orcpt: None,
         }],
         ret: None,

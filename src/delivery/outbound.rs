@@ -10,13 +10,13 @@ use rustls::pki_types::ServerName;
 
 use crate::config::{TlsLevel, TlsVersion};
 use crate::dane::DaneSet;
-use crate::dsn::Decider;
 use crate::net::{Stream, Transport};
 use crate::proto::client::{
-    ClientAction, ClientSession, OutboundTx, SessionFailure, Stage, TlsWant, TxOutcome,
+    ClientAction, ClientSession, OutboundTx, PeerLimit, SessionFailure, Stage, TlsWant, TxOutcome,
 };
 use crate::proto::data::dot_stuff;
 use crate::proto::TlsFacts;
+use crate::queue::status::{Failure, ProtocolProblem, TlsProblem};
 use crate::tls::ClientVerification;
 
 /// How TLS is handled on one connection. Connections are reused only between
@@ -62,61 +62,36 @@ impl TlsPlan {
     }
 }
 
-/// Why an attempt on one connection failed as a whole.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AttemptError {
-    /// Retry later (4xx-like) rather than fail for good.
-    pub temporary: bool,
-    /// RFC 3463 status, e.g. "4.4.1".
-    pub status: String,
-    /// Postfix-like diagnostic, e.g. "TLS is required, but was not offered by host X".
-    pub text: String,
-    /// A mandatory TLS level could not be met (on_failure = bounce applies).
-    pub tls_policy: bool,
-    /// An opportunistic handshake failed: the host may be retried in plaintext.
-    pub handshake_failed: bool,
-    /// No TCP connection could be made (refused, timed out, unreachable).
-    pub connect_failed: bool,
-    /// Who decided: the network unless the remote host replied; a TLS policy
-    /// failure is named by the rule when the result is recorded.
-    pub decided_by: Decider,
+fn lost(text: String) -> Failure {
+    Failure::Protocol {
+        problem: ProtocolProblem::LostConnection,
+        text,
+    }
 }
 
-impl AttemptError {
-    pub fn temp(status: &str, text: String) -> Self {
-        AttemptError {
-            temporary: true,
-            status: status.into(),
-            text,
-            tls_policy: false,
-            handshake_failed: false,
-            connect_failed: false,
-            decided_by: Decider::Network,
-        }
+fn tls(problem: TlsProblem, text: String) -> Failure {
+    // The rule that required TLS is named by the caller, which knows the decision.
+    Failure::Tls {
+        problem,
+        text,
+        required_by: None,
     }
-    /// The remote host refused (its reply is in the text).
-    pub fn refused(status: &str, text: String) -> Self {
-        AttemptError {
-            decided_by: Decider::RemoteHost,
-            ..AttemptError::temp(status, text)
-        }
-    }
-    pub fn unreachable(text: String) -> Self {
-        AttemptError {
-            connect_failed: true,
-            ..AttemptError::temp("4.4.1", text)
-        }
-    }
-    pub fn tls(status: &str, text: String) -> Self {
-        AttemptError {
-            temporary: true,
-            status: status.into(),
-            text,
-            tls_policy: true,
-            handshake_failed: false,
-            connect_failed: false,
-            decided_by: Decider::Network,
-        }
+}
+
+fn unexpected(remote: &str, what: &ClientAction) -> Failure {
+    let what = match what {
+        ClientAction::NeedMore => "a need for more input",
+        ClientAction::StartTls => "a STARTTLS go-ahead",
+        ClientAction::Ready => "a ready session",
+        ClientAction::SendData => "a request for the message data",
+        ClientAction::SendChunk => "a request for a BDAT chunk",
+        ClientAction::Done(_) => "the end of a transaction",
+        ClientAction::Failed(_) => "a failure",
+        ClientAction::Closed => "the end of the session",
+    };
+    Failure::Protocol {
+        problem: ProtocolProblem::Unexpected,
+        text: format!("protocol error with {remote}: unexpected {what}"),
     }
 }
 
@@ -136,18 +111,16 @@ impl OutboundConn {
         format!("{}[{}]:{}", self.mx_name, self.peer.ip(), self.peer.port())
     }
 
-    async fn next_action(&mut self) -> Result<ClientAction, AttemptError> {
+    async fn next_action(&mut self) -> Result<ClientAction, Failure> {
         loop {
             let mut out = Vec::new();
             let (n, action) = self.session.feed(&self.pending, &mut out);
             self.pending.drain(..n);
             if !out.is_empty() {
-                self.transport.write(&out).await.map_err(|e| {
-                    AttemptError::temp(
-                        "4.4.2",
-                        format!("lost connection with {}: {e}", self.remote()),
-                    )
-                })?;
+                self.transport
+                    .write(&out)
+                    .await
+                    .map_err(|e| lost(format!("lost connection with {}: {e}", self.remote())))?;
             }
             if action != ClientAction::NeedMore {
                 return Ok(action);
@@ -155,50 +128,34 @@ impl OutboundConn {
             let limit = self.session.timeout();
             match tokio::time::timeout(limit, self.transport.read(&mut self.pending)).await {
                 Ok(Ok(0)) => {
-                    return Err(AttemptError::temp(
-                        "4.4.2",
-                        format!("lost connection with {} (closed by peer)", self.remote()),
-                    ))
+                    return Err(lost(format!(
+                        "lost connection with {} (closed by peer)",
+                        self.remote()
+                    )))
                 }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
-                    return Err(AttemptError::temp(
-                        "4.4.2",
-                        format!("lost connection with {}: {e}", self.remote()),
-                    ))
+                    return Err(lost(format!("lost connection with {}: {e}", self.remote())))
                 }
                 Err(_) => {
-                    return Err(AttemptError::temp(
-                        "4.4.2",
-                        format!(
-                            "conversation with {} timed out after {}s",
-                            self.remote(),
-                            limit.as_secs()
-                        ),
-                    ))
+                    return Err(lost(format!(
+                        "conversation with {} timed out after {}s",
+                        self.remote(),
+                        limit.as_secs()
+                    )))
                 }
             }
         }
     }
 
     /// Send one message on this connection.
-    pub async fn send(&mut self, tx: &OutboundTx, body: &[u8]) -> Result<TxOutcome, AttemptError> {
+    pub async fn send(&mut self, tx: &OutboundTx, body: &[u8]) -> Result<TxOutcome, Failure> {
         let mut out = Vec::new();
-        let first = self.session.start_transaction(tx, &mut out).map_err(|f| {
-            let status = f.reason.get(..5).unwrap_or("5.0.0").to_string();
-            AttemptError {
-                temporary: false,
-                status,
-                text: f.reason.clone(),
-                tls_policy: false,
-                handshake_failed: false,
-                connect_failed: false,
-                decided_by: Decider::RemoteHost,
-            }
-        })?;
-        let lost = |e: std::io::Error, r: String| {
-            AttemptError::temp("4.4.2", format!("lost connection with {r}: {e}"))
-        };
+        let first = self
+            .session
+            .start_transaction(tx, &mut out)
+            .map_err(|f| session_error(&f, &self.remote()))?;
+        let lost = |e: std::io::Error, r: String| lost(format!("lost connection with {r}: {e}"));
         self.transport
             .write(&out)
             .await
@@ -227,15 +184,7 @@ impl OutboundConn {
                 }
                 ClientAction::Done(outcome) => return Ok(outcome),
                 ClientAction::Failed(f) => return Err(session_error(&f, &self.remote())),
-                other => {
-                    return Err(AttemptError::temp(
-                        "4.5.0",
-                        format!(
-                            "protocol error with {}: unexpected {other:?}",
-                            self.remote()
-                        ),
-                    ))
-                }
+                other => return Err(unexpected(&self.remote(), &other)),
             }
         }
     }
@@ -251,37 +200,42 @@ impl OutboundConn {
     }
 }
 
-fn session_error(f: &SessionFailure, remote: &str) -> AttemptError {
+fn session_error(f: &SessionFailure, remote: &str) -> Failure {
     let reply = f.reply.as_ref().map(|r| r.one_line());
+    let refused = |text| Failure::Protocol {
+        problem: ProtocolProblem::SessionRefused,
+        text,
+    };
     match f.stage {
         Stage::StartTls => match reply {
-            None => AttemptError::tls(
-                "4.7.4",
+            None => tls(
+                TlsProblem::NotOffered,
                 format!("TLS is required, but was not offered by host {remote}"),
             ),
-            Some(r) => AttemptError::tls(
-                "4.7.4",
+            Some(r) => tls(
+                TlsProblem::Refused,
                 format!("TLS is required, but host {remote} refused to start TLS: {r}"),
             ),
         },
-        Stage::Greeting => AttemptError::refused(
-            "4.4.0",
-            format!(
-                "host {remote} refused to talk to me: {}",
-                reply.unwrap_or_else(|| f.reason.clone())
-            ),
-        ),
-        Stage::Hello => AttemptError::refused(
-            "4.4.0",
-            format!(
-                "host {remote} refused EHLO/HELO: {}",
-                reply.unwrap_or_else(|| f.reason.clone())
-            ),
-        ),
-        Stage::Protocol => AttemptError::temp(
-            "4.5.0",
-            format!("protocol error with {remote}: {}", f.reason),
-        ),
+        Stage::Greeting => refused(format!(
+            "host {remote} refused to talk to me: {}",
+            reply.unwrap_or_else(|| f.reason.clone())
+        )),
+        Stage::Hello => refused(format!(
+            "host {remote} refused EHLO/HELO: {}",
+            reply.unwrap_or_else(|| f.reason.clone())
+        )),
+        Stage::Protocol => Failure::Protocol {
+            problem: ProtocolProblem::Unexpected,
+            text: format!("protocol error with {remote}: {}", f.reason),
+        },
+        Stage::PeerLimit(limit) => Failure::Protocol {
+            problem: match limit {
+                PeerLimit::MessageTooBig => ProtocolProblem::MessageTooBig,
+                PeerLimit::NoSmtpUtf8 => ProtocolProblem::NoSmtpUtf8,
+            },
+            text: f.reason.clone(),
+        },
     }
 }
 
@@ -293,19 +247,19 @@ pub async fn open(
     helo: &str,
     connect_timeout: Duration,
     plaintext_retry: bool,
-) -> Result<OutboundConn, AttemptError> {
+) -> Result<OutboundConn, Failure> {
     let remote = format!("{mx_name}[{}]:{}", peer.ip(), peer.port());
     let stream = match tokio::time::timeout(connect_timeout, Stream::connect(peer)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            return Err(AttemptError::unreachable(format!(
-                "connect to {remote}: {e}"
-            )))
+            return Err(Failure::Connect {
+                text: format!("connect to {remote}: {e}"),
+            })
         }
         Err(_) => {
-            return Err(AttemptError::unreachable(format!(
-                "connect to {remote}: Connection timed out"
-            )))
+            return Err(Failure::Connect {
+                text: format!("connect to {remote}: Connection timed out"),
+            })
         }
     };
     let _ = stream.set_nodelay(true);
@@ -334,36 +288,31 @@ pub async fn open(
                 start_tls(&mut conn, plan, &remote).await?;
                 let mut out = Vec::new();
                 conn.session.tls_established(&mut out);
-                conn.transport.write(&out).await.map_err(|e| {
-                    AttemptError::temp("4.4.2", format!("lost connection with {remote}: {e}"))
-                })?;
+                conn.transport
+                    .write(&out)
+                    .await
+                    .map_err(|e| lost(format!("lost connection with {remote}: {e}")))?;
             }
             ClientAction::Failed(f) => return Err(session_error(&f, &remote)),
-            other => {
-                return Err(AttemptError::temp(
-                    "4.5.0",
-                    format!("protocol error with {remote}: unexpected {other:?}"),
-                ))
-            }
+            other => return Err(unexpected(&remote, &other)),
         }
     }
 }
 
-async fn start_tls(
-    conn: &mut OutboundConn,
-    plan: &TlsPlan,
-    remote: &str,
-) -> Result<(), AttemptError> {
+async fn start_tls(conn: &mut OutboundConn, plan: &TlsPlan, remote: &str) -> Result<(), Failure> {
     let (config, dane_outcome) = client_config(plan)
-        .map_err(|e| AttemptError::tls("4.7.5", format!("TLS setup for {remote}: {e}")))?;
+        .map_err(|e| tls(TlsProblem::Setup, format!("TLS setup for {remote}: {e}")))?;
     let name = match plan.peer_name.parse::<std::net::IpAddr>() {
         Ok(ip) => ServerName::IpAddress(ip.into()),
         Err(_) => ServerName::try_from(plan.peer_name.clone()).map_err(|_| {
-            AttemptError::tls("4.7.5", format!("bad TLS peer name {}", plan.peer_name))
+            tls(
+                TlsProblem::Setup,
+                format!("bad TLS peer name {}", plan.peer_name),
+            )
         })?,
     };
     let client = rustls::ClientConnection::new(config, name)
-        .map_err(|e| AttemptError::tls("4.7.5", format!("TLS setup for {remote}: {e}")))?;
+        .map_err(|e| tls(TlsProblem::Setup, format!("TLS setup for {remote}: {e}")))?;
     if let Err(e) = conn
         .transport
         .handshake(client.into(), Duration::from_secs(60))
@@ -374,8 +323,8 @@ async fn start_tls(
             .and_then(|o| o.lock().ok().and_then(|g| g.clone()))
             .and_then(|r| r.err());
         if let (Some(why), Some(set)) = (dane_failure, &plan.dane) {
-            return Err(AttemptError::tls(
-                "4.7.5",
+            return Err(tls(
+                TlsProblem::DaneMismatch,
                 format!(
                     "TLSA records of {} (_{}._tcp.{}) did not match the certificate of {remote}: {why}",
                     conn.mx_name,
@@ -385,33 +334,33 @@ async fn start_tls(
             ));
         }
         let reason = crate::tls::words::io_error(&e);
-        let verify_failure = reason.contains("certificate") || reason.contains("Certificate");
-        let mut err = if verify_failure && plan.level == TlsLevel::Verify {
-            AttemptError::tls(
-                "4.7.5",
+        // Classified on the rustls error itself, not on its words.
+        let rustls_error = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+        let not_verified = matches!(
+            rustls_error,
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+        );
+        return Err(if not_verified && plan.level == TlsLevel::Verify {
+            tls(
+                TlsProblem::CertificateNotVerified,
                 format!("Server certificate not verified: {remote}: {reason}"),
             )
         } else {
-            AttemptError::tls(
-                "4.7.5",
+            tls(
+                TlsProblem::Handshake,
                 format!("Cannot start TLS with {remote}: handshake failure: {reason}"),
             )
-        };
-        if !plan.mandatory() {
-            err.tls_policy = false;
-            err.handshake_failed = true;
-        }
-        return Err(err);
+        });
     }
     let Some((version, facts)) = conn.transport.tls().and_then(|c| crate::tls::facts(c)) else {
-        return Err(AttemptError::tls(
-            "4.7.5",
+        return Err(tls(
+            TlsProblem::Handshake,
             format!("Cannot start TLS with {remote}: no session"),
         ));
     };
     if version < plan.min_version && plan.mandatory() {
-        return Err(AttemptError::tls(
-            "4.7.5",
+        return Err(tls(
+            TlsProblem::VersionTooOld,
             format!(
                 "TLS {} or later is required, but host {remote} negotiated {}",
                 plan.min_version.name(),
@@ -426,8 +375,8 @@ async fn start_tls(
             // The verifier accepted nothing else; a handshake without its verdict
             // is not authenticated.
             _ => {
-                return Err(AttemptError::tls(
-                    "4.7.5",
+                return Err(tls(
+                    TlsProblem::DaneMismatch,
                     format!("DANE verification of {remote} did not run"),
                 ))
             }

@@ -3,41 +3,29 @@
 //! so a 24-hour schedule is tested in milliseconds.
 
 use crate::config::QueueConfig;
-use crate::dsn::Decider;
-use crate::proto::TlsFacts;
-use crate::queue::{QueuedMessage, RcptState};
+use crate::queue::status::{Failure, RemoteMta, Status};
+use crate::queue::QueuedMessage;
 
 /// The result of one attempt for one recipient.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RcptResult {
-    pub kind: ResultKind,
-    /// Enhanced status, e.g. "2.0.0", "4.4.1", "5.1.1".
-    pub status: String,
-    /// The reply or error text, e.g. "550 5.1.1 no such user".
-    pub text: String,
-    pub remote_mta: Option<String>,
-    pub tls: Option<TlsFacts>,
+    /// Delivered, deferred or failed, with the reply or failure and the host.
+    pub status: Status,
     /// The next hop takes DSN responsibility (it advertised DSN).
     pub peer_dsn: bool,
-    /// Who decided this result.
-    pub decided_by: Decider,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResultKind {
-    Delivered,
-    Temporary,
-    Permanent,
-}
-
-impl ResultKind {
-    /// The word in log lines.
-    pub fn name(self) -> &'static str {
-        match self {
-            ResultKind::Delivered => "delivered",
-            ResultKind::Temporary => "deferred",
-            ResultKind::Permanent => "failed",
+impl RcptResult {
+    /// A failure, deferred or failed as its kind says.
+    pub fn failed(failure: Failure, remote: Option<RemoteMta>) -> Self {
+        RcptResult {
+            status: Status::from_failure(failure, remote),
+            peer_dsn: false,
         }
+    }
+
+    pub fn is_deferral(&self) -> bool {
+        matches!(self.status, Status::Deferred { .. })
     }
 }
 
@@ -56,12 +44,6 @@ pub struct Followup {
     pub next_attempt_ms: Option<u64>,
 }
 
-fn wants(notify: &Option<String>, what: &str) -> bool {
-    notify
-        .as_deref()
-        .is_some_and(|n| n.split(',').any(|w| w == what))
-}
-
 /// Apply `results` (index into the recipients, result) at time `now_ms`.
 pub fn apply(
     rec: &mut QueuedMessage,
@@ -72,46 +54,44 @@ pub fn apply(
     let mut f = Followup::default();
     rec.attempts += 1;
     for (i, r) in results {
-        let st = &mut rec.rcpts[*i];
-        st.attempts += 1;
-        st.last_reply = Some(r.text.clone());
-        st.status = Some(r.status.clone());
-        st.remote_mta = r.remote_mta.clone().or(st.remote_mta.take());
-        st.tls = r.tls.clone().or(st.tls.take());
-        st.last_attempt_ms = Some(now_ms);
-        st.decided_by = r.decided_by.clone();
-        st.state = match r.kind {
-            ResultKind::Delivered => {
-                if !r.peer_dsn && wants(&rec.envelope.recipients[*i].notify, "SUCCESS") {
+        let rcpt = &mut rec.rcpts[*i];
+        rcpt.attempts += 1;
+        rcpt.last_attempt_ms = Some(now_ms);
+        let mut status = r.status.clone();
+        status.keep_remote_of(&rcpt.status);
+        match &status {
+            Status::Delivered { .. } => {
+                let success = rcpt.rcpt.notify.is_some_and(|n| n.success);
+                if !r.peer_dsn && success {
                     f.relayed.push(*i);
                 }
-                RcptState::Delivered
             }
-            ResultKind::Permanent => {
-                f.failed.push(*i);
-                RcptState::Failed
-            }
-            ResultKind::Temporary => RcptState::TemporaryFailure,
-        };
+            Status::Failed { .. } => f.failed.push(*i),
+            Status::Deferred { .. } | Status::Pending => {}
+        }
+        rcpt.status = status;
     }
     let arrival = rec.envelope.arrival_ms;
     let give_up = arrival + q.give_up_after.0.as_millis() as u64;
     let warn_at = arrival + q.delay_warning_after.0.as_millis() as u64;
     let pending: Vec<usize> = (0..rec.rcpts.len())
-        .filter(|&i| !rec.rcpts[i].state.is_done())
+        .filter(|&i| !rec.rcpts[i].is_done())
         .collect();
     if !pending.is_empty() && now_ms >= give_up {
         // Out of time: what is still pending fails now, with its last error.
         for &i in &pending {
-            let st = &mut rec.rcpts[i];
-            st.state = RcptState::Failed;
-            if st.status.is_none() {
-                st.status = Some("4.4.7".into());
-            }
-            if st.last_reply.is_none() {
-                st.last_reply = Some("no attempt succeeded".into());
-            }
-            st.expired_after = Some(crate::config::Dur(q.give_up_after.0).to_string());
+            let st = &mut rec.rcpts[i].status;
+            let (last, remote) = match std::mem::replace(st, Status::Pending) {
+                Status::Deferred { failure, remote } => (Some(Box::new(failure)), remote),
+                _ => (None, None),
+            };
+            *st = Status::Failed {
+                failure: Failure::Expired {
+                    after: crate::config::Dur(q.give_up_after.0).to_string(),
+                    last,
+                },
+                remote,
+            };
             f.failed.push(i);
         }
     } else if !pending.is_empty() && !rec.delay_warned && now_ms >= warn_at {
@@ -139,6 +119,7 @@ mod tests {
     use super::*;
     use crate::config::Dur;
     use crate::proto::{Envelope, Recipient};
+    use crate::queue::status::Reply;
     use std::time::Duration;
 
     fn record(rcpts: &[(&str, Option<&str>)]) -> QueuedMessage {
@@ -148,7 +129,7 @@ mod tests {
                 .iter()
                 .map(|(a, n)| Recipient {
                     address: a.to_string(),
-                    notify: n.map(str::to_string),
+                    notify: n.map(|n| crate::proto::NotifyFlags::parse(n).unwrap()),
                     orcpt: None,
                 })
                 .collect(),
@@ -175,15 +156,40 @@ mod tests {
         }
     }
 
-    fn res(kind: ResultKind) -> RcptResult {
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Delivered,
+        Temporary,
+        Permanent,
+    }
+
+    fn res(kind: Kind) -> RcptResult {
+        let reply = |code, text: &str| Reply {
+            code,
+            enhanced: None,
+            text: text.into(),
+        };
+        let status = match kind {
+            Kind::Delivered => Status::Delivered {
+                reply: reply(250, "250 ok"),
+                remote: None,
+            },
+            Kind::Temporary => Status::Deferred {
+                failure: Failure::Remote {
+                    reply: reply(451, "451 later"),
+                },
+                remote: None,
+            },
+            Kind::Permanent => Status::Failed {
+                failure: Failure::Remote {
+                    reply: reply(550, "550 no"),
+                },
+                remote: None,
+            },
+        };
         RcptResult {
-            kind,
-            status: "4.0.0".into(),
-            text: "451 later".into(),
-            remote_mta: None,
-            tls: None,
+            status,
             peer_dsn: false,
-            decided_by: Decider::RemoteHost,
         }
     }
 
@@ -191,54 +197,31 @@ mod tests {
     fn schedule_follows_retry_steps_then_warns_then_gives_up() {
         let mut r = record(&[("a@b", None)]);
         let t0 = 1_000_000;
-        let f = apply(&mut r, &[(0, res(ResultKind::Temporary))], t0, &q());
+        let f = apply(&mut r, &[(0, res(Kind::Temporary))], t0, &q());
         assert_eq!(f.next_attempt_ms, Some(t0 + 60_000));
-        let f = apply(
-            &mut r,
-            &[(0, res(ResultKind::Temporary))],
-            t0 + 60_000,
-            &q(),
-        );
+        let f = apply(&mut r, &[(0, res(Kind::Temporary))], t0 + 60_000, &q());
         assert_eq!(f.next_attempt_ms, Some(t0 + 180_000));
         // The last step repeats, but never past the warning time.
-        let f = apply(
-            &mut r,
-            &[(0, res(ResultKind::Temporary))],
-            t0 + 3_599_000,
-            &q(),
-        );
+        let f = apply(&mut r, &[(0, res(Kind::Temporary))], t0 + 3_599_000, &q());
         assert_eq!(f.next_attempt_ms, Some(t0 + 3_600_000));
         assert!(f.delayed.is_empty());
-        let f = apply(
-            &mut r,
-            &[(0, res(ResultKind::Temporary))],
-            t0 + 3_600_000,
-            &q(),
-        );
+        let f = apply(&mut r, &[(0, res(Kind::Temporary))], t0 + 3_600_000, &q());
         assert_eq!(f.delayed, vec![0]);
-        let f = apply(
-            &mut r,
-            &[(0, res(ResultKind::Temporary))],
-            t0 + 7_200_000,
-            &q(),
-        );
+        let f = apply(&mut r, &[(0, res(Kind::Temporary))], t0 + 7_200_000, &q());
         assert!(f.delayed.is_empty(), "only one delay DSN");
-        let f = apply(
-            &mut r,
-            &[(0, res(ResultKind::Temporary))],
-            t0 + 86_399_000,
-            &q(),
-        );
+        let f = apply(&mut r, &[(0, res(Kind::Temporary))], t0 + 86_399_000, &q());
         assert_eq!(f.next_attempt_ms, Some(t0 + 86_400_000));
-        let f = apply(
-            &mut r,
-            &[(0, res(ResultKind::Temporary))],
-            t0 + 86_400_000,
-            &q(),
-        );
+        let f = apply(&mut r, &[(0, res(Kind::Temporary))], t0 + 86_400_000, &q());
         assert_eq!((f.failed.clone(), f.done), (vec![0], true));
-        assert_eq!(r.rcpts[0].expired_after.as_deref(), Some("24h"));
-        assert_eq!(r.rcpts[0].last_reply.as_deref(), Some("451 later"));
+        let st = &r.rcpts[0].status;
+        assert_eq!(st.name(), "failed");
+        assert_eq!(st.failure().and_then(|f| f.expired_after()), Some("24h"));
+        assert_eq!(st.last_reply().as_deref(), Some("451 later"));
+        assert_eq!(
+            st.code().unwrap().to_string(),
+            "4.0.0",
+            "the last attempt's code"
+        );
     }
 
     #[test]
@@ -247,9 +230,9 @@ mod tests {
         let f = apply(
             &mut r,
             &[
-                (0, res(ResultKind::Delivered)),
-                (1, res(ResultKind::Permanent)),
-                (2, res(ResultKind::Temporary)),
+                (0, res(Kind::Delivered)),
+                (1, res(Kind::Permanent)),
+                (2, res(Kind::Temporary)),
             ],
             1_000_000,
             &q(),
@@ -257,7 +240,7 @@ mod tests {
         assert_eq!(f.relayed, vec![0]);
         assert_eq!(f.failed, vec![1]);
         assert!(!f.done);
-        let f = apply(&mut r, &[(2, res(ResultKind::Delivered))], 1_060_000, &q());
+        let f = apply(&mut r, &[(2, res(Kind::Delivered))], 1_060_000, &q());
         assert!(f.done);
         assert!(f.next_attempt_ms.is_none());
     }

@@ -1,7 +1,9 @@
 //! The shard's delivery schedule: a timer wheel of queue ids, woken when a new
-//! message arrives or an operator asks for a retry.
+//! message arrives or an operator asks for a retry; and which messages have an
+//! attempt in flight, with what the operator asked to happen when it ends.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::queue::QueuedMessage;
@@ -17,6 +19,29 @@ pub struct Scheduler {
     wheel: RefCell<TimerWheel<u64>>,
     wake: tokio::sync::Notify,
     in_flight: Cell<usize>,
+    /// Messages with an attempt running, and the operator action (if any) to apply
+    /// once it ends: acting in the middle would deliver twice or bounce a message
+    /// that is being delivered.
+    attempts: RefCell<HashMap<u64, Option<AfterAttempt>>>,
+}
+
+/// An operator action held until the delivery in progress ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AfterAttempt {
+    /// Fail the recipients still pending then, with a failure DSN.
+    Bounce,
+    /// Remove the message without notice (wins over a bounce asked for too).
+    Delete,
+}
+
+impl AfterAttempt {
+    /// The word the operator used (`mxring queue bounce|delete`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AfterAttempt::Bounce => "bounce",
+            AfterAttempt::Delete => "delete",
+        }
+    }
 }
 
 impl Scheduler {
@@ -25,6 +50,7 @@ impl Scheduler {
             wheel: RefCell::new(TimerWheel::new(ms(now))),
             wake: tokio::sync::Notify::new(),
             in_flight: Cell::new(0),
+            attempts: RefCell::new(HashMap::new()),
         }
     }
 
@@ -56,12 +82,39 @@ impl Scheduler {
         self.in_flight.get()
     }
 
-    pub fn begin(&self) {
+    /// An attempt of `id` starts. False (and nothing changes) when one is already
+    /// running: a message is never attempted twice at once.
+    pub fn begin(&self, id: u64) -> bool {
+        let mut attempts = self.attempts.borrow_mut();
+        if attempts.contains_key(&id) {
+            return false;
+        }
+        attempts.insert(id, None);
         self.in_flight.set(self.in_flight.get() + 1);
+        true
     }
 
-    pub fn end(&self) {
+    /// The attempt of `id` ended; what the operator asked for meanwhile.
+    pub fn end(&self, id: u64) -> Option<AfterAttempt> {
+        let after = self.attempts.borrow_mut().remove(&id).flatten();
         self.in_flight.set(self.in_flight.get() - 1);
+        after
+    }
+
+    /// Whether an attempt of `id` is running now.
+    pub fn in_attempt(&self, id: u64) -> bool {
+        self.attempts.borrow().contains_key(&id)
+    }
+
+    /// Hold `action` until the attempt of `id` ends. False when none is running.
+    pub fn after_attempt(&self, id: u64, action: AfterAttempt) -> bool {
+        match self.attempts.borrow_mut().get_mut(&id) {
+            Some(slot) => {
+                *slot = Some(slot.map_or(action, |held| held.max(action)));
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -1,10 +1,9 @@
 //! Who decided a recipient's fate. A DSN must not blame the remote host for a
 //! decision this server made (its TLS policy, its give-up time, its operator).
+//! Never stored: derived from the recipient's typed failure
+//! (`queue::status::Failure::decided_by`).
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "by")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Decider {
     /// The remote host, by its reply (quoted in the diagnostic).
     #[default]
@@ -18,4 +17,19 @@ pub enum Decider {
     Network,
     /// The mail system's administrator (`mxring queue bounce`).
     Operator,
+}
+
+impl Decider {
+    /// Who decided, in words for log lines and `mxring queue show`.
+    pub fn describe(&self) -> String {
+        match self {
+            Decider::RemoteHost => "the remote host".into(),
+            Decider::TlsPolicy { rule, domain } => {
+                format!("our TLS policy for {domain} ({rule})")
+            }
+            Decider::Dns => "DNS".into(),
+            Decider::Network => "the network".into(),
+            Decider::Operator => "the operator".into(),
+        }
+    }
 }

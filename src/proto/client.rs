@@ -59,7 +59,7 @@ pub enum TlsWant {
 #[derive(Clone, Debug)]
 pub struct OutboundRcpt {
     pub address: String,
-    pub notify: Option<String>,
+    pub notify: Option<super::notify::NotifyFlags>,
     pub orcpt: Option<String>,
 }
 
@@ -82,6 +82,17 @@ pub enum Stage {
     Hello,
     StartTls,
     Protocol,
+    /// The peer cannot take this message (checked before MAIL, nothing sent).
+    PeerLimit(PeerLimit),
+}
+
+/// What the peer's EHLO says it cannot take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerLimit {
+    /// The message is larger than its SIZE.
+    MessageTooBig,
+    /// The message needs SMTPUTF8, which it does not offer.
+    NoSmtpUtf8,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,19 +226,16 @@ impl ClientSession {
     ) -> Result<ClientAction, SessionFailure> {
         if let Some(limit) = self.caps.size.filter(|&l| tx.size > l) {
             return Err(SessionFailure {
-                stage: Stage::Protocol,
+                stage: Stage::PeerLimit(PeerLimit::MessageTooBig),
                 reply: None,
-                reason: format!(
-                    "5.3.4 message size {} exceeds the peer's limit {limit}",
-                    tx.size
-                ),
+                reason: format!("message size {} exceeds the peer's limit {limit}", tx.size),
             });
         }
         if tx.smtputf8 && !self.caps.smtputf8 {
             return Err(SessionFailure {
-                stage: Stage::Protocol,
+                stage: Stage::PeerLimit(PeerLimit::NoSmtpUtf8),
                 reply: None,
-                reason: "5.6.7 the peer does not support SMTPUTF8".into(),
+                reason: "the peer does not support SMTPUTF8".into(),
             });
         }
         let mut mail = format!("MAIL FROM:<{}>", tx.sender);

@@ -11,7 +11,7 @@ fn tx(rcpts: &[&str]) -> OutboundTx {
             .iter()
             .map(|r| OutboundRcpt {
                 address: r.to_string(),
-                notify: Some("FAILURE".into()),
+                notify: Some(crate::proto::NotifyFlags::parse("FAILURE").unwrap()),
                 orcpt: Some(format!("rfc822;{r}")),
             })
             .collect(),
@@ -200,11 +200,12 @@ fn failures_at_each_step() {
     // Size over the peer's limit is refused before anything is sent.
     let mut big = tx(&["x@r"]);
     big.size = 5000;
-    assert!(s
-        .start_transaction(&big, &mut Vec::new())
-        .unwrap_err()
-        .reason
-        .starts_with("5.3.4"));
+    let refused = s.start_transaction(&big, &mut Vec::new()).unwrap_err();
+    assert_eq!(
+        refused.stage,
+        Stage::PeerLimit(crate::proto::client::PeerLimit::MessageTooBig)
+    );
+    assert!(refused.reason.contains("exceeds the peer's limit"));
     // Garbage instead of a reply.
     let a = run(
         &mut ClientSession::new("me", TlsWant::Opportunistic),

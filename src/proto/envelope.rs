@@ -36,8 +36,8 @@ pub enum BodyType {
 pub struct Recipient {
     /// The mailbox as given, without angle brackets.
     pub address: String,
-    /// RFC 3461 NOTIFY, upper-cased, e.g. "FAILURE,DELAY"; None when absent.
-    pub notify: Option<String>,
+    /// RFC 3461 NOTIFY; None when absent (RFC 3461's default then applies).
+    pub notify: Option<super::notify::NotifyFlags>,
     /// RFC 3461 ORCPT, xtext-decoded, e.g. "rfc822;user@example.com".
     pub orcpt: Option<String>,
 }
@@ -46,6 +46,9 @@ pub struct Recipient {
 pub struct Envelope {
     /// Reverse path without brackets; empty for the null sender `<>`.
     pub sender: String,
+    /// The recipients as the session accepted them. A queue record moves them
+    /// next to their delivery status (`QueuedMessage::rcpts`), leaving this empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recipients: Vec<Recipient>,
     pub ret: Option<Ret>,
     /// RFC 3461 ENVID, xtext-decoded.

@@ -9,6 +9,7 @@ pub mod content;
 pub mod data;
 pub mod encode;
 pub mod envelope;
+pub mod notify;
 pub mod params;
 pub mod proxy;
 pub mod received;
@@ -16,6 +17,7 @@ pub mod reply;
 pub mod server;
 
 pub use envelope::{Envelope, Recipient, TlsFacts};
+pub use notify::NotifyFlags;
 pub use server::{Event, Fed, IdSource, ServerSession, SessionConfig, StoreFailure, Waiting};
 #[cfg(test)]
 mod auth_tests;

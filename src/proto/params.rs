@@ -1,6 +1,7 @@
 //! MAIL and RCPT parameters (RFC 1870 SIZE, 6152 BODY, 6531 SMTPUTF8, 3461 DSN).
 
 use super::envelope::{xtext_decode, BodyType, Ret};
+use super::notify::NotifyFlags;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MailParams {
@@ -13,7 +14,7 @@ pub struct MailParams {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RcptParams {
-    pub notify: Option<String>,
+    pub notify: Option<NotifyFlags>,
     pub orcpt: Option<String>,
 }
 
@@ -80,15 +81,8 @@ pub fn parse_rcpt_params(text: &str) -> Result<RcptParams, ParamError> {
         let (key, value) = split(p);
         let bad = || ParamError(format!("Bad {} parameter", key.to_ascii_uppercase()));
         if key.eq_ignore_ascii_case("NOTIFY") {
-            let v = value.ok_or_else(bad)?.to_ascii_uppercase();
-            let words: Vec<&str> = v.split(',').collect();
-            let known = words
-                .iter()
-                .all(|w| matches!(*w, "NEVER" | "SUCCESS" | "FAILURE" | "DELAY"));
-            if !known || (words.contains(&"NEVER") && words.len() > 1) {
-                return Err(bad());
-            }
-            out.notify = Some(v);
+            let v = value.ok_or_else(bad)?;
+            out.notify = Some(NotifyFlags::parse(v).map_err(|_| bad())?);
         } else if key.eq_ignore_ascii_case("ORCPT") {
             let v = value
                 .filter(|v| v.len() <= 500)
@@ -130,7 +124,10 @@ mod tests {
     #[test]
     fn rcpt_params() {
         let p = parse_rcpt_params("NOTIFY=success,delay ORCPT=rfc822;a+2Bb@c.example").unwrap();
-        assert_eq!(p.notify.as_deref(), Some("SUCCESS,DELAY"));
+        assert_eq!(
+            p.notify.map(|n| n.to_string()).as_deref(),
+            Some("SUCCESS,DELAY")
+        );
         assert_eq!(p.orcpt.as_deref(), Some("rfc822;a+b@c.example"));
         assert!(parse_rcpt_params("NOTIFY=NEVER,DELAY").is_err());
         assert!(parse_rcpt_params("NOTIFY=SOMETIMES").is_err());

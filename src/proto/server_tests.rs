@@ -128,7 +128,10 @@ fn plain_transaction_queues_one_message_with_received_header() {
     assert!(run.closed);
     let (env, body) = &run.messages[0];
     assert_eq!(env.sender, "a@sender.example");
-    assert_eq!(env.recipients[0].notify.as_deref(), Some("SUCCESS,FAILURE"));
+    assert_eq!(
+        env.recipients[0].notify.map(|n| n.to_string()).as_deref(),
+        Some("SUCCESS,FAILURE")
+    );
     assert_eq!(
         env.recipients[0].orcpt.as_deref(),
         Some("rfc822;bob@local.example")

@@ -9,11 +9,16 @@ pub mod record;
 mod recover;
 pub mod space;
 pub mod stats;
+pub mod status;
 mod store;
 pub mod v1;
 pub mod wal;
 
-pub use record::{QueuedMessage, RcptState, RcptStatus};
+#[cfg(test)]
+mod v1_tests;
+
+pub use record::{QueuedMessage, QueuedRcpt};
+pub use status::{Enhanced, Failure, Status};
 pub use store::{QueueView, ShardQueue, Spool, StoreOptions};
 pub use wal::Durable;
 

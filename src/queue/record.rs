@@ -1,88 +1,46 @@
-//! What the queue keeps per message: the envelope, and per recipient its delivery
-//! state. The DSN builder and `queue list` read these directly.
+//! What the queue keeps per message: the envelope, and per recipient its address,
+//! its NOTIFY and ORCPT, and where it stands (`Status`). The DSN builder and
+//! `queue list` read these directly.
 
 use serde::{Deserialize, Serialize};
 
-use crate::dsn::Decider;
-use crate::proto::{Envelope, TlsFacts};
+use super::status::Status;
+use crate::proto::{Envelope, Recipient};
 
-/// Where one recipient stands.
+/// One recipient and its delivery status, side by side.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RcptState {
-    /// Not yet delivered; the next attempt is the message's `next_attempt_ms`.
-    Pending,
-    /// The last attempt failed temporarily; retried on the schedule.
-    TemporaryFailure,
-    /// Accepted by the next hop.
-    Delivered,
-    /// Failed for good; a failure DSN was (or will be) sent.
-    Failed,
+pub struct QueuedRcpt {
+    /// The address, NOTIFY and ORCPT as the session accepted them.
+    pub rcpt: Recipient,
+    pub status: Status,
+    /// Attempts made for this recipient.
+    pub attempts: u32,
+    /// When its last attempt ended, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_ms: Option<u64>,
 }
 
-impl RcptState {
-    /// The word `mxring queue` and the admin API show.
-    pub fn name(&self) -> &'static str {
-        match self {
-            RcptState::Pending => "pending",
-            RcptState::TemporaryFailure => "deferred",
-            RcptState::Delivered => "delivered",
-            RcptState::Failed => "failed",
+impl QueuedRcpt {
+    pub fn new(rcpt: Recipient) -> Self {
+        QueuedRcpt {
+            rcpt,
+            status: Status::Pending,
+            attempts: 0,
+            last_attempt_ms: None,
         }
     }
 
     pub fn is_done(&self) -> bool {
-        matches!(self, RcptState::Delivered | RcptState::Failed)
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RcptStatus {
-    pub state: RcptState,
-    pub attempts: u32,
-    /// The last reply or error, e.g. "451 4.3.0 try later" or "connection refused".
-    pub last_reply: Option<String>,
-    /// Enhanced status for DSNs, e.g. "4.4.1".
-    pub status: Option<String>,
-    /// The host that answered, e.g. "mx.example.com [192.0.2.1]".
-    pub remote_mta: Option<String>,
-    pub tls: Option<TlsFacts>,
-    pub last_attempt_ms: Option<u64>,
-    /// Who decided the last result (records written before this field read as
-    /// the remote host).
-    #[serde(default)]
-    pub decided_by: Decider,
-    /// Set when the message expired: the `give_up_after` it reached.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expired_after: Option<String>,
-}
-
-impl RcptStatus {
-    pub fn new() -> Self {
-        RcptStatus {
-            state: RcptState::Pending,
-            attempts: 0,
-            last_reply: None,
-            status: None,
-            remote_mta: None,
-            tls: None,
-            last_attempt_ms: None,
-            decided_by: Decider::RemoteHost,
-            expired_after: None,
-        }
-    }
-}
-
-impl Default for RcptStatus {
-    fn default() -> Self {
-        Self::new()
+        self.status.is_done()
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedMessage {
+    /// Sender, client, arrival and the rest; its `recipients` is empty here: each
+    /// recipient lives in `rcpts`, with its status.
     pub envelope: Envelope,
-    /// One per `envelope.recipients`, same order.
-    pub rcpts: Vec<RcptStatus>,
+    pub rcpts: Vec<QueuedRcpt>,
     /// Delivery attempts of the message so far.
     pub attempts: u32,
     /// When the next attempt is due, ms since the epoch.
@@ -98,11 +56,10 @@ pub struct QueuedMessage {
 }
 
 impl QueuedMessage {
-    pub fn new(envelope: Envelope, size: u64) -> Self {
-        let rcpts = envelope
-            .recipients
-            .iter()
-            .map(|_| RcptStatus::new())
+    pub fn new(mut envelope: Envelope, size: u64) -> Self {
+        let rcpts = std::mem::take(&mut envelope.recipients)
+            .into_iter()
+            .map(QueuedRcpt::new)
             .collect();
         let now = envelope.arrival_ms;
         QueuedMessage {
@@ -117,7 +74,7 @@ impl QueuedMessage {
     }
 
     pub fn all_done(&self) -> bool {
-        self.rcpts.iter().all(|r| r.state.is_done())
+        self.rcpts.iter().all(QueuedRcpt::is_done)
     }
 
     /// The shard that owns the message: the top byte of its id.

@@ -344,7 +344,7 @@ async fn store(
         id = %crate::proto::received::format_id(id),
         shard = ctx.index,
         from = %record.envelope.sender,
-        rcpts = record.envelope.recipients.len(),
+        rcpts = record.rcpts.len(),
         size,
         client = %record.envelope.client_ip,
         tls = record.envelope.tls.as_ref().map(|t| t.version.as_str()).unwrap_or("none"),

@@ -33,6 +33,53 @@ pub struct Script {
     pub tls12_only: bool,
     /// Require a client certificate issued by this CA (partners that demand one).
     pub client_ca: Option<CertificateDer<'static>>,
+    /// Hold the reply to the first end of data until the test releases it (a next
+    /// hop that is slow to say 250), from `hold()`.
+    pub hold: Option<HoldGate>,
+}
+
+/// The sink's side of a held reply.
+pub struct HoldGate {
+    reached: Sender<()>,
+    release: Receiver<()>,
+}
+
+/// The test's side: learn that the sink has the message and holds its reply,
+/// then let the reply go.
+pub struct Hold {
+    reached: Receiver<()>,
+    release: Sender<()>,
+}
+
+/// A gate for `Script::hold`. The sink waits at most a minute for the release.
+pub fn hold() -> (HoldGate, Hold) {
+    let (reached_tx, reached_rx) = channel();
+    let (release_tx, release_rx) = channel();
+    (
+        HoldGate {
+            reached: reached_tx,
+            release: release_rx,
+        },
+        Hold {
+            reached: reached_rx,
+            release: release_tx,
+        },
+    )
+}
+
+impl Hold {
+    /// Wait until the sink has read the whole message and holds its reply (fails
+    /// the test after `secs`): a delivery attempt is then in flight.
+    pub fn wait_reached(&self, secs: u64) {
+        self.reached
+            .recv_timeout(Duration::from_secs(secs))
+            .expect("the sink never got the message to hold");
+    }
+
+    /// Send the held reply now.
+    pub fn release(&self) {
+        let _ = self.release.send(());
+    }
 }
 
 pub struct Sink {
@@ -221,12 +268,18 @@ fn serve(
                 };
                 data.extend_from_slice(content);
             }
-            let reply = script
-                .lock()
-                .unwrap()
-                .data_replies
-                .pop_front()
-                .unwrap_or_else(|| "250 2.0.0 Ok: queued".into());
+            let (reply, gate) = {
+                let mut s = script.lock().unwrap();
+                let reply = s
+                    .data_replies
+                    .pop_front()
+                    .unwrap_or_else(|| "250 2.0.0 Ok: queued".into());
+                (reply, s.hold.take())
+            };
+            if let Some(gate) = gate {
+                let _ = gate.reached.send(());
+                let _ = gate.release.recv_timeout(Duration::from_secs(60));
+            }
             if reply.starts_with('2') {
                 let _ = tx.send(Arrival {
                     from: from.clone(),
