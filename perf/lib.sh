@@ -3,7 +3,7 @@
 
 PERF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$PERF_DIR/.." && pwd)
-RESULTS_DIR="$PERF_DIR/results"
+RESULTS_DIR=${RESULTS_DIR:-$PERF_DIR/results}
 PY=${PY:-$(command -v /usr/bin/python3 || command -v python3)}
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
