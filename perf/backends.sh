@@ -9,7 +9,7 @@
 #   sudo perf/backends.sh             # ROUNDS=3, about 4 minutes
 #   ROUNDS=1 PROFILE=1 perf/backends.sh
 #
-# Writes perf/results/<date>-backends.md and the raw files under <date>-backends-raw/.
+# Writes perf/results/<date>-backends.md and the raw files in <date>-backends-raw.tar.gz.
 # perf/compare.sh runs it at its end when BACKENDS=1.
 set -euo pipefail
 

@@ -131,3 +131,12 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
     return 1
 }
+
+# archive_raw DIR: packs a results directory of raw files into DIR.tar.gz next to it and
+# removes the directory (one file per run in the repository, not hundreds).
+archive_raw() {
+    local dir=$1
+    [[ -d $dir ]] || return 0
+    tar -C "$(dirname "$dir")" -czf "$dir.tar.gz" "$(basename "$dir")" && rm -rf "$dir"
+    log "raw files: $dir.tar.gz"
+}

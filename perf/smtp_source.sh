@@ -235,6 +235,10 @@ run_smtp_source_workloads() {
         die "smtp-source/smtp-sink missing (Debian package postfix)"
     : >"$RAW/ss-runs.jsonl"
     : >"$RAW/ss-bench.jsonl"
+    # The Postfix instance as it ran (relayhost is set per run), for the report.
+    postconf -c "$PFDIR" -e "relayhost = [127.0.0.1]:$SS_SINK_PORT" "smtpd_data_restrictions ="
+    postconf -c "$PFDIR" -n >"$RAW/postfix-main.cf"
+    cp "$PFDIR/master.cf" "$RAW/postfix-master.cf"
     ss_sink_start
     wait_quiet
     ss_disk_bw before
