@@ -77,7 +77,7 @@ trap 'exit 130' INT TERM
 
 # The command that reproduces this run, for the report: every setting given explicitly.
 REPRODUCE="sudo"
-for v in WORKLOADS ROUNDS DURATION CONNECTIONS SS_N_100K SS_N_1K SS_N_NEWCONN SS_HALF_PEAK_ROUNDS HALF_PEAK_ROUNDS CEILING_ROUNDS; do
+for v in WORKLOADS ROUNDS DURATION CONNECTIONS SS_N_100K SS_N_1K SS_N_NEWCONN SS_HALF_PEAK_ROUNDS DISK_BW_MIB HALF_PEAK_ROUNDS CEILING_ROUNDS; do
     [[ -n ${!v:-} ]] && REPRODUCE+=" $v=${!v}"
 done
 REPRODUCE+=" perf/compare.sh"

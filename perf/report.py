@@ -407,8 +407,8 @@ def main():
 
 def raw_line(raw, out_md, archive):
     if archive:
-        return [f"Raw data: `{archive}` (`tar xzf` it, then `perf/report.py DIR OUT.md OUT.svg` regenerates "
-                "this report; one JSON line per run in `ss-runs.jsonl`, `ss-bench.jsonl` and `runs.jsonl`, every "
+        return [f"Raw data: `{archive}` (`tar xzf` it, then `perf/smtp_source_report.py DIR >DIR/smtp-source.md` "
+                "and `perf/report.py DIR OUT.md OUT.svg` regenerate this report; one JSON line per run in `ss-runs.jsonl`, `ss-bench.jsonl` and `runs.jsonl`, every "
                 "load generator and sink report, every mxring log and Postfix maillog, gzipped)."]
     return [f"Raw data: `{os.path.relpath(raw, os.path.dirname(out_md))}/`."]
 

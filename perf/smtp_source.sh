@@ -22,9 +22,13 @@ SS_N_100K=${SS_N_100K:-3000}
 SS_N_1K=${SS_N_1K:-20000}
 SS_N_NEWCONN=${SS_N_NEWCONN:-5000}
 SS_HALF_PEAK=${SS_HALF_PEAK:-1}
+SS_PEER_CHECK=${SS_PEER_CHECK:-1}  # also ss-1k once per MTA with the next hop down
 SS_HALF_PEAK_ROUNDS=${SS_HALF_PEAK_ROUNDS:-3}
 SS_DRAIN_MAX=${SS_DRAIN_MAX:-120}  # longest wait for the sink to count every message
-DISK_BW_BLOCKS=${DISK_BW_BLOCKS:-100,1024,16384}  # KiB per write+fdatasync
+# KiB per write + fdatasync: one 100 KiB message; 10 of them; 50 of them (the largest
+# group commit 50 sessions with one message in flight each can make); the device's own
+# bandwidth.
+DISK_BW_BLOCKS=${DISK_BW_BLOCKS:-100,1024,5000,16384}
 DISK_BW_MIB=${DISK_BW_MIB:-256}
 
 # name|body bytes|reuse the connection|messages|description
@@ -97,17 +101,19 @@ smtp_source_timed() {
     SS_GEN_CPU=$(awk '{ s=0; for (i=1;i<=2;i++){ split($i,a,/[ms]/); s+=a[1]*60+a[2] } printf "%.2f", s }' <<<"$t")
 }
 
-# ss_run TARGET WORKLOAD ROUND: one measured run; TARGET is sink, mxring or postfix.
+# ss_run TARGET WORKLOAD ROUND [down]: one measured run; TARGET is sink, mxring or
+# postfix. With "down" the MTA's next hop is a closed port (accept-only: every message
+# is accepted, tried once and stays queued), and the run is valid when all are queued.
 ss_run() {
-    local target=$1 wl=$2 round=$3
+    local target=$1 wl=$2 round=$3 down=${4:-}
     local name size reuse n desc
     IFS='|' read -r name size reuse n desc <<<"$wl"
-    local tag="$name.$target.r$round" port root
+    local tag="$name.$target.r$round${down:+.down}" port root
     if [[ $target == sink ]]; then
         port=$SS_SINK_PORT
         root=$SS_SINK_PID
     else
-        start_mta "$target" "$SS_SINK_PORT" "$tag"
+        start_mta "$target" "$([[ -n $down ]] && echo "$CLOSED_PORT" || echo "$SS_SINK_PORT")" "$tag"
         port=$MTA_PORT
         root=$ROOT_PID
     fi
@@ -123,8 +129,13 @@ ss_run() {
 
     smtp_source_timed "$tag" "$port" "$size" "$reuse" "$n"
     local t_done delivered
-    t_done=$(ss_wait_count $((base + n)))
-    delivered=$(($(ss_sink_count) - base))
+    if [[ -n $down ]]; then
+        t_done=$SS_T1
+        delivered=0
+    else
+        t_done=$(ss_wait_count $((base + n)))
+        delivered=$(($(ss_sink_count) - base))
+    fi
 
     c1=$(cpu_settled "$root")
     s1=$("$PY" "$PERF_DIR/procstat.py" cpu "$SS_SINK_PID")
@@ -155,7 +166,7 @@ ss_run() {
     gen_errors=$(grep -c . "$RAW/$tag.ss.err" || true)
     local hz
     hz=$(getconf CLK_TCK)
-    jq -n -c --arg target "$target" --arg workload "$name" --arg desc "$desc" \
+    jq -n -c --arg target "$target" --arg workload "$name" --arg desc "$desc" --arg down "$down" \
         --argjson round "$round" --argjson size "$size" --argjson reuse "$reuse" \
         --argjson messages "$n" --argjson sessions "$SS_SESSIONS" --argjson delivered "$delivered" \
         --argjson t0 "$SS_T0" --argjson t1 "$SS_T1" --argjson t_done "$t_done" \
@@ -179,7 +190,9 @@ ss_run() {
           machine_busy_s:$machine_busy, machine_total_s:$machine_total,
           queued_after:$queued, store_metrics:$metrics, log_problems:$problems,
           generator_error_lines:$gen_errors, generator_exit:$gen_exit,
-          valid:($gen_exit == 0 and $delivered == $messages), busy_pct_before:$quiet, loadavg:$loadavg}' \
+          next_hop_down:($down != ""),
+          valid:($gen_exit == 0 and (if $down != "" then $queued == $messages else $delivered == $messages end)),
+          busy_pct_before:$quiet, loadavg:$loadavg}' \
         >>"$RAW/ss-runs.jsonl"
     log "$tag: $(jq -r '"\(.accept_per_s|floor) msg/s accepted, \(.e2e_per_s|floor) end to end, \(.delivered) of \(.messages) delivered, \(.disk_write_bytes/.messages|floor) B written/msg, cpu \(.cpu_s) s"' <(tail -1 "$RAW/ss-runs.jsonl"))"
 }
@@ -251,6 +264,12 @@ run_smtp_source_workloads() {
             for t in "${order[@]}"; do ss_run "$t" "${SS_WORKLOADS[w]}" "$r"; done
         done
     done
+    # The peer check: the same 1 KiB workload with each MTA's next hop down (a closed
+    # port, as in the mxring-bench part's accept-only workloads), once each, to show
+    # what that set-up costs each of them next to the relay figures above.
+    if [[ $SS_PEER_CHECK == 1 ]]; then
+        for t in postfix mxring; do ss_run "$t" "${SS_WORKLOADS[1]}" 1 down; done
+    fi
     wait_quiet
     ss_disk_bw after
 
