@@ -5,6 +5,8 @@
   procstat.py mem ROOT        JSON: VmHWM/VmRSS/Pss summed over the tree, process count
   procstat.py sample ROOT OUT sample mem every 0.25 s until SIGTERM; write the peaks to OUT
   procstat.py io ROOT         JSON: bytes written to storage so far by ROOT and its descendants
+  procstat.py kcpu FILE       CPU seconds of kernel threads since FILE was written (then
+                              rewrites FILE); without an existing FILE, writes it, prints 0
 
 CPU: utime+stime of every live process in the tree, plus ROOT's cutime+cstime, which
 holds the time of children that already exited and were reaped (Postfix's master reaps
@@ -149,7 +151,39 @@ def io(root):
     return {"write_bytes": written, "cancelled_write_bytes": cancelled, "procs": n}
 
 
+def kthread_ticks():
+    """utime+stime of each kernel thread (kthreadd, pid 2, and its children)."""
+    out = {}
+    for pid in tree(2):
+        try:
+            f = stat_fields(pid)
+        except OSError:
+            continue
+        out[str(pid)] = int(f[11]) + int(f[12])
+    return out
+
+
+def kcpu(path):
+    """Kernel threads are not reaped into kthreadd's cutime, and kworkers come and go, so
+    a sum over the live tree can shrink. Per thread instead: the growth of each one alive
+    at both readings, plus all of one born since. Time of one that exited meanwhile is
+    missed (an underestimate)."""
+    now = kthread_ticks()
+    before = None
+    if os.path.exists(path):
+        with open(path) as f:
+            before = json.load(f)
+    with open(path, "w") as f:
+        json.dump(now, f)
+    if before is None:
+        return 0.0
+    return sum(max(0, t - before.get(pid, 0)) for pid, t in now.items()) / TICK
+
+
 def main():
+    if sys.argv[1] == "kcpu":
+        print(f"{kcpu(sys.argv[2]):.2f}")
+        return
     cmd, root = sys.argv[1], int(sys.argv[2])
     if cmd == "cpu":
         print(f"{cpu(root):.2f}")

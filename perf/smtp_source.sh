@@ -122,7 +122,7 @@ ss_run() {
         root=$ROOT_PID
     fi
     wait_quiet
-    local quiet=$BUSY_PCT loadavg b0 t0 b1 t1 c0 c1 s0 s1 k0 k1 io0 io1 d0 d1 base
+    local quiet=$BUSY_PCT loadavg b0 t0 b1 t1 c0 c1 s0 s1 io0 io1 d0 d1 base
     loadavg=$(cut -d' ' -f1 /proc/loadavg)
     base=$(ss_sink_count)
     io0=$("$PY" "$PERF_DIR/procstat.py" io "$root")
@@ -131,7 +131,8 @@ ss_run() {
     s0=$("$PY" "$PERF_DIR/procstat.py" cpu "$SS_SINK_PID")
     # Kernel threads (children of kthreadd, pid 2): the journal (jbd2) and writeback
     # kworkers work for whoever writes files, so this is counted apart from "others".
-    k0=$("$PY" "$PERF_DIR/procstat.py" cpu 2)
+    rm -f "$WORK/kthreads.json"
+    "$PY" "$PERF_DIR/procstat.py" kcpu "$WORK/kthreads.json" >/dev/null
     read -r b0 t0 < <(cpu_jiffies)
 
     smtp_source_timed "$tag" "$port" "$size" "$reuse" "$n"
@@ -146,7 +147,8 @@ ss_run() {
 
     c1=$(cpu_settled "$root")
     s1=$("$PY" "$PERF_DIR/procstat.py" cpu "$SS_SINK_PID")
-    k1=$("$PY" "$PERF_DIR/procstat.py" cpu 2)
+    local kcpu
+    kcpu=$("$PY" "$PERF_DIR/procstat.py" kcpu "$WORK/kthreads.json")
     read -r b1 t1 < <(cpu_jiffies)
     io1=$("$PY" "$PERF_DIR/procstat.py" io "$root")
     d1=$(disk_sectors_written)
@@ -174,14 +176,14 @@ ss_run() {
     gen_errors=$(grep -c . "$RAW/$tag.ss.err" || true)
     local hz
     hz=$(getconf CLK_TCK)
-    jq -n -c --arg target "$target" --arg workload "$name" --arg desc "$desc" --arg down "$down" \
+    jq -n -c --arg target "$target" --arg workload "$name" --arg desc "$desc" --arg down "$down" --arg retry "$retry" \
         --argjson round "$round" --argjson size "$size" --argjson reuse "$reuse" \
         --argjson messages "$n" --argjson sessions "$SS_SESSIONS" --argjson delivered "$delivered" \
         --argjson t0 "$SS_T0" --argjson t1 "$SS_T1" --argjson t_done "$t_done" \
         --argjson io0 "$io0" --argjson io1 "$io1" \
         --argjson dev_bytes "$(((d1 - d0) * 512))" --argjson log_bytes "$log_bytes" \
         --argjson cpu "$(calc "$c1 - $c0")" --argjson sink_cpu "$(calc "$s1 - $s0")" \
-        --argjson gen_cpu "$SS_GEN_CPU" --argjson kthreads_cpu "$(calc "$k1 - $k0")" \
+        --argjson gen_cpu "$SS_GEN_CPU" --argjson kthreads_cpu "$kcpu" \
         --argjson machine_busy "$(calc "($b1 - $b0) / $hz")" \
         --argjson machine_total "$(calc "($t1 - $t0) / $hz")" \
         --argjson queued "$queued" --argjson metrics "$metrics" --argjson problems "$problems" \
