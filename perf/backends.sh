@@ -9,7 +9,7 @@
 #   sudo perf/backends.sh             # ROUNDS=3, about 4 minutes
 #   ROUNDS=1 PROFILE=1 perf/backends.sh
 #
-# Writes perf/results/<date>-backends.md and the raw files under <date>-backends-raw/.
+# Writes perf/results/<date>-backends.md and the raw files in <date>-backends-raw.tar.gz.
 # perf/compare.sh runs it at its end when BACKENDS=1.
 set -euo pipefail
 
@@ -26,12 +26,16 @@ DATE=${DATE:-$(date +%F)}
 command -v smtp-source >/dev/null || die "smtp-source is missing (apt-get install postfix)"
 command -v jq >/dev/null || die "jq is missing"
 require_free_ports "$MX_PORT" "$CLOSED_PORT"
-WORK=$(mktemp -d /tmp/mxring-backends.XXXXXX)
-RAW="$RESULTS_DIR/$DATE-backends-raw"
-((ROUNDS > 0)) && rm -rf "$RAW"
+WORK=$(mktemp -d "${WORK_PARENT:-/var/tmp}/mxring-backends.XXXXXX")
+# Raw files: into BACKENDS_RAW when compare.sh runs us (its archive takes them), else
+# into one archive of our own, <date>-backends-raw.tar.gz.
+RAW=${BACKENDS_RAW:-$WORK/$DATE-backends-raw}
 mkdir -p "$RAW"
 cleanup() {
     [[ -n ${MX_PID:-} ]] && stop_pid "$MX_PID" 10
+    if [[ -z ${BACKENDS_RAW:-} ]]; then
+        tar -C "$WORK" -czf "$RESULTS_DIR/$DATE-backends-raw.tar.gz" "$DATE-backends-raw"
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: mxring vs a private Postfix instance, same machine, same run,
-# same certificate, same load generator (mxring-bench load). See perf/README.md.
+# same certificate, same load generators (Postfix's smtp-source and mxring-bench load).
+# See perf/README.md.
 #
-#   sudo perf/compare.sh                 # ROUNDS=3, about 13 minutes
-#   ROUNDS=1 DURATION=5 perf/compare.sh  # quick look
+#   sudo perf/compare.sh                          # everything, ROUNDS=3
+#   sudo WORKLOADS=smtp-source perf/compare.sh    # only the smtp-source workloads
+#   ROUNDS=1 DURATION=5 perf/compare.sh           # quick look
 #
-# Writes perf/results/<date>.md, <date>.svg and the raw JSON under <date>-raw/.
+# Writes perf/results/<date>.md, <date>.svg and every raw file in one archive,
+# perf/results/<date>-raw.tar.gz.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -28,16 +31,29 @@ SINK_PORT=${SINK_PORT:-27225}
 CEIL_PORT=${CEIL_PORT:-27325}
 CLOSED_PORT=${CLOSED_PORT:-27999}
 DATE=${DATE:-$(date +%F)}
+# Which parts run, comma-separated: smtp-source (smtp-source into both MTAs relaying to
+# smtp-sink, disk bytes, disk bandwidth, half-peak p99), bench (the mxring-bench
+# workloads with their ceilings and half-peak p99), backends (perf/backends.sh).
+WORKLOADS=${WORKLOADS:-smtp-source,bench,backends}
+WORK_PARENT=${WORK_PARENT:-/var/tmp}  # spools and queues live here: a real disk, never tmpfs
+want() { [[ ",$WORKLOADS," == *",$1,"* ]]; }
+for part in ${WORKLOADS//,/ }; do
+    [[ $part == smtp-source || $part == bench || $part == backends ]] ||
+        die "WORKLOADS: unknown part '$part' (known: smtp-source, bench, backends)"
+done
+source "$PERF_DIR/smtp_source.sh"  # its settings default to the ones above
 
 [[ $(id -u) == 0 ]] || die "run as root (Postfix's instance and smtp-sink -u nobody need it)"
 for t in jq ss openssl; do command -v "$t" >/dev/null || apt-get install -y "$t" >/dev/null; done
 install_postfix
-require_free_ports "$MX_PORT" "$MX_ADMIN_PORT" "$PF_PORT" "$SINK_PORT" "$CEIL_PORT" "$CLOSED_PORT"
+require_free_ports "$MX_PORT" "$MX_ADMIN_PORT" "$PF_PORT" "$SINK_PORT" "$CEIL_PORT" "$CLOSED_PORT" "$SS_SINK_PORT"
 
-WORK=$(mktemp -d /tmp/mxring-perf.XXXXXX)
+WORK=$(mktemp -d "$WORK_PARENT/mxring-perf.XXXXXX")
 chmod 755 "$WORK"
-RAW="$RESULTS_DIR/$DATE-raw"
-rm -rf "$RAW"
+[[ $(df --output=fstype "$WORK" | tail -1) != tmpfs ]] || die "$WORK_PARENT is a tmpfs: set WORK_PARENT to a directory on disk"
+# Raw files are collected here and archived into one file at the end (also on failure).
+RAW="$WORK/raw/$DATE-raw"
+ARCHIVE="$RESULTS_DIR/$DATE-raw.tar.gz"
 mkdir -p "$RAW"
 PFDIR="$WORK/postfix"
 
@@ -49,11 +65,22 @@ cleanup() {
     [[ -n ${MX_PID:-} ]] && stop_pid "$MX_PID" 10
     [[ -d $PFDIR ]] && postfix_stop "$PFDIR"
     for p in "${BG_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    if [[ -d $RAW && ! -e $WORK/archived ]]; then
+        ((rc == 0)) || echo "the run stopped early (exit status $rc)" >"$RAW/INCOMPLETE"
+        tar -C "$WORK/raw" -czf "$ARCHIVE" "$DATE-raw" && log "raw files: $ARCHIVE"
+    fi
     if [[ ${KEEP_WORK:-0} != 1 ]]; then rm -rf "$WORK"; fi
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# The command that reproduces this run, for the report: every setting given explicitly.
+REPRODUCE="sudo"
+for v in WORKLOADS ROUNDS DURATION CONNECTIONS SS_N_100K SS_N_1K SS_N_NEWCONN SS_HALF_PEAK_ROUNDS DISK_BW_MIB HALF_PEAK_ROUNDS CEILING_ROUNDS; do
+    [[ -n ${!v:-} ]] && REPRODUCE+=" $v=${!v}"
+done
+REPRODUCE+=" perf/compare.sh"
 
 snapshot_binaries "$WORK"
 make_cert "$WORK"
@@ -160,7 +187,7 @@ run_load() {
 }
 
 # workload table: name|size|tls|new connection per message|relay|description
-WORKLOADS=(
+BENCH_WORKLOADS=(
     "accept-1k|1024|none|0|0|accept-only, 1 KiB, plaintext, 50 reused connections"
     "accept-100k|100k|none|0|0|accept-only, 100 KiB, plaintext, 50 reused connections"
     "accept-tls-1k|1024|starttls|0|0|accept-only, 1 KiB, STARTTLS, 50 reused connections"
@@ -281,15 +308,17 @@ run_one() {
 }
 
 # ---------------------------------------------------------------------------------
-log "work dir $WORK, raw results $RAW, $ROUNDS round(s) of ${DURATION}s runs"
-for ((r = 1; r <= ROUNDS; r++)); do
-    for ((w = 0; w < ${#WORKLOADS[@]}; w++)); do
-        # A/B alternation: the order flips with every workload and every round.
-        if (((r + w) % 2)); then order=(postfix mxring); else order=(mxring postfix); fi
-        for mta in "${order[@]}"; do run_one "$mta" "${WORKLOADS[w]}" "$r"; done
-        if ((w == 0 && POSTFIX_HOLD_EXTRA)); then run_one postfix-hold "${WORKLOADS[w]}" "$r"; fi
+run_bench_rounds() {
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for ((w = 0; w < ${#BENCH_WORKLOADS[@]}; w++)); do
+            # A/B alternation: the order flips with every workload and every round.
+            if (((r + w) % 2)); then order=(postfix mxring); else order=(mxring postfix); fi
+            for mta in "${order[@]}"; do run_one "$mta" "${BENCH_WORKLOADS[w]}" "$r"; done
+            if ((w == 0 && POSTFIX_HOLD_EXTRA)); then run_one postfix-hold "${BENCH_WORKLOADS[w]}" "$r"; fi
+        done
     done
-done
+}
+
 
 # The ceiling: Postfix's own smtp-source into smtp-sink, plaintext 1 KiB, 50 sessions.
 # "mxring as a share of the ceiling" is also measured with the same generator:
@@ -349,37 +378,47 @@ ceiling_bench_sink() {
     wait "$pid" 2>/dev/null || true
     log "ceiling mxring-bench load -> sink: $(jq '.messages_per_s|floor' "$RAW/ceiling-bench-sink.load.json") msg/s"
 }
-wait_quiet
-ceiling_smtp_sink
-wait_quiet
-ceiling_bench_sink
+# The ceilings and the half-peak p99 of the mxring-bench workloads.
+run_bench_tail() {
+    wait_quiet
+    ceiling_smtp_sink
+    wait_quiet
+    ceiling_bench_sink
 
-# p99 at half of the peak rate (accept-1k, the same connection count as the peak runs),
-# offered open-loop by `mxring-bench load --rate`. Postfix runs at half of its own peak,
-# and at mxring's half-peak rate (where it saturates) for the same offered load.
-# Each is run HALF_PEAK_ROUNDS times; the spool device's fdatasync latency is probed
-# before and after, since the p99 cannot be below what the disk takes.
-if [[ $HALF_PEAK == 1 ]]; then
-    median_peak() {
-        jq -s --arg m "$1" '[.[] | select(.mta==$m and .workload=="accept-1k" and .kind=="main") | .load.messages_per_s] | sort | .[length/2|floor]' "$RAW/runs.jsonl"
-    }
-    mx_peak=$(median_peak mxring)
-    pf_peak=$(median_peak postfix)
-    mx_half=$(calc "$mx_peak / 2")
-    pf_half=$(calc "$pf_peak / 2")
-    log "half peak: mxring $mx_half msg/s, Postfix $pf_half msg/s (offered, $CONNECTIONS connections)"
-    "$PY" "$PERF_DIR/fsync_probe.py" "$WORK" 500 >"$RAW/fsync-before.json"
-    for ((r = 1; r <= ${HALF_PEAK_ROUNDS:-3}; r++)); do
-        wait_quiet
-        run_one mxring "${WORKLOADS[0]}" "$r" "$CONNECTIONS" "$DURATION" halfpeak "$mx_half"
-        run_one postfix "${WORKLOADS[0]}" "$r" "$CONNECTIONS" "$DURATION" halfpeak "$pf_half"
-    done
-    run_one postfix "${WORKLOADS[0]}" 0 "$CONNECTIONS" "$DURATION" halfpeak-same "$mx_half"
-    "$PY" "$PERF_DIR/fsync_probe.py" "$WORK" 500 >"$RAW/fsync-after.json"
-    jq -n --argjson mx "$mx_peak" --argjson pf "$pf_peak" --argjson conns "$CONNECTIONS" \
-        --slurpfile before "$RAW/fsync-before.json" --slurpfile after "$RAW/fsync-after.json" \
-        '{mxring_peak:$mx, postfix_peak:$pf, connections:$conns, fsync_before:$before[0], fsync_after:$after[0]}' \
-        >"$RAW/halfpeak.json"
+    # p99 at half of the peak rate (accept-1k, the same connection count as the peak runs),
+    # offered open-loop by `mxring-bench load --rate`. Postfix runs at half of its own peak,
+    # and at mxring's half-peak rate (where it saturates) for the same offered load.
+    # Each is run HALF_PEAK_ROUNDS times; the spool device's fdatasync latency is probed
+    # before and after, since the p99 cannot be below what the disk takes.
+    if [[ $HALF_PEAK == 1 ]]; then
+        median_peak() {
+            jq -s --arg m "$1" '[.[] | select(.mta==$m and .workload=="accept-1k" and .kind=="main") | .load.messages_per_s] | sort | .[length/2|floor]' "$RAW/runs.jsonl"
+        }
+        mx_peak=$(median_peak mxring)
+        pf_peak=$(median_peak postfix)
+        mx_half=$(calc "$mx_peak / 2")
+        pf_half=$(calc "$pf_peak / 2")
+        log "half peak: mxring $mx_half msg/s, Postfix $pf_half msg/s (offered, $CONNECTIONS connections)"
+        "$PY" "$PERF_DIR/fsync_probe.py" "$WORK" 500 >"$RAW/fsync-before.json"
+        for ((r = 1; r <= ${HALF_PEAK_ROUNDS:-3}; r++)); do
+            wait_quiet
+            run_one mxring "${BENCH_WORKLOADS[0]}" "$r" "$CONNECTIONS" "$DURATION" halfpeak "$mx_half"
+            run_one postfix "${BENCH_WORKLOADS[0]}" "$r" "$CONNECTIONS" "$DURATION" halfpeak "$pf_half"
+        done
+        run_one postfix "${BENCH_WORKLOADS[0]}" 0 "$CONNECTIONS" "$DURATION" halfpeak-same "$mx_half"
+        "$PY" "$PERF_DIR/fsync_probe.py" "$WORK" 500 >"$RAW/fsync-after.json"
+        jq -n --argjson mx "$mx_peak" --argjson pf "$pf_peak" --argjson conns "$CONNECTIONS" \
+            --slurpfile before "$RAW/fsync-before.json" --slurpfile after "$RAW/fsync-after.json" \
+            '{mxring_peak:$mx, postfix_peak:$pf, connections:$conns, fsync_before:$before[0], fsync_after:$after[0]}' \
+            >"$RAW/halfpeak.json"
+    fi
+}
+
+log "work dir $WORK, raw results $ARCHIVE, $ROUNDS round(s), parts: $WORKLOADS"
+want smtp-source && run_smtp_source_workloads
+if want bench; then
+    run_bench_rounds
+    run_bench_tail
 fi
 
 END_TS=$(date +%s)
@@ -393,16 +432,19 @@ jq -n \
     --arg load_start "$(cat "$RAW/loadavg-start")" --arg load_end "$(cat "$RAW/loadavg-end")" \
     --argjson wall "$((END_TS - START_TS))" --argjson quiet_spent "$QUIET_SPENT" \
     --arg fs "$(df -T "$WORK" | awk 'NR==2{print $2" on "$1}')" \
-    '{date:$date, git_rev:$rev, binary_built:$bin_date, rounds:$rounds, duration_s:$duration,
+    --arg workloads "$WORKLOADS" --arg command "$REPRODUCE" \
+    '{date:$date, workloads:$workloads, command:$command, git_rev:$rev, binary_built:$bin_date, rounds:$rounds, duration_s:$duration,
       connections:$conns, postfix_version:$postfix_version,
       cpu:$cpu, ncpu:$ncpu, kernel:$kernel, loadavg_start:$load_start, loadavg_end:$load_end,
       wall_s:$wall, quiet_wait_s:$quiet_spent, spool_fs:$fs}' >"$RAW/meta.json"
 
-"$PY" "$PERF_DIR/report.py" "$RAW" "$RESULTS_DIR/$DATE.md" "$RESULTS_DIR/$DATE.svg"
-log "wrote $RESULTS_DIR/$DATE.md and $RESULTS_DIR/$DATE.svg in $((END_TS - START_TS)) s"
+if want smtp-source; then "$PY" "$PERF_DIR/smtp_source_report.py" "$RAW" >"$RAW/smtp-source.md"; fi
+"$PY" "$PERF_DIR/report.py" "$RAW" "$RESULTS_DIR/$DATE.md" "$RESULTS_DIR/$DATE.svg" "$(basename "$ARCHIVE")"
+log "wrote $RESULTS_DIR/$DATE.md in $((END_TS - START_TS)) s"
 
 # The two I/O back ends side by side (1 KiB and 100 KiB, smtp-source and mxring-bench,
-# with a profile of the 100 KiB case): perf/results/<date>-backends.md.
-if [[ ${BACKENDS:-1} == 1 ]]; then
-    SKIP_BUILD=1 DATE=$DATE PROFILE=${PROFILE:-1} bash "$PERF_DIR/backends.sh"
+# with a profile of the 100 KiB case): perf/results/<date>-backends.md, its raw files
+# in this run's archive.
+if want backends && [[ ${BACKENDS:-1} == 1 ]]; then
+    SKIP_BUILD=1 DATE=$DATE PROFILE=${PROFILE:-1} BACKENDS_RAW="$RAW/backends" bash "$PERF_DIR/backends.sh"
 fi

@@ -9,7 +9,7 @@
 #   sudo perf/harness.sh               # about 3 minutes plus the build
 #
 # Writes perf/results/<date>-harness.md, <date>-harness-ramp.svg and the raw JSON under
-# <date>-harness-raw/.
+# <date>-harness-raw.tar.gz.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -119,7 +119,7 @@ def fmt(x): return f"{x:,.0f}"
 o = []
 o.append(f"# mxring-bench as a load tool, {date}\n")
 o.append(f"Binary {rev}; 2 cores shared with the server under test (and with other work on the machine). "
-         "Produced by `perf/harness.sh`; raw reports in `" + os.path.basename(raw) + "/`.\n")
+         "Produced by `perf/harness.sh`; raw reports in `" + os.path.basename(raw) + ".tar.gz`.\n")
 o.append("## 10,000 sessions against mxring-bench sink\n")
 o.append(f"`{sessions_cmd}` against `mxring-bench sink --threads 2`.\n")
 o.append("| | |\n|---|---|")
@@ -164,3 +164,4 @@ open(out, "w").write("\n".join(o))
 print(out)
 PY
 log "wrote $RESULTS_DIR/$DATE-harness.md"
+archive_raw "$RAW"

@@ -11,7 +11,7 @@
 #
 #   perf/latency.sh                      # ROUNDS=3, 10 s runs: about 3 minutes
 #
-# Writes perf/results/<date>-latency.md and the raw JSON under <date>-latency-raw/.
+# Writes perf/results/<date>-latency.md and the raw JSON in <date>-latency-raw.tar.gz.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -88,3 +88,4 @@ jq -n --arg date "$DATE" --arg rev "$GIT_REV" --argjson peak "$peak" --argjson h
       ncpu:$ncpu, fsync_before:$before[0], fsync_after:$after[0]}' >"$RAW/meta.json"
 "$PY" "$PERF_DIR/latency_report.py" "$RAW" "$RESULTS_DIR/$DATE-latency.md"
 log "wrote $RESULTS_DIR/$DATE-latency.md"
+archive_raw "$RAW"

@@ -91,7 +91,7 @@ def main():
     L.append("")
     L += fsync_probe_lines(meta)
     L.append("")
-    L.append(f"Raw data: `{os.path.relpath(raw, os.path.dirname(out))}/`.")
+    L.append(f"Raw data: `{os.path.relpath(raw, os.path.dirname(out))}.tar.gz`.")
     with open(out, "w") as f:
         f.write("\n".join(L) + "\n")
 

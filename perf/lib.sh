@@ -3,7 +3,7 @@
 
 PERF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$PERF_DIR/.." && pwd)
-RESULTS_DIR="$PERF_DIR/results"
+RESULTS_DIR=${RESULTS_DIR:-$PERF_DIR/results}
 PY=${PY:-$(command -v /usr/bin/python3 || command -v python3)}
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -130,4 +130,13 @@ stop_pid() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     return 1
+}
+
+# archive_raw DIR: packs a results directory of raw files into DIR.tar.gz next to it and
+# removes the directory (one file per run in the repository, not hundreds).
+archive_raw() {
+    local dir=$1
+    [[ -d $dir ]] || return 0
+    tar -C "$(dirname "$dir")" -czf "$dir.tar.gz" "$(basename "$dir")" && rm -rf "$dir"
+    log "raw files: $dir.tar.gz"
 }

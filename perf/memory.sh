@@ -7,7 +7,7 @@
 #
 # VmRSS of mxring is read before and after each half; the halves are opened in both
 # orders (two mxring runs) so the plain and TLS estimates do not depend on which came first.
-# Writes perf/results/<date>-memory.md (raw JSON under <date>-memory-raw/).
+# Writes perf/results/<date>-memory.md (raw JSON in <date>-memory-raw.tar.gz).
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -219,8 +219,9 @@ L.append(f"- VmRSS of the mxring process (/proc/PID/status) is read {os.environ.
 L.append("- RSS counts touched pages: allocator arenas that grew for these connections and are "
          "not returned after closing show in the 'after closing all' column.")
 L.append("")
-L.append(f"Raw data: `{os.path.basename(raw)}/`.")
+L.append(f"Raw data: `{os.path.basename(raw)}.tar.gz`.")
 open(out, "w").write("\n".join(L) + "\n")
 print(f"TLS {kib(tls_med)}, plain {kib(plain_med)}, overall {kib(overall)} per connection")
 EOF
 log "wrote $RESULTS_DIR/$DATE-memory.md"
+archive_raw "$RAW"
