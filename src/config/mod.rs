@@ -482,7 +482,7 @@ pub struct QueueConfig {
     /// space than this (plus the message). Like Postfix's queue_minfree. Default 64MiB.
     pub min_free_space: ByteSize,
     /// Size of each log segment file of a shard's queue; at least 1MiB. A message
-    /// larger than a segment gets a file of its own. Restart to change. Default 32MiB.
+    /// larger than a segment gets a file of its own. Restart to change. Default 8MiB.
     pub segment_size: ByteSize,
     /// A full log segment that is less than a quarter full of queued messages has
     /// them copied forward after this long, so its file is reused. Default 60s.
@@ -507,7 +507,7 @@ impl Default for QueueConfig {
             delay_warning_after: m(60),
             give_up_after: m(24 * 60),
             min_free_space: ByteSize(64 << 20),
-            segment_size: ByteSize(32 << 20),
+            segment_size: ByteSize(8 << 20),
             compact_after: Dur(std::time::Duration::from_secs(60)),
         }
     }

@@ -26,7 +26,7 @@ pub async fn run(q: ShardQueue) {
 }
 
 /// Free segments kept for reuse beyond the active one.
-const KEEP_FREE: usize = 2;
+const KEEP_FREE: usize = 4;
 
 async fn upkeep(q: &ShardQueue) {
     if q.wal().slots.borrow().draining() {

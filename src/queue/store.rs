@@ -34,7 +34,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            segment_size: 32 << 20,
+            segment_size: 8 << 20,
             compact_after: Duration::from_secs(60),
         }
     }
