@@ -9,6 +9,7 @@ pub mod dane;
 pub mod delivery;
 pub mod dsn;
 pub mod metrics;
+pub mod mta_sts;
 pub mod net;
 pub mod policy;
 pub mod proto;

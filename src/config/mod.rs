@@ -452,6 +452,16 @@ pub struct OutboundConfig {
     /// defer with its error) for this long instead of connecting again. Default 10s;
     /// 0s tries every time. `mxring queue retry` ignores it.
     pub unreachable_hold: Dur,
+    /// Apply the MTA-STS policies recipient domains publish (RFC 8461) when no
+    /// `[[outbound_tls]]` rule matches and DANE does not apply. Default true.
+    pub mta_sts: bool,
+    /// PEM CA bundle trusted besides the system roots for MTA-STS: the policy
+    /// server's HTTPS certificate and the MX certificates under `enforce`. For
+    /// private deployments and tests. Default none.
+    pub mta_sts_ca_file: Option<PathBuf>,
+    /// Port of the HTTPS policy server. RFC 8461 fixes 443; another port is an
+    /// override for tests and lab setups only. Default 443.
+    pub mta_sts_port: u16,
 }
 
 impl Default for OutboundConfig {
@@ -464,6 +474,9 @@ impl Default for OutboundConfig {
             idle_timeout: Dur(std::time::Duration::from_secs(5)),
             port: 25,
             unreachable_hold: Dur(std::time::Duration::from_secs(10)),
+            mta_sts: true,
+            mta_sts_ca_file: None,
+            mta_sts_port: 443,
         }
     }
 }

@@ -14,6 +14,7 @@ use super::pool::Pool;
 use crate::config::{Config, OnTlsFailure, TlsLevel};
 use crate::dane::DaneState;
 use crate::dsn::Decider;
+use crate::mta_sts::HostPlan;
 use crate::policy::{dane_plan, DanePlan, DomainMatcher, OutboundDecision, OutboundFacts, Policy};
 use crate::proto::client::{OutboundRcpt, OutboundTx, TxOutcome};
 use crate::proto::received::format_id;
@@ -27,6 +28,8 @@ pub struct Delivery {
     pub dns: Dns,
     pub pool: Pool,
     pub unreachable: std::rc::Rc<super::Unreachable>,
+    /// MTA-STS policies and their cache; None with `[outbound] mta_sts = false`.
+    pub sts: Option<std::rc::Rc<crate::mta_sts::MtaSts>>,
 }
 
 /// The hosts for a domain (from `[[route]]`, else by MX lookup) and whether the
@@ -67,6 +70,26 @@ async fn targets(
             text: format!("bad route: {e}"),
         }),
         None => Ok(by_mx(d.dns.mx(domain).await?, config.outbound.port)),
+    }
+}
+
+/// Whether a `[[route]]` names the next hop of `domain`.
+fn has_route(config: &Config, domain: &str) -> bool {
+    config.routes.iter().any(|r| {
+        r.domains
+            .iter()
+            .any(|m| DomainMatcher::parse(m).matches(domain) || m == "*")
+    })
+}
+
+/// A TLS failure under an MTA-STS `enforce` policy: 4.7.5, naming the policy.
+fn sts_failure(e: &mut AttemptError, domain: &str) {
+    e.status = "4.7.5".into();
+    if !e.text.contains("MTA-STS") {
+        e.text = format!(
+            "MTA-STS policy of {domain} (mode enforce) not met: {}",
+            e.text
+        );
     }
 }
 
@@ -150,6 +173,12 @@ async fn deliver_domain(
             return idxs.into_iter().map(|i| (i, r.clone())).collect();
         }
     };
+    // MTA-STS speaks of the domain's MX hosts; a `[[route]]` next hop is the
+    // operator's choice and not subject to it.
+    let sts = match &d.sts {
+        Some(sts) if !has_route(config, domain) => Some(sts.lookup(domain).await),
+        _ => None,
+    };
     let mut remaining = idxs;
     let mut last: BTreeMap<usize, RcptResult> = BTreeMap::new();
     let mut results = Vec::new();
@@ -212,6 +241,7 @@ async fn deliver_domain(
                     ca_file: decision.ca_file.clone(),
                     client_certificate: decision.client_certificate.clone(),
                     dane: None,
+                    mta_sts: false,
                 };
                 let mut dane_defer = None;
                 if matches!(decision.level, TlsLevel::Dane | TlsLevel::DaneOnly) {
@@ -241,6 +271,27 @@ async fn deliver_domain(
                             e.tls_policy = tls_policy;
                             dane_defer = Some(e);
                         }
+                    }
+                }
+                // Below an explicit rule and DANE, above default_tls.
+                if let (Some(view), None, None, None) =
+                    (&sts, decision.rule, &plan.dane, &dane_defer)
+                {
+                    match crate::mta_sts::host_plan(view, &host) {
+                        HostPlan::Verify { .. } => {
+                            plan.level = TlsLevel::Verify;
+                            plan.peer_name = host.clone();
+                            plan.ca_file = config.outbound.mta_sts_ca_file.clone();
+                            plan.mta_sts = true;
+                        }
+                        HostPlan::Refuse { text } => {
+                            dane_defer = Some(AttemptError::tls("4.7.5", text));
+                            plan.mta_sts = true;
+                        }
+                        HostPlan::Testing { matches } => {
+                            tracing::debug!(domain, relay = %host, matches, "MTA-STS policy in testing mode: delivering as usual");
+                        }
+                        HostPlan::NoPolicy => {}
                     }
                 }
                 let started = Instant::now();
@@ -273,7 +324,10 @@ async fn deliver_domain(
                             results.push((i, r));
                         }
                     }
-                    Err(e) => {
+                    Err(mut e) => {
+                        if plan.mta_sts && e.tls_policy {
+                            sts_failure(&mut e, domain);
+                        }
                         let bounce = e.tls_policy && decision.on_failure == OnTlsFailure::Bounce;
                         let kind = if bounce || !e.temporary {
                             ResultKind::Permanent
@@ -287,7 +341,11 @@ async fn deliver_domain(
                         };
                         let decided_by = if e.tls_policy {
                             Decider::TlsPolicy {
-                                rule: rule_name(&decision),
+                                rule: if plan.mta_sts {
+                                    format!("the MTA-STS policy of {domain} (mode enforce)")
+                                } else {
+                                    rule_name(&decision)
+                                },
                                 domain: domain.to_string(),
                             }
                         } else {

@@ -52,8 +52,27 @@ pub async fn run(ctx: Rc<ShardCtx>) {
             return;
         }
     };
+    let sts = if config.outbound.mta_sts {
+        let store = match ctx.queue.aux("mta-sts") {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the MTA-STS cache in the spool; policies are cached in memory only");
+                None
+            }
+        };
+        match crate::mta_sts::MtaSts::new(&config, store, true) {
+            Ok(s) => Some(Rc::new(s)),
+            Err(e) => {
+                tracing::error!(error = %e, "delivery is stopped on this shard");
+                return;
+            }
+        }
+    } else {
+        None
+    };
     let d = Rc::new(Delivery {
         dns,
+        sts,
         pool: Pool::new(config.outbound.max_connections_per_host),
         unreachable: ctx.unreachable.clone(),
     });

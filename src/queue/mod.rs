@@ -1,6 +1,7 @@
 //! The durable queue: message records with per-recipient status, the sled store
 //! behind a narrow interface, and group commit.
 
+mod aux;
 mod commit;
 pub mod record;
 pub mod space;
@@ -8,6 +9,7 @@ pub mod stats;
 mod store;
 pub mod v1;
 
+pub use aux::AuxTree;
 pub use record::{QueuedMessage, RcptState, RcptStatus};
 pub use store::{ShardQueue, Spool};
 

@@ -177,6 +177,15 @@ pub struct ShardQueue {
 }
 
 impl ShardQueue {
+    /// "shard{N}": the prefix of this slice's trees, and of its aux trees (aux.rs).
+    pub(super) fn slice_name(&self) -> (&str, &Arc<Shared>) {
+        let name = self
+            .records
+            .strip_suffix("/records")
+            .unwrap_or(&self.records);
+        (name, &self.shared)
+    }
+
     /// This slice's trees in the current Db (handles, dropped after the operation).
     fn trees(&self) -> Result<(sled::Tree, sled::Tree), StoreError> {
         self.shared

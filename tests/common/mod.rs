@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod https;
 pub mod lenient;
 pub mod seccomp;
 pub mod sink;

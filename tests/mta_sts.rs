@@ -1,0 +1,439 @@
+//! MTA-STS end to end (RFC 8461): mxring reads `_mta-sts.dest.test` TXT from the
+//! test DNS server, fetches the policy over HTTPS from a server started here
+//! (certificate from a test CA named in `[outbound] mta_sts_ca_file`, port from
+//! `mta_sts_port`), and delivers to receiving servers with their own certificates.
+//! Each case checks what arrived and what did not.
+
+mod common;
+#[allow(dead_code)]
+mod dns_server;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use common::client::Client;
+use common::https::{HttpsServer, Response};
+use common::sink::{Script, Sink};
+use common::TestServer;
+use dns_server::{DnsServer, Zone};
+
+const MX: &str = "mx.sts.test";
+const DOMAIN: &str = "dest.test";
+
+type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// A test CA that signs certificates for the MX and the policy host.
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "MTA-STS Test CA");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        Ca {
+            cert: p.self_signed(&key).unwrap(),
+            key,
+        }
+    }
+
+    fn issue(&self, name: &str) -> Identity {
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .signed_by(&key, &self.cert, &self.key)
+            .unwrap();
+        (
+            vec![leaf.der().clone(), self.cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+    }
+
+    fn write(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("sts-ca.pem");
+        std::fs::write(&path, self.cert.pem()).unwrap();
+        path
+    }
+}
+
+fn policy(mode: &str, mx: &str) -> String {
+    format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n")
+}
+
+/// dest.test → mx.sts.test → 127.0.0.1, with the STS TXT record of `id` and the
+/// policy host on 127.0.0.1.
+fn zone(id: &str) -> Zone {
+    Zone::new()
+        .mx(DOMAIN, 10, MX)
+        .a(MX, Ipv4Addr::LOCALHOST)
+        .txt(&format!("_mta-sts.{DOMAIN}"), &format!("v=STSv1; id={id};"))
+        .txt(&format!("_mta-sts.{DOMAIN}"), "some-other=record")
+        .a(&format!("mta-sts.{DOMAIN}"), Ipv4Addr::LOCALHOST)
+}
+
+fn tls_sink(id: Identity) -> Sink {
+    Sink::start(Script {
+        tls: Some(id),
+        ..Default::default()
+    })
+}
+
+/// One mxring run's surroundings: a temp dir for the CA file (kept apart from
+/// the spool so the spool can outlive a run).
+struct Env {
+    ca: Ca,
+    files: tempfile::TempDir,
+    senders: Sink,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            ca: Ca::new(),
+            files: tempfile::tempdir().unwrap(),
+            senders: Sink::start(Script::default()),
+        }
+    }
+
+    fn policy_server(&self, body: &str) -> HttpsServer {
+        HttpsServer::start(
+            self.ca.issue(&format!("mta-sts.{DOMAIN}")),
+            Response::policy(body),
+        )
+    }
+
+    fn config(&self, dns: &DnsServer, dest: &Sink, sts_port: u16, extra: &str) -> String {
+        format!(
+            "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n\
+             [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\n\
+             [outbound]\nport = {}\nmta_sts_port = {sts_port}\nmta_sts_ca_file = \"{}\"\n\
+             [[route]]\ndomains = [\"sender.test\"]\nnext_hop = \"[{}]:{}\"\n\
+             [queue]\nretry = [\"1h\"]\n{extra}",
+            dns.nameserver(),
+            dest.addr.port(),
+            self.ca.write(self.files.path()).display(),
+            self.senders.addr.ip(),
+            self.senders.addr.port()
+        )
+    }
+
+    fn start(&self, dns: &DnsServer, dest: &Sink, sts: &HttpsServer, extra: &str) -> TestServer {
+        TestServer::start(&self.config(dns, dest, sts.addr.port(), extra))
+    }
+}
+
+fn send(s: &TestServer) {
+    let mut c = Client::connect(s.addr("mx"));
+    c.cmd("EHLO client.test");
+    assert_eq!(c.cmd("MAIL FROM:<alice@sender.test>").0, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<bob@{DOMAIN}>")).0, 250);
+    assert_eq!(c.cmd("DATA").0, 354);
+    c.send_raw(b"Subject: sts\r\n\r\nbody\r\n.\r\n");
+    assert_eq!(c.reply().0, 250);
+}
+
+/// The recipient's view once the first attempt is over (bounded wait).
+fn after_first_attempt(s: &TestServer) -> mxring::admin::RecipientView {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(r) = s
+            .queue()
+            .into_iter()
+            .flat_map(|m| m.recipients)
+            .find(|r| r.attempts >= 1)
+        {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "no attempt within 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn assert_deferred_by_sts(s: &TestServer, dest: &Sink, words: &[&str]) {
+    let r = after_first_attempt(s);
+    let reply = r.last_reply.clone().unwrap_or_default();
+    assert_eq!(r.state, "deferred", "{reply}");
+    assert!(
+        reply.starts_with("4.7.5") && reply.contains("MTA-STS"),
+        "{reply}"
+    );
+    for w in words {
+        assert!(reply.contains(w), "`{w}` missing from: {reply}");
+    }
+    assert!(
+        dest.arrivals.try_recv().is_err(),
+        "nothing reached the host"
+    );
+}
+
+#[test]
+fn enforce_with_a_matching_mx_is_delivered_over_verified_tls() {
+    let env = Env::new();
+    let dest = tls_sink(env.ca.issue(MX));
+    let sts = env.policy_server(&policy("enforce", "*.sts.test"));
+    let dns = DnsServer::start(zone("1"));
+    let s = env.start(&dns, &dest, &sts, "");
+    send(&s);
+    let got = dest.next(20);
+    assert!(got.tls.is_some(), "delivered over TLS");
+    assert_eq!(sts.count(), 1, "the policy was fetched once");
+    let req = &sts.requests.lock().unwrap()[0];
+    assert!(
+        req.head
+            .starts_with("GET /.well-known/mta-sts.txt HTTP/1.1"),
+        "{}",
+        req.head
+    );
+    assert!(
+        req.head
+            .to_ascii_lowercase()
+            .contains(&format!("host: mta-sts.{DOMAIN}")),
+        "{}",
+        req.head
+    );
+}
+
+#[test]
+fn enforce_with_a_non_matching_mx_is_deferred_and_never_delivered() {
+    let env = Env::new();
+    let dest = tls_sink(env.ca.issue(MX));
+    let sts = env.policy_server(&policy("enforce", "mx.elsewhere.test"));
+    let dns = DnsServer::start(zone("1"));
+    let s = env.start(&dns, &dest, &sts, "");
+    send(&s);
+    assert_deferred_by_sts(&s, &dest, &[MX, "does not match", "mx.elsewhere.test"]);
+}
+
+#[test]
+fn enforce_with_a_self_signed_mx_is_deferred_and_never_delivered() {
+    let env = Env::new();
+    let dest = tls_sink(mxring::tls::self_signed(MX).unwrap());
+    let sts = env.policy_server(&policy("enforce", MX));
+    let dns = DnsServer::start(zone("1"));
+    let s = env.start(&dns, &dest, &sts, "");
+    send(&s);
+    assert_deferred_by_sts(&s, &dest, &["certificate"]);
+}
+
+#[test]
+fn enforce_with_an_mx_that_offers_no_starttls_is_deferred() {
+    let env = Env::new();
+    let dest = Sink::start(Script::default());
+    let sts = env.policy_server(&policy("enforce", MX));
+    let dns = DnsServer::start(zone("1"));
+    let s = env.start(&dns, &dest, &sts, "");
+    send(&s);
+    assert_deferred_by_sts(&s, &dest, &["not offered"]);
+}
+
+#[test]
+fn testing_mode_delivers_to_a_self_signed_non_matching_mx() {
+    let env = Env::new();
+    let dest = tls_sink(mxring::tls::self_signed(MX).unwrap());
+    let sts = env.policy_server(&policy("testing", "mx.elsewhere.test"));
+    let dns = DnsServer::start(zone("1"));
+    let s = env.start(&dns, &dest, &sts, "");
+    send(&s);
+    dest.next(20);
+    assert_eq!(sts.count(), 1, "the policy was fetched");
+}
+
+#[test]
+fn an_explicit_rule_wins_over_an_enforce_policy() {
+    let env = Env::new();
+    let dest = tls_sink(mxring::tls::self_signed(MX).unwrap());
+    let sts = env.policy_server(&policy("enforce", "mx.elsewhere.test"));
+    let dns = DnsServer::start(zone("1"));
+    let s = env.start(
+        &dns,
+        &dest,
+        &sts,
+        &format!("[[outbound_tls]]\ndomains = [\"{DOMAIN}\"]\nlevel = \"encrypt\"\n"),
+    );
+    send(&s);
+    dest.next(20);
+}
+
+#[test]
+fn mta_sts_off_ignores_the_policy() {
+    let env = Env::new();
+    let dest = tls_sink(mxring::tls::self_signed(MX).unwrap());
+    let sts = env.policy_server(&policy("enforce", "mx.elsewhere.test"));
+    let dns = DnsServer::start(zone("1"));
+    let cfg = env
+        .config(&dns, &dest, sts.addr.port(), "")
+        .replace("[outbound]\n", "[outbound]\nmta_sts = false\n");
+    let s = TestServer::start(&cfg);
+    send(&s);
+    dest.next(20);
+    assert_eq!(sts.count(), 0, "no fetch with mta_sts = false");
+}
+
+#[test]
+fn a_usable_dane_record_wins_over_an_enforce_policy() {
+    let env = Env::new();
+    let id = mxring::tls::self_signed(MX).unwrap();
+    let spki = mxring::dane::selected(1, &id.0[0]).unwrap();
+    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &spki)
+        .as_ref()
+        .to_vec();
+    let dest = tls_sink(id);
+    let sts = env.policy_server(&policy("enforce", "mx.elsewhere.test"));
+    let dns = DnsServer::start(
+        zone("1")
+            .tlsa(&format!("_{}._tcp.{MX}", dest.addr.port()), 3, 1, 1, hash)
+            .signed(),
+    );
+    let cfg = env
+        .config(&dns, &dest, sts.addr.port(), "")
+        .replace(
+            "timeout = \"2s\"\n",
+            "timeout = \"2s\"\ndnssec = \"trust-ad\"\n",
+        )
+        .replace("[outbound]\n", "[outbound]\ndefault_tls = \"dane\"\n");
+    let s = TestServer::start(&cfg);
+    send(&s);
+    dest.next(20);
+}
+
+#[test]
+fn a_new_policy_id_triggers_a_refetch_and_the_same_id_uses_the_cache() {
+    let env = Env::new();
+    let dest = tls_sink(env.ca.issue(MX));
+    let sts = env.policy_server(&policy("enforce", MX));
+    let spool = tempfile::tempdir().unwrap();
+
+    // Run 1: fetched, delivered.
+    let dns = DnsServer::start(zone("1"));
+    let s = TestServer::start_on(spool, "", &env.config(&dns, &dest, sts.addr.port(), ""));
+    send(&s);
+    dest.next(20);
+    assert_eq!(sts.count(), 1);
+    let spool = s.stop();
+
+    // Run 2, same id: the cached policy is used, nothing fetched.
+    sts.set(Response::policy(&policy("enforce", "mx.elsewhere.test")));
+    let s = TestServer::start_on(spool, "", &env.config(&dns, &dest, sts.addr.port(), ""));
+    send(&s);
+    dest.next(20);
+    assert_eq!(sts.count(), 1, "same id: no refetch");
+    let spool = s.stop();
+
+    // Run 3, new id: the new policy is fetched and applies (its MX list no longer
+    // names the host).
+    let dns = DnsServer::start(zone("2"));
+    let s = TestServer::start_on(spool, "", &env.config(&dns, &dest, sts.addr.port(), ""));
+    send(&s);
+    assert_deferred_by_sts(&s, &dest, &["mx.elsewhere.test"]);
+    assert_eq!(sts.count(), 2, "a new id is fetched");
+}
+
+#[test]
+fn the_cache_survives_a_restart_with_the_policy_server_down() {
+    let env = Env::new();
+    let good = tls_sink(env.ca.issue(MX));
+    let sts = env.policy_server(&policy("enforce", MX));
+    let sts_port = sts.addr.port();
+    let spool = tempfile::tempdir().unwrap();
+    let dns = DnsServer::start(zone("1"));
+    let s = TestServer::start_on(spool, "", &env.config(&dns, &good, sts_port, ""));
+    send(&s);
+    good.next(20);
+    let spool = s.stop();
+    drop(sts);
+    // Let the listener thread see its stop flag and close the port.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", sts_port)).is_ok() {
+        assert!(Instant::now() < deadline, "policy server still up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A new id is published but can't be fetched: the cached enforce policy stays
+    // in force, so a self-signed MX is refused.
+    let bad = tls_sink(mxring::tls::self_signed(MX).unwrap());
+    let dns = DnsServer::start(zone("2"));
+    let s = TestServer::start_on(spool, "", &env.config(&dns, &bad, sts_port, ""));
+    send(&s);
+    assert_deferred_by_sts(&s, &bad, &["certificate"]);
+}
+
+/// Fetches straight from the library: what a policy server may not do.
+#[test]
+fn fetch_refuses_redirects_other_types_large_bodies_and_untrusted_certificates() {
+    let ca = Ca::new();
+    let files = tempfile::tempdir().unwrap();
+    let tls = mxring::mta_sts::lookup::https_config(Some(ca.write(files.path()))).unwrap();
+    let server = HttpsServer::start(
+        ca.issue(&format!("mta-sts.{DOMAIN}")),
+        Response::policy("x"),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let get = |port: u16| {
+        rt.block_on(mxring::mta_sts::fetch::fetch(
+            DOMAIN,
+            &["127.0.0.1".parse().unwrap()],
+            port,
+            tls.clone(),
+        ))
+    };
+    let port = server.addr.port();
+    assert_eq!(get(port).unwrap(), "x");
+
+    server.set(Response {
+        status: 301,
+        headers: vec![("Location".into(), "https://elsewhere.test/".into())],
+        body: vec![],
+    });
+    let e = get(port).unwrap_err();
+    assert!(e.text.contains("redirect") && !e.webpki, "{e}");
+
+    server.set(Response {
+        status: 200,
+        headers: vec![("Content-Type".into(), "text/html".into())],
+        body: b"<html>".to_vec(),
+    });
+    assert!(get(port).unwrap_err().text.contains("text/html"));
+
+    server.set(Response {
+        status: 404,
+        headers: vec![("Content-Type".into(), "text/plain".into())],
+        body: b"no".to_vec(),
+    });
+    assert!(get(port).unwrap_err().text.contains("HTTP 404"));
+
+    server.set(Response::policy(&"x".repeat(70 * 1024)));
+    assert!(get(port).unwrap_err().text.contains("larger than 64 KiB"));
+
+    server.set(Response {
+        status: 200,
+        headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+        body: b"ok".to_vec(),
+    });
+    assert_eq!(
+        get(port).unwrap(),
+        "ok",
+        "parameters after text/plain are fine"
+    );
+
+    let untrusted = HttpsServer::start(
+        mxring::tls::self_signed(&format!("mta-sts.{DOMAIN}")).unwrap(),
+        Response::policy("x"),
+    );
+    let e = get(untrusted.addr.port()).unwrap_err();
+    assert!(e.webpki && e.text.contains("certificate"), "{e}");
+
+    let wrong_name = HttpsServer::start(ca.issue("mta-sts.other.test"), Response::policy("x"));
+    let e = get(wrong_name.addr.port()).unwrap_err();
+    assert!(e.webpki, "{e}");
+}
