@@ -437,3 +437,90 @@ fn fetch_refuses_redirects_other_types_large_bodies_and_untrusted_certificates()
     let e = get(wrong_name.addr.port()).unwrap_err();
     assert!(e.webpki, "{e}");
 }
+
+/// dest.test with two MX hosts: one the policy names, one it doesn't.
+fn two_mx_zone() -> Zone {
+    zone("7")
+        .mx(DOMAIN, 20, "backup.other.test")
+        .a("backup.other.test", Ipv4Addr::LOCALHOST)
+}
+
+#[test]
+fn explain_lookup_shows_the_txt_the_policy_and_each_mx() {
+    let env = Env::new();
+    let dest = tls_sink(env.ca.issue(MX));
+    let sts = env.policy_server(&policy("enforce", "*.sts.test"));
+    let dns = DnsServer::start(two_mx_zone());
+    let path = env.files.path().join("mxring.toml");
+    std::fs::write(&path, env.config(&dns, &dest, sts.addr.port(), "")).unwrap();
+    let explain = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mxring"))
+            .args(["policy", "explain", "--config"])
+            .arg(&path)
+            .args(["--direction", "outbound", "--recipient", "bob@dest.test"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let text = explain(&["--lookup"]);
+    for needle in [
+        "mta-sts:   TXT _mta-sts.dest.test: v=STSv1; id=7",
+        "mta-sts:   policy id 7 (fetched now): mode enforce, max_age 86400s, mx *.sts.test",
+        "decision:  mx.sts.test: matches `*.sts.test`: level verify",
+        "decision:  backup.other.test: MX host backup.other.test does not match the MTA-STS policy of dest.test",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert_eq!(sts.count(), 1);
+    let quiet = explain(&[]);
+    assert!(quiet.contains("give --lookup"), "{quiet}");
+    assert_eq!(sts.count(), 1, "no fetch without --lookup");
+}
+
+#[test]
+fn check_tls_shows_the_policy_and_which_mx_it_allows() {
+    let env = Env::new();
+    let dest = tls_sink(env.ca.issue(MX));
+    let sts = env.policy_server(&policy("enforce", "*.sts.test"));
+    let dns = DnsServer::start(two_mx_zone());
+    let ca = env.ca.write(env.files.path());
+    let opts = mxring::checktls::CheckOptions {
+        target: DOMAIN.into(),
+        helo: "checker.test".into(),
+        port: dest.addr.port(),
+        dns: mxring::config::DnsConfig {
+            nameservers: vec![dns.nameserver()],
+            timeout: mxring::config::Dur(Duration::from_secs(2)),
+            dnssec: mxring::config::Dnssec::Off,
+        },
+        ca_file: Some(ca.clone()),
+        mail_from: None,
+        rcpt_to: None,
+        timeout: Duration::from_secs(10),
+        level: mxring::config::TlsLevel::Verify,
+        mta_sts: Some(mxring::mta_sts::StsSettings {
+            port: sts.addr.port(),
+            ca_file: Some(ca),
+        }),
+    };
+    let backend = mxring::net::choose(mxring::config::IoChoice::Auto).unwrap();
+    let report =
+        mxring::net::run(backend, async move { mxring::checktls::check(&opts).await }).unwrap();
+    let text = report.text();
+    println!("{text}");
+    for needle in [
+        "MTA-STS TXT _mta-sts.dest.test: v=STSv1; id=7",
+        "MTA-STS policy id 7 (fetched now): mode enforce",
+        "MTA-STS enforce: mx.sts.test matches `*.sts.test` and its certificate verified: delivery would go ahead",
+        "MTA-STS enforce: MX host backup.other.test does not match the MTA-STS policy of dest.test",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}

@@ -25,6 +25,7 @@ macro_rules! out {
 mod auth;
 mod checktls;
 mod explain;
+mod explain_sts;
 mod queue;
 mod serve;
 mod tls;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fetch::{fetch, policy_url};
 use super::policy::{parse_txt, StsPolicy, StsTxt};
-use crate::config::Config;
+use crate::config::{Config, DnsConfig};
 use crate::delivery::Dns;
 use crate::queue::AuxTree;
 use crate::tls::ClientVerification;
@@ -103,6 +103,22 @@ pub fn https_config(ca_file: Option<PathBuf>) -> Result<Arc<rustls::ClientConfig
     Ok(Arc::new(c))
 }
 
+/// Where policies are fetched from: `[outbound] mta_sts_port` and `mta_sts_ca_file`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StsSettings {
+    pub port: u16,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl StsSettings {
+    pub fn from_config(config: &Config) -> StsSettings {
+        StsSettings {
+            port: config.outbound.mta_sts_port,
+            ca_file: config.outbound.mta_sts_ca_file.clone(),
+        }
+    }
+}
+
 impl MtaSts {
     /// `store` is the shard's aux tree for the cache; None keeps it in memory only.
     pub fn new(
@@ -110,13 +126,27 @@ impl MtaSts {
         store: Option<AuxTree>,
         background: bool,
     ) -> Result<MtaSts, SetupError> {
+        MtaSts::with(
+            &config.dns,
+            &StsSettings::from_config(config),
+            store,
+            background,
+        )
+    }
+
+    pub fn with(
+        dns: &DnsConfig,
+        settings: &StsSettings,
+        store: Option<AuxTree>,
+        background: bool,
+    ) -> Result<MtaSts, SetupError> {
         Ok(MtaSts {
-            dns: Dns::new(&config.dns).map_err(|e| SetupError::Dns(e.to_string()))?,
+            dns: Dns::new(dns).map_err(|e| SetupError::Dns(e.to_string()))?,
             store,
             memory: RefCell::default(),
             refreshing: RefCell::default(),
-            port: config.outbound.mta_sts_port,
-            tls: https_config(config.outbound.mta_sts_ca_file.clone())?,
+            port: settings.port,
+            tls: https_config(settings.ca_file.clone())?,
             background,
         })
     }

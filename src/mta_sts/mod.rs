@@ -9,7 +9,7 @@ pub mod fetch;
 pub mod lookup;
 pub mod policy;
 
-pub use lookup::{Active, MtaSts, Problem, StsView};
+pub use lookup::{Active, MtaSts, Problem, StsSettings, StsView};
 pub use policy::{Mode, PolicyError, StsPolicy, StsTxt};
 
 /// What the policy in force means for one MX host.
