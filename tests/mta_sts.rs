@@ -9,12 +9,11 @@ mod common;
 mod dns_server;
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use common::ca::Ca;
 use common::client::Client;
 use common::https::{HttpsServer, Response};
 use common::sink::{Script, Sink};
@@ -25,44 +24,6 @@ const MX: &str = "mx.sts.test";
 const DOMAIN: &str = "dest.test";
 
 type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
-
-/// A test CA that signs certificates for the MX and the policy host.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name
-            .push(rcgen::DnType::CommonName, "MTA-STS Test CA");
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        Ca {
-            cert: p.self_signed(&key).unwrap(),
-            key,
-        }
-    }
-
-    fn issue(&self, name: &str) -> Identity {
-        let key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec![name.to_string()])
-            .unwrap()
-            .signed_by(&key, &self.cert, &self.key)
-            .unwrap();
-        (
-            vec![leaf.der().clone(), self.cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-    }
-
-    fn write(&self, dir: &Path) -> PathBuf {
-        let path = dir.join("sts-ca.pem");
-        std::fs::write(&path, self.cert.pem()).unwrap();
-        path
-    }
-}
 
 fn policy(mode: &str, mx: &str) -> String {
     format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n")
@@ -523,4 +484,22 @@ fn check_tls_shows_the_policy_and_which_mx_it_allows() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
+}
+
+#[test]
+fn tls_required_no_delivers_despite_an_enforce_policy() {
+    let env = Env::new();
+    let dest = tls_sink(mxring::tls::self_signed(MX).unwrap());
+    let sts = env.policy_server(&policy("enforce", "mx.elsewhere.test"));
+    let dns = DnsServer::start(zone("1"));
+    let s = env.start(&dns, &dest, &sts, "");
+    let mut c = Client::connect(s.addr("mx"));
+    c.cmd("EHLO client.test");
+    assert_eq!(c.cmd("MAIL FROM:<alice@sender.test>").0, 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<bob@{DOMAIN}>")).0, 250);
+    assert_eq!(c.cmd("DATA").0, 354);
+    c.send_raw(b"Subject: not secret\r\nTLS-Required: No\r\n\r\nbody\r\n.\r\n");
+    assert_eq!(c.reply().0, 250);
+    let got = dest.next(20);
+    assert!(String::from_utf8_lossy(&got.data).contains("TLS-Required: No"));
 }

@@ -244,13 +244,23 @@ async fn deliver_domain(
                     mta_sts: false,
                 };
                 let mut dane_defer = None;
-                if matches!(decision.level, TlsLevel::Dane | TlsLevel::DaneOnly) {
+                // TLS-Required: No (RFC 8689 4.1): the sender asks that the
+                // recipient's own policies (DANE by default_tls, MTA-STS) be
+                // ignored; the operator's explicit rules still hold.
+                let ignore_recipient_policy =
+                    rec.envelope.tls_required_no && decision.rule.is_none();
+                if ignore_recipient_policy
+                    && matches!(plan.level, TlsLevel::Dane | TlsLevel::DaneOnly)
+                {
+                    plan.level = TlsLevel::May;
+                }
+                if matches!(plan.level, TlsLevel::Dane | TlsLevel::DaneOnly) {
                     if dane_state.is_none() {
                         dane_state =
                             Some(d.dns.dane_state(mx_secure, &host, &addresses, port).await);
                     }
                     let state = dane_state.as_ref().expect("just looked up");
-                    match dane_plan(decision.level, state, &host) {
+                    match dane_plan(plan.level, state, &host) {
                         DanePlan::Authenticate(set) => {
                             // SNI is the MX host as named. RFC 7672 8.1 asks for the
                             // TLSA base domain, which differs only when TLSA came
@@ -274,9 +284,13 @@ async fn deliver_domain(
                     }
                 }
                 // Below an explicit rule and DANE, above default_tls.
-                if let (Some(view), None, None, None) =
-                    (&sts, decision.rule, &plan.dane, &dane_defer)
-                {
+                if let (Some(view), None, None, None, false) = (
+                    &sts,
+                    decision.rule,
+                    &plan.dane,
+                    &dane_defer,
+                    ignore_recipient_policy,
+                ) {
                     match crate::mta_sts::host_plan(view, &host) {
                         HostPlan::Verify { .. } => {
                             plan.level = TlsLevel::Verify;
@@ -293,6 +307,15 @@ async fn deliver_domain(
                         }
                         HostPlan::NoPolicy => {}
                     }
+                }
+                // REQUIRETLS (RFC 8689 4.2.1): TLS authenticated by DANE, MTA-STS
+                // or a verified chain and name, whatever the level would be.
+                let requiretls_raised = rec.envelope.requiretls
+                    && plan.dane.is_none()
+                    && plan.level != TlsLevel::Verify;
+                if requiretls_raised {
+                    plan.level = TlsLevel::Verify;
+                    plan.peer_name = host.clone();
                 }
                 let started = Instant::now();
                 let hold = config.outbound.unreachable_hold.0;
@@ -328,6 +351,12 @@ async fn deliver_domain(
                         if plan.mta_sts && e.tls_policy {
                             sts_failure(&mut e, domain);
                         }
+                        if requiretls_raised && e.tls_policy {
+                            e.text = format!(
+                                "REQUIRETLS asks for authenticated TLS, not met: {}",
+                                e.text
+                            );
+                        }
                         let bounce = e.tls_policy && decision.on_failure == OnTlsFailure::Bounce;
                         let kind = if bounce || !e.temporary {
                             ResultKind::Permanent
@@ -339,18 +368,24 @@ async fn deliver_domain(
                         } else {
                             e.status.clone()
                         };
-                        let decided_by = if e.tls_policy {
-                            Decider::TlsPolicy {
-                                rule: if plan.mta_sts {
-                                    format!("the MTA-STS policy of {domain} (mode enforce)")
-                                } else {
-                                    rule_name(&decision)
-                                },
-                                domain: domain.to_string(),
-                            }
-                        } else {
-                            e.decided_by.clone()
-                        };
+                        let decided_by =
+                            if e.status == "5.7.10" || (requiretls_raised && e.tls_policy) {
+                                Decider::TlsPolicy {
+                                    rule: "REQUIRETLS, as the sender asked".into(),
+                                    domain: domain.to_string(),
+                                }
+                            } else if e.tls_policy {
+                                Decider::TlsPolicy {
+                                    rule: if plan.mta_sts {
+                                        format!("the MTA-STS policy of {domain} (mode enforce)")
+                                    } else {
+                                        rule_name(&decision)
+                                    },
+                                    domain: domain.to_string(),
+                                }
+                            } else {
+                                e.decided_by.clone()
+                            };
                         let mut r =
                             failure(kind, &status, format!("{status} {}", e.text), decided_by);
                         r.remote_mta = Some(format!("{host}[{}]:{}", addr.ip(), addr.port()));
@@ -502,6 +537,7 @@ async fn deliver_group(
         smtputf8: rec.envelope.smtputf8,
         ret: rec.envelope.ret,
         envid: rec.envelope.envid.clone(),
+        requiretls: rec.envelope.requiretls,
     };
     let idle = config.outbound.idle_timeout.0;
     if let Some(mut conn) = d.pool.checkout(addr, plan, idle) {

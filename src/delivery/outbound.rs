@@ -191,7 +191,7 @@ impl OutboundConn {
     pub async fn send(&mut self, tx: &OutboundTx, body: &[u8]) -> Result<TxOutcome, AttemptError> {
         let mut out = Vec::new();
         let first = self.session.start_transaction(tx, &mut out).map_err(|f| {
-            let status = f.reason.get(..5).unwrap_or("5.0.0").to_string();
+            let status = f.reason.split(' ').next().unwrap_or("5.0.0").to_string();
             AttemptError {
                 temporary: false,
                 status,

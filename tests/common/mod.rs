@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod ca;
 pub mod client;
 pub mod https;
 pub mod lenient;
