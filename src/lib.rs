@@ -17,3 +17,4 @@ pub mod queue;
 pub mod shard;
 pub mod timer;
 pub mod tls;
+pub mod tlsrpt;

@@ -503,3 +503,131 @@ fn tls_required_no_delivers_despite_an_enforce_policy() {
     let got = dest.next(20);
     assert!(String::from_utf8_lossy(&got.data).contains("TLS-Required: No"));
 }
+
+// ---------------------------------------------------------------------------
+// TLS reporting (RFC 8460)
+
+/// The JSON report inside a report mail (base64 of gzip, per RFC 8460 5.3).
+fn report_of(mail: &[u8]) -> serde_json::Value {
+    use base64::Engine;
+    use std::io::Read;
+    let text = String::from_utf8_lossy(mail);
+    let part = text
+        .split("Content-Type: application/tlsrpt+gzip")
+        .nth(1)
+        .expect("a tlsrpt+gzip part");
+    let b64: String = part
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap()
+        .split("\r\n--")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let gz = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let mut json = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut json)
+        .unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+#[test]
+fn tls_reports_arrive_as_gzip_json_with_the_counts_and_result_types() {
+    let env = Env::new();
+    let dest = tls_sink(env.ca.issue(MX));
+    let reports = Sink::start(Script::default());
+    let sts = HttpsServer::start(
+        env.ca
+            .issue_names(&["mta-sts.dest.test", "mta-sts.dest2.test"]),
+        Response::policy(&policy("enforce", "*.sts.test")),
+    );
+    let rua = "v=TLSRPTv1; rua=mailto:rpt@reports.test";
+    let dns = DnsServer::start(
+        zone("1")
+            .txt("_smtp._tls.dest.test", rua)
+            .mx("dest2.test", 10, "mx.other.test")
+            .a("mx.other.test", Ipv4Addr::LOCALHOST)
+            .a("mta-sts.dest2.test", Ipv4Addr::LOCALHOST)
+            .txt("_mta-sts.dest2.test", "v=STSv1; id=1;")
+            .txt("_smtp._tls.dest2.test", rua),
+    );
+    let s = env.start(
+        &dns,
+        &dest,
+        &sts,
+        &format!(
+            "[tls_report]\nenabled = true\ninterval = \"3s\"\norganization = \"Test Org\"\ncontact = \"tls@mx.test\"\n\
+             [[route]]\ndomains = [\"reports.test\"]\nnext_hop = \"[{}]:{}\"\n",
+            reports.addr.ip(),
+            reports.addr.port()
+        ),
+    );
+    for to in ["bob@dest.test", "carol@dest.test", "dan@dest2.test"] {
+        let mut c = Client::connect(s.addr("mx"));
+        c.cmd("EHLO client.test");
+        assert_eq!(c.cmd("MAIL FROM:<alice@sender.test>").0, 250);
+        assert_eq!(c.cmd(&format!("RCPT TO:<{to}>")).0, 250);
+        assert_eq!(c.cmd("DATA").0, 354);
+        c.send_raw(b"Subject: sts\r\n\r\nbody\r\n.\r\n");
+        assert_eq!(c.reply().0, 250);
+    }
+    dest.next(20);
+    dest.next(20);
+    // Sum what arrives per domain (a period boundary may split the counts over
+    // two reports) until the three sessions are all reported.
+    let (mut ok, mut failed) = (0u64, 0u64);
+    let mut types = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ok < 2 || failed < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "reports incomplete: {ok} ok, {failed} failed"
+        );
+        let Ok(mail) = reports.arrivals.recv_timeout(Duration::from_millis(500)) else {
+            continue;
+        };
+        assert_eq!(mail.rcpts, vec!["rpt@reports.test".to_string()]);
+        let text = String::from_utf8_lossy(&mail.data).to_string();
+        assert!(text.contains("report-type=\"tlsrpt\""), "{text}");
+        assert!(text.contains("TLS-Report-Submitter: mx.test"), "{text}");
+        let v = report_of(&mail.data);
+        assert_eq!(v["organization-name"], "Test Org");
+        assert_eq!(v["contact-info"], "tls@mx.test");
+        assert!(v["report-id"].as_str().is_some_and(|r| !r.is_empty()));
+        for p in v["policies"].as_array().unwrap() {
+            assert_eq!(p["policy"]["policy-type"], "sts", "{p}");
+            let domain = p["policy"]["policy-domain"].as_str().unwrap();
+            assert!(
+                text.contains(&format!("TLS-Report-Domain: {domain}")),
+                "{text}"
+            );
+            let good = p["summary"]["total-successful-session-count"]
+                .as_u64()
+                .unwrap();
+            let bad = p["summary"]["total-failure-session-count"]
+                .as_u64()
+                .unwrap();
+            match domain {
+                "dest.test" => {
+                    ok += good;
+                    assert_eq!(bad, 0, "{p}");
+                }
+                "dest2.test" => {
+                    failed += bad;
+                    assert_eq!(good, 0, "{p}");
+                    for f in p["failure-details"].as_array().unwrap() {
+                        assert_eq!(f["receiving-mx-hostname"], "mx.other.test");
+                        types.push(f["result-type"].as_str().unwrap().to_string());
+                    }
+                }
+                other => panic!("a report for {other}: {p}"),
+            }
+        }
+    }
+    assert_eq!((ok, failed), (2, 1));
+    assert_eq!(types, vec!["validation-failure"]);
+}

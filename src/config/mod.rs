@@ -49,6 +49,35 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub tls_report: TlsReportConfig,
+}
+
+/// `[tls_report]`: SMTP TLS reporting (RFC 8460) to the domains mxring delivers to.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsReportConfig {
+    /// Count TLS sessions per policy domain and send the reports the domains ask
+    /// for in their `_smtp._tls` TXT record. Default false.
+    pub enabled: bool,
+    /// `organization-name` of the reports. Default: server.hostname.
+    pub organization: Option<String>,
+    /// `contact-info` of the reports. Default: the postmaster address.
+    pub contact: Option<String>,
+    /// Length of a report period; counts are kept per period and sent after it
+    /// ends. RFC 8460 asks for days (UTC); shorter periods are for tests. Default 24h.
+    pub interval: Dur,
+}
+
+impl Default for TlsReportConfig {
+    fn default() -> Self {
+        TlsReportConfig {
+            enabled: false,
+            organization: None,
+            contact: None,
+            interval: Dur(std::time::Duration::from_secs(86_400)),
+        }
+    }
 }
 
 /// `[server]`: identity, sharding, spool and per-connection limits.

@@ -30,6 +30,8 @@ pub struct Delivery {
     pub unreachable: std::rc::Rc<super::Unreachable>,
     /// MTA-STS policies and their cache; None with `[outbound] mta_sts = false`.
     pub sts: Option<std::rc::Rc<crate::mta_sts::MtaSts>>,
+    /// TLS session counts for reports; None with `[tls_report] enabled = false`.
+    pub tlsrpt: Option<std::rc::Rc<crate::tlsrpt::Counters>>,
 }
 
 /// The hosts for a domain (from `[[route]]`, else by MX lookup) and whether the
@@ -179,6 +181,9 @@ async fn deliver_domain(
         Some(sts) if !has_route(config, domain) => Some(sts.lookup(domain).await),
         _ => None,
     };
+    if let (Some(counters), Some(view)) = (&d.tlsrpt, &sts) {
+        super::tls_report::count_sts_problem(counters, view);
+    }
     let mut remaining = idxs;
     let mut last: BTreeMap<usize, RcptResult> = BTreeMap::new();
     let mut results = Vec::new();
@@ -335,6 +340,19 @@ async fn deliver_domain(
                     Err(e) if e.connect_failed => d.unreachable.mark(addr, e.text.clone()),
                     Ok(_) => d.unreachable.forget(addr),
                     Err(_) => {}
+                }
+                if let Some(counters) = &d.tlsrpt {
+                    let tls_used = delivered.as_ref().ok().map(|(_, tls, _, _)| tls.is_some());
+                    super::tls_report::count_session(
+                        counters,
+                        domain,
+                        &host,
+                        addr,
+                        &plan,
+                        sts.as_ref(),
+                        tls_used,
+                        &delivered,
+                    );
                 }
                 match delivered {
                     Ok((conn_remote, tls, peer_dsn, outcome)) => {

@@ -70,9 +70,28 @@ pub async fn run(ctx: Rc<ShardCtx>) {
     } else {
         None
     };
+    let tlsrpt = if config.tls_report.enabled {
+        match ctx.queue.aux("tls-rpt") {
+            Ok(t) => {
+                let c = Rc::new(crate::tlsrpt::Counters::new(
+                    t,
+                    config.tls_report.interval.0,
+                ));
+                tokio::task::spawn_local(crate::tlsrpt::send::run(ctx.clone(), c.clone()));
+                Some(c)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the TLS report counters in the spool; no TLS reports from this shard");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let d = Rc::new(Delivery {
         dns,
         sts,
+        tlsrpt,
         pool: Pool::new(config.outbound.max_connections_per_host),
         unreachable: ctx.unreachable.clone(),
     });

@@ -28,8 +28,13 @@ impl Ca {
     }
 
     pub fn issue(&self, name: &str) -> Identity {
+        self.issue_names(&[name])
+    }
+
+    /// A leaf valid for every name in `names`.
+    pub fn issue_names(&self, names: &[&str]) -> Identity {
         let key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec![name.to_string()])
+        let leaf = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
             .unwrap()
             .signed_by(&key, &self.cert, &self.key)
             .unwrap();
