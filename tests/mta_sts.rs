@@ -631,3 +631,56 @@ fn tls_reports_arrive_as_gzip_json_with_the_counts_and_result_types() {
     assert_eq!((ok, failed), (2, 1));
     assert_eq!(types, vec!["validation-failure"]);
 }
+
+#[test]
+fn tls_report_show_prints_the_running_servers_counts() {
+    let env = Env::new();
+    let dest = tls_sink(mxring::tls::self_signed(MX).unwrap());
+    let sts = env.policy_server(&policy("enforce", MX));
+    let dns = DnsServer::start(zone("1"));
+    let s = env.start(
+        &dns,
+        &dest,
+        &sts,
+        "[tls_report]\nenabled = true\ninterval = \"1h\"\n",
+    );
+    send(&s);
+    assert_deferred_by_sts(&s, &dest, &["certificate"]);
+    let path = env.files.path().join("show.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\n[admin]\naddress = \"{}\"\n",
+            s.server.as_ref().unwrap().admin.unwrap()
+        ),
+    )
+    .unwrap();
+    let show = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mxring"))
+            .args(["tls-report", "show", "--config"])
+            .arg(&path)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = show(&["--domain", DOMAIN]);
+    assert!(
+        text.contains("dest.test  policy sts: 0 successful, 1 failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("1 x certificate-not-trusted at {MX} [127.0.0.1]")),
+        "{text}"
+    );
+    let other = show(&["--domain", "other.test"]);
+    assert!(
+        other.contains("no TLS sessions counted for other.test"),
+        "{other}"
+    );
+}

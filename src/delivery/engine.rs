@@ -71,7 +71,7 @@ pub async fn run(ctx: Rc<ShardCtx>) {
         None
     };
     let tlsrpt = if config.tls_report.enabled {
-        match ctx.queue.aux("tls-rpt") {
+        match ctx.queue.aux(crate::tlsrpt::counters::TREE) {
             Ok(t) => {
                 let c = Rc::new(crate::tlsrpt::Counters::new(
                     t,

@@ -50,6 +50,18 @@ pub struct SessionRecord<'a> {
     pub failure: Option<(&'static str, String)>,
 }
 
+/// Every count in a shard's `tls-rpt` tree, sent or not yet (the admin API's view).
+pub fn read(store: &AuxTree) -> Result<Vec<PeriodCounts>, StoreError> {
+    Ok(store
+        .scan(b"")?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+        .collect())
+}
+
+/// The aux tree the counts live in.
+pub const TREE: &str = "tls-rpt";
+
 pub struct Counters {
     store: AuxTree,
     interval_ms: u64,
