@@ -164,10 +164,9 @@ pub fn explain(
                 outln!(
                     "mta-sts:   not applied: an explicit [[outbound_tls]] rule wins over MTA-STS"
                 );
-            } else if domain.is_empty() {
-            } else if a.lookup {
+            } else if a.lookup && !domain.is_empty() {
                 super::explain_sts::explain_sts(config, domain, a.mx_host.as_deref());
-            } else {
+            } else if !domain.is_empty() {
                 outln!("mta-sts:   applies when {domain} publishes a policy (below DANE, above default_tls); give --lookup to fetch it now");
             }
             if a.mx_host.is_none()

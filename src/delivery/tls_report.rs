@@ -31,6 +31,7 @@ fn sts_strings(view: &StsView) -> Vec<String> {
 }
 
 /// Count one session to `host` at `addr` under `plan`.
+#[allow(clippy::too_many_arguments)]
 pub fn count_session<T>(
     counters: &Counters,
     domain: &str,

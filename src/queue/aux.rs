@@ -8,6 +8,9 @@ use std::sync::Arc;
 use super::store::Shared;
 use super::{ShardQueue, StoreError};
 
+/// A key and its value, as `scan` returns them.
+pub type AuxEntry = (Vec<u8>, Vec<u8>);
+
 /// One named tree of a shard's auxiliary state.
 #[derive(Clone)]
 pub struct AuxTree {
@@ -53,7 +56,7 @@ impl AuxTree {
     }
 
     /// Every (key, value) whose key starts with `prefix`, in key order.
-    pub fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan(&self, prefix: &[u8]) -> Result<Vec<AuxEntry>, StoreError> {
         let t = self.tree()?;
         let mut out = Vec::new();
         for kv in t.scan_prefix(prefix) {
