@@ -201,10 +201,32 @@ fn testing_mode_delivers_to_a_self_signed_non_matching_mx() {
     let dest = tls_sink(mxring::tls::self_signed(MX).unwrap());
     let sts = env.policy_server(&policy("testing", "mx.elsewhere.test"));
     let dns = DnsServer::start(zone("1"));
-    let s = env.start(&dns, &dest, &sts, "");
+    let s = env.start(
+        &dns,
+        &dest,
+        &sts,
+        "[tls_report]\nenabled = true\ninterval = \"1h\"\n",
+    );
     send(&s);
     dest.next(20);
     assert_eq!(sts.count(), 1, "the policy was fetched");
+    // Counted for the domain's TLS report: a session the policy would have failed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counts = loop {
+        let (status, body) = s.admin().request("GET", "/tls-report").unwrap();
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v.as_array().is_some_and(|a| !a.is_empty()) {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "nothing counted");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let c = &counts[0];
+    assert_eq!(c["policy_type"], "sts", "{c}");
+    assert_eq!(c["success"], 0, "{c}");
+    assert_eq!(c["failures"][0]["result_type"], "validation-failure", "{c}");
+    assert_eq!(c["failures"][0]["count"], 1, "{c}");
 }
 
 #[test]
@@ -683,4 +705,61 @@ fn tls_report_show_prints_the_running_servers_counts() {
         other.contains("no TLS sessions counted for other.test"),
         "{other}"
     );
+}
+
+#[test]
+fn an_https_rua_gets_the_report_posted_as_tlsrpt_gzip() {
+    use std::io::Read;
+    let env = Env::new();
+    let dest = tls_sink(env.ca.issue(MX));
+    let sts = env.policy_server(&policy("enforce", "*.sts.test"));
+    let endpoint = HttpsServer::start(
+        env.ca.issue("reports.dest.test"),
+        Response {
+            status: 201,
+            headers: vec![],
+            body: vec![],
+        },
+    );
+    let dns = DnsServer::start(zone("1").a("reports.dest.test", Ipv4Addr::LOCALHOST).txt(
+        "_smtp._tls.dest.test",
+        &format!(
+            "v=TLSRPTv1; rua=https://reports.dest.test:{}/v1/tlsrpt",
+            endpoint.addr.port()
+        ),
+    ));
+    let s = env.start(
+        &dns,
+        &dest,
+        &sts,
+        "[tls_report]\nenabled = true\ninterval = \"2s\"\n",
+    );
+    send(&s);
+    dest.next(20);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while endpoint.count() == 0 {
+        assert!(Instant::now() < deadline, "no report posted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let req = endpoint.requests.lock().unwrap()[0].clone();
+    assert!(
+        req.head.starts_with("POST /v1/tlsrpt HTTP/1.1"),
+        "{}",
+        req.head
+    );
+    assert!(
+        req.head
+            .to_ascii_lowercase()
+            .contains("content-type: application/tlsrpt+gzip"),
+        "{}",
+        req.head
+    );
+    let mut json = String::new();
+    flate2::read::GzDecoder::new(&req.body[..])
+        .read_to_string(&mut json)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let p = &v["policies"][0];
+    assert_eq!(p["policy"]["policy-domain"], "dest.test", "{v}");
+    assert_eq!(p["summary"]["total-successful-session-count"], 1, "{v}");
 }

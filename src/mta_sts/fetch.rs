@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use rustls::pki_types::ServerName;
 
@@ -91,6 +91,56 @@ async fn fetch_from(
     port: u16,
     tls: Arc<rustls::ClientConfig>,
 ) -> Result<String, FetchError> {
+    let authority = if port == 443 {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    };
+    let req = hyper::Request::get("/.well-known/mta-sts.txt")
+        .header(hyper::header::HOST, authority)
+        .header(hyper::header::USER_AGENT, "mxring")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| FetchError::new(format!("cannot build the request: {e}")))?;
+    let (status, headers, body) = request(host, addr, tls, req, MAX_POLICY_SIZE).await?;
+    if status.is_redirection() {
+        let to = headers
+            .get(hyper::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?");
+        return Err(FetchError::new(format!(
+            "the server redirected to {to} (HTTP {}); RFC 8461 forbids following redirects",
+            status.as_u16()
+        )));
+    }
+    if status != hyper::StatusCode::OK {
+        return Err(FetchError::new(format!(
+            "the server answered HTTP {}, not 200",
+            status.as_u16()
+        )));
+    }
+    let ctype = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mime = ctype.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("text/plain") {
+        return Err(FetchError::new(format!(
+            "the policy's Content-Type is `{ctype}`, not text/plain"
+        )));
+    }
+    String::from_utf8(body).map_err(|_| FetchError::new("the policy is not UTF-8 text".into()))
+}
+
+/// One HTTPS request to `host` at `addr`: the status, headers and body (at most
+/// `limit` bytes). hyper does the HTTP; the TLS certificate must be valid for `host`.
+pub async fn request(
+    host: &str,
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    req: hyper::Request<Full<Bytes>>,
+    limit: usize,
+) -> Result<(hyper::StatusCode, hyper::HeaderMap, Vec<u8>), FetchError> {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| FetchError::new(format!("cannot connect: {e}")))?;
@@ -119,69 +169,26 @@ async fn fetch_from(
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .map_err(|e| FetchError::new(format!("HTTP failed: {e}")))?;
-    let authority = if port == 443 {
-        host.to_string()
-    } else {
-        format!("{host}:{port}")
-    };
-    let req = hyper::Request::get("/.well-known/mta-sts.txt")
-        .header(hyper::header::HOST, authority)
-        .header(hyper::header::USER_AGENT, "mxring")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| FetchError::new(format!("cannot build the request: {e}")))?;
     let exchange = async {
         let resp = sender
             .send_request(req)
             .await
             .map_err(|e| FetchError::new(format!("HTTP failed: {e}")))?;
-        let status = resp.status();
-        if status.is_redirection() {
-            let to = resp
-                .headers()
-                .get(hyper::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("?");
-            return Err(FetchError::new(format!(
-                "the server redirected to {to} (HTTP {}); RFC 8461 forbids following redirects",
-                status.as_u16()
-            )));
-        }
-        if status != hyper::StatusCode::OK {
-            return Err(FetchError::new(format!(
-                "the server answered HTTP {}, not 200",
-                status.as_u16()
-            )));
-        }
-        let ctype = resp
-            .headers()
-            .get(hyper::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let mime = ctype.split(';').next().unwrap_or("").trim();
-        if !mime.eq_ignore_ascii_case("text/plain") {
-            return Err(FetchError::new(format!(
-                "the policy's Content-Type is `{ctype}`, not text/plain"
-            )));
-        }
-        let body = Limited::new(resp.into_body(), MAX_POLICY_SIZE)
+        let (parts, body) = resp.into_parts();
+        let body = Limited::new(body, limit)
             .collect()
             .await
             .map_err(|e| {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()
                 {
-                    FetchError::new(format!(
-                        "the policy is larger than {} KiB",
-                        MAX_POLICY_SIZE / 1024
-                    ))
+                    FetchError::new(format!("the answer is larger than {} KiB", limit / 1024))
                 } else {
-                    FetchError::new(format!("reading the policy failed: {e}"))
+                    FetchError::new(format!("reading the answer failed: {e}"))
                 }
             })?
             .to_bytes();
-        String::from_utf8(body.to_vec())
-            .map_err(|_| FetchError::new("the policy is not UTF-8 text".into()))
+        Ok((parts.status, parts.headers, body.to_vec()))
     };
     // The connection future does the I/O; it runs beside the exchange (it may end
     // first when the server closes after the body).

@@ -5,6 +5,7 @@
 //! the RFC's JSON, gzipped (`report`).
 
 pub mod counters;
+pub mod https;
 pub mod report;
 pub mod send;
 

@@ -65,10 +65,17 @@ pub async fn run(ctx: Rc<ShardCtx>, counters: Rc<Counters>) {
             return;
         }
     };
+    let tls = match crate::mta_sts::lookup::https_config(config.outbound.mta_sts_ca_file.clone()) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "TLS reports: no HTTPS client; no reports are sent from this shard");
+            return;
+        }
+    };
     let interval = config.tls_report.interval.0;
     let mut shutdown = ctx.shutdown.clone();
     loop {
-        if let Err(e) = send_finished(&ctx, &counters, &dns).await {
+        if let Err(e) = send_finished(&ctx, &counters, &dns, &tls).await {
             tracing::error!(error = %e, "TLS reports: could not send; kept for the next try");
         }
         // Just past the next period boundary, so that period has ended.
@@ -82,7 +89,12 @@ pub async fn run(ctx: Rc<ShardCtx>, counters: Rc<Counters>) {
     }
 }
 
-async fn send_finished(ctx: &ShardCtx, counters: &Counters, dns: &Dns) -> Result<(), StoreError> {
+async fn send_finished(
+    ctx: &ShardCtx,
+    counters: &Counters,
+    dns: &Dns,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+) -> Result<(), StoreError> {
     let now = now_ms();
     let finished = counters.finished(now)?;
     if finished.is_empty() {
@@ -148,7 +160,16 @@ async fn send_finished(ctx: &ShardCtx, counters: &Counters, dns: &Dns) -> Result
                     tracing::info!(domain = %domain, to = %to, report_id = %report_id, "TLS report queued");
                 }
                 Rua::Https(url) => {
-                    tracing::warn!(domain = %domain, url = %url, "TLS reports: https rua is not supported yet; only mailto reports are sent");
+                    let gz = super::report::gzip(&serde_json::to_vec(&json).expect("json value"));
+                    match super::https::post(&url, dns, tls.clone(), gz).await {
+                        Ok(()) => {
+                            tracing::info!(domain = %domain, url = %url, report_id = %report_id, "TLS report posted")
+                        }
+                        // Not retried: the next period's report follows.
+                        Err(e) => {
+                            tracing::warn!(domain = %domain, error = %e, "TLS report could not be posted")
+                        }
+                    }
                 }
             }
         }
