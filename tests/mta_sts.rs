@@ -763,3 +763,33 @@ fn an_https_rua_gets_the_report_posted_as_tlsrpt_gzip() {
     assert_eq!(p["policy"]["policy-domain"], "dest.test", "{v}");
     assert_eq!(p["summary"]["total-successful-session-count"], 1, "{v}");
 }
+
+#[test]
+fn a_policy_past_half_its_max_age_is_fetched_again_while_the_cached_one_serves() {
+    let env = Env::new();
+    let dest = tls_sink(env.ca.issue(MX));
+    let sts = env.policy_server(&format!(
+        "version: STSv1\r\nmode: enforce\r\nmx: {MX}\r\nmax_age: 4\r\n"
+    ));
+    let dns = DnsServer::start(zone("1"));
+    let s = env.start(&dns, &dest, &sts, "");
+    let fetched = Instant::now();
+    send(&s);
+    dest.next(20);
+    assert_eq!(sts.count(), 1);
+    // The condition under test is the policy's age: wait until it passed half
+    // of max_age (2 s), then deliver again.
+    while fetched.elapsed() < Duration::from_millis(2100) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    send(&s);
+    dest.next(20);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sts.count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the policy was not fetched again"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
