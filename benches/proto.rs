@@ -264,6 +264,8 @@ fn envelope() -> Envelope {
         tls: None,
         arrival_ms: 1_800_000_000_000,
         listener: "mx".into(),
+        requiretls: false,
+        tls_required_no: false,
     }
 }
 

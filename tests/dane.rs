@@ -387,6 +387,7 @@ fn check_tls(
         rcpt_to: None,
         timeout: Duration::from_secs(10),
         level,
+        mta_sts: None,
     };
     run_on_chosen_backend(async move { mxring::checktls::check(&opts).await })
 }

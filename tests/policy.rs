@@ -384,6 +384,7 @@ fn check_tls_transcript_and_verdict() {
         rcpt_to: Some("c@d.test".into()),
         timeout: std::time::Duration::from_secs(10),
         level: mxring::config::TlsLevel::Encrypt,
+        mta_sts: None,
     };
     let report = run_on_chosen_backend(async move { mxring::checktls::check(&opts).await });
     let text = report.text();
@@ -424,6 +425,7 @@ fn check_tls_transcript_and_verdict() {
         rcpt_to: None,
         timeout: std::time::Duration::from_secs(10),
         level: mxring::config::TlsLevel::Encrypt,
+        mta_sts: None,
     };
     let report = run_on_chosen_backend(async move { mxring::checktls::check(&opts).await });
     assert!(report

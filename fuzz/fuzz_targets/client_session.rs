@@ -7,6 +7,7 @@
 //! - flags bits 2-3: recipients per transaction, 1 to 4
 //! - flags bit 4: SMTPUTF8; bit 5: 8BITMIME body; bit 6: RET and ENVID
 //! - flags bit 7: QUIT after the first transaction (else after three)
+//! - every second transaction asks REQUIRETLS
 //! - n % 8 chunk lengths, each one byte; the rest of the input is the last chunk.
 //!
 //! Properties: no panic; `consumed <= len`; our commands are CRLF lines; an outcome
@@ -45,6 +46,7 @@ fn transaction(flags: u8, n: usize) -> OutboundTx {
         smtputf8: flags & 0x10 != 0,
         ret: (flags & 0x40 != 0).then_some(Ret::Hdrs),
         envid: (flags & 0x40 != 0).then(|| "env id=1".to_string()),
+        requiretls: n % 2 == 1,
     }
 }
 

@@ -164,6 +164,23 @@ fn route(shards: &[ShardHandle], method: &Method, url: &str) -> (u16, String) {
             all.sort_by_key(|m| m.arrival_ms);
             (200, json(&all))
         }
+        (Method::Get, ["tls-report"]) => {
+            let mut all = Vec::new();
+            for h in shards {
+                let counts = h
+                    .queue
+                    .aux(crate::tlsrpt::counters::TREE)
+                    .and_then(|t| crate::tlsrpt::counters::read(&t));
+                match counts {
+                    Ok(c) => all.extend(c),
+                    Err(e) => return error(500, &e.to_string()),
+                }
+            }
+            all.sort_by(|a, b| {
+                (a.period_start_ms, &a.policy_domain).cmp(&(b.period_start_ms, &b.policy_domain))
+            });
+            (200, json(&all))
+        }
         (Method::Get, ["metrics"]) => (200, super::metrics::prometheus(shards)),
         (Method::Get, ["metrics.json"]) => {
             let sizes: Vec<usize> = shards.iter().map(|h| h.queue.len()).collect();

@@ -35,6 +35,9 @@ pub struct CheckOptions {
     pub timeout: Duration,
     /// The level the final verdict line is about (the CLI's `--level`).
     pub level: TlsLevel,
+    /// Look up the domain's MTA-STS policy (fetched live, never from a server's
+    /// cache) and say which MX hosts it allows; None skips it.
+    pub mta_sts: Option<crate::mta_sts::StsSettings>,
 }
 
 /// One host to try: its name, address, and what DNS said about DANE for it.
@@ -51,6 +54,8 @@ struct Session {
     pending: Vec<u8>,
     tls: bool,
     timeout: Duration,
+    /// The target domain's MTA-STS lookup, when one was made.
+    sts: Option<crate::mta_sts::StsView>,
 }
 
 impl Session {
@@ -170,6 +175,9 @@ async fn resolve(o: &CheckOptions, s: &mut Session) -> Vec<Target> {
                     ),
                 );
                 let names = answer.hosts.into_iter().map(|h| h.name).collect();
+                if let Some(settings) = &o.mta_sts {
+                    note_sts(s, &o.dns, settings, &o.target).await;
+                }
                 (names, answer.secure, o.port)
             }
             Err(e) => {
@@ -228,6 +236,53 @@ async fn resolve(o: &CheckOptions, s: &mut Session) -> Vec<Target> {
     targets
 }
 
+/// The MTA-STS TXT record and policy of `domain`, as transcript lines.
+async fn note_sts(
+    s: &mut Session,
+    dns: &DnsConfig,
+    settings: &crate::mta_sts::StsSettings,
+    domain: &str,
+) {
+    let sts = match crate::mta_sts::MtaSts::with(dns, settings, None, false) {
+        Ok(m) => std::rc::Rc::new(m),
+        Err(e) => {
+            s.note(Dir::Info, format!("MTA-STS not checked: {e}"));
+            return;
+        }
+    };
+    let view = sts.lookup(domain).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    for line in view.describe(now) {
+        s.note(Dir::Info, format!("MTA-STS {line}"));
+    }
+    s.sts = Some(view);
+}
+
+/// What the MTA-STS policy says of `host` after its check, when there is one.
+fn note_sts_host(s: &mut Session, host: &str, verdict: &Verdict) {
+    use crate::mta_sts::HostPlan;
+    let Some(view) = &s.sts else { return };
+    let text = match crate::mta_sts::host_plan(view, host) {
+        HostPlan::NoPolicy => return,
+        HostPlan::Verify { pattern } if verdict.verify => format!(
+            "MTA-STS enforce: {host} matches `{pattern}` and its certificate verified: delivery would go ahead"
+        ),
+        HostPlan::Verify { pattern } => format!(
+            "MTA-STS enforce: {host} matches `{pattern}`, but TLS with a verified certificate failed: delivery would be deferred (4.7.5)"
+        ),
+        HostPlan::Refuse { text } => format!("MTA-STS enforce: {text}: delivery would not use it"),
+        HostPlan::Testing { matches } => format!(
+            "MTA-STS testing: {host} {} the policy{}; delivery goes ahead either way",
+            if matches { "matches" } else { "does not match" },
+            if matches && !verdict.verify { " but its certificate did not verify" } else { "" }
+        ),
+    };
+    s.note(Dir::Info, text);
+}
+
 fn note_tlsa(s: &mut Session, state: &DaneState, records: Vec<crate::dane::Tlsa>, port: u16) {
     let base = match state {
         DaneState::Usable(set) => set.base.clone(),
@@ -259,6 +314,7 @@ pub async fn check(o: &CheckOptions) -> Report {
         pending: Vec::new(),
         tls: false,
         timeout: o.timeout,
+        sts: None,
     };
     let targets = resolve(o, &mut s).await;
     let mut passed_by = None;
@@ -278,6 +334,7 @@ pub async fn check(o: &CheckOptions) -> Report {
                 format!("Level dane falls back to may here: DANE does not apply ({why})"),
             );
         }
+        note_sts_host(&mut s, &t.host, &verdict);
         s.note(
             Dir::Info,
             format!("Verdict: {} satisfies {satisfied}", t.host),

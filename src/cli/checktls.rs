@@ -66,6 +66,10 @@ pub fn run(a: &CheckTlsArgs) -> anyhow::Result<ExitCode> {
         rcpt_to: a.rcpt_to.clone(),
         timeout: Duration::from_secs(a.timeout),
         level: a.level,
+        mta_sts: config
+            .outbound
+            .mta_sts
+            .then(|| mxring::mta_sts::StsSettings::from_config(&config)),
     };
     let backend = mxring::net::choose(config.server.io).map_err(anyhow::Error::msg)?;
     let report = mxring::net::run(backend, async move { check(&opts).await })?;

@@ -45,6 +45,10 @@ pub struct ExplainArgs {
     /// Inbound: the listener the client connects to (default: the first).
     #[arg(long)]
     listener: Option<String>,
+    /// Outbound: look up the recipient domain's MTA-STS TXT record and fetch its
+    /// policy now (DNS and HTTPS traffic), and say what it means per MX host.
+    #[arg(long)]
+    lookup: bool,
 }
 
 fn parse_version(s: &str) -> Result<mxring::config::TlsVersion, String> {
@@ -153,6 +157,17 @@ pub fn explain(
             }
             if matches!(d.level, TlsLevel::Dane | TlsLevel::DaneOnly) {
                 explain_dane(config, d.level, domain, a.mx_host.as_deref());
+            }
+            if !config.outbound.mta_sts {
+                outln!("mta-sts:   off ([outbound] mta_sts = false)");
+            } else if d.rule.is_some() {
+                outln!(
+                    "mta-sts:   not applied: an explicit [[outbound_tls]] rule wins over MTA-STS"
+                );
+            } else if a.lookup && !domain.is_empty() {
+                super::explain_sts::explain_sts(config, domain, a.mx_host.as_deref());
+            } else if !domain.is_empty() {
+                outln!("mta-sts:   applies when {domain} publishes a policy (below DANE, above default_tls); give --lookup to fetch it now");
             }
             if a.mx_host.is_none()
                 && a.mx_ip.is_none()

@@ -25,9 +25,11 @@ macro_rules! out {
 mod auth;
 mod checktls;
 mod explain;
+mod explain_sts;
 mod queue;
 mod serve;
 mod tls;
+mod tlsreport;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,7 +64,8 @@ impl Cli {
             Command::Serve { config }
             | Command::Policy { config, .. }
             | Command::Queue { config, .. }
-            | Command::Tls { config, .. } => config,
+            | Command::Tls { config, .. }
+            | Command::TlsReport { config, .. } => config,
             Command::Config {
                 action: ConfigAction::Check { config },
             } => config,
@@ -143,6 +146,13 @@ enum Command {
         #[command(subcommand)]
         action: tls::TlsAction,
     },
+    /// TLS reporting (RFC 8460): the running server's session counts.
+    TlsReport {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: tlsreport::TlsReportAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -197,6 +207,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckTls(args) => checktls::run(&args),
         Command::Auth { action } => auth::run(action),
+        Command::TlsReport { config, action } => tlsreport::run(&config, action),
         Command::Tls { config, action } => {
             let (c, origin) = config.load()?;
             tls::run(&c, &origin, action)

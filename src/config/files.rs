@@ -41,6 +41,9 @@ pub fn check_files(c: &Config, text: &str, origin: &str) -> Result<(), ConfigErr
             certificates(ca).map_err(|m| invalid("outbound_tls", Some(i), "ca_file", m))?;
         }
     }
+    if let Some(ca) = &c.outbound.mta_sts_ca_file {
+        certificates(ca).map_err(|m| invalid("outbound", None, "mta_sts_ca_file", m))?;
+    }
     if let Some(users) = &c.auth.users_file {
         std::fs::metadata(users).map_err(|e| {
             invalid(

@@ -79,6 +79,17 @@ fn validate(c: &Config, _text: &str) -> Result<(), Problem> {
             "must be at least 1MiB".into(),
         ));
     }
+    if c.tls_report.interval.0 < std::time::Duration::from_secs(1) {
+        return Err(("tls_report", None, "interval", "must be at least 1s".into()));
+    }
+    if c.outbound.mta_sts_port == 0 {
+        return Err((
+            "outbound",
+            None,
+            "mta_sts_port",
+            "must be a port number (443 unless testing)".into(),
+        ));
+    }
     if c.server.max_recipients == 0 {
         return Err((
             "server",

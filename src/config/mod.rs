@@ -49,6 +49,35 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub tls_report: TlsReportConfig,
+}
+
+/// `[tls_report]`: SMTP TLS reporting (RFC 8460) to the domains mxring delivers to.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsReportConfig {
+    /// Count TLS sessions per policy domain and send the reports the domains ask
+    /// for in their `_smtp._tls` TXT record. Default false.
+    pub enabled: bool,
+    /// `organization-name` of the reports. Default: server.hostname.
+    pub organization: Option<String>,
+    /// `contact-info` of the reports. Default: the postmaster address.
+    pub contact: Option<String>,
+    /// Length of a report period; counts are kept per period and sent after it
+    /// ends. RFC 8460 asks for days (UTC); shorter periods are for tests. Default 24h.
+    pub interval: Dur,
+}
+
+impl Default for TlsReportConfig {
+    fn default() -> Self {
+        TlsReportConfig {
+            enabled: false,
+            organization: None,
+            contact: None,
+            interval: Dur(std::time::Duration::from_secs(86_400)),
+        }
+    }
 }
 
 /// `[server]`: identity, sharding, spool and per-connection limits.
@@ -452,6 +481,16 @@ pub struct OutboundConfig {
     /// defer with its error) for this long instead of connecting again. Default 10s;
     /// 0s tries every time. `mxring queue retry` ignores it.
     pub unreachable_hold: Dur,
+    /// Apply the MTA-STS policies recipient domains publish (RFC 8461) when no
+    /// `[[outbound_tls]]` rule matches and DANE does not apply. Default true.
+    pub mta_sts: bool,
+    /// PEM CA bundle trusted besides the system roots for MTA-STS: the policy
+    /// server's HTTPS certificate and the MX certificates under `enforce`. For
+    /// private deployments and tests. Default none.
+    pub mta_sts_ca_file: Option<PathBuf>,
+    /// Port of the HTTPS policy server. RFC 8461 fixes 443; another port is an
+    /// override for tests and lab setups only. Default 443.
+    pub mta_sts_port: u16,
 }
 
 impl Default for OutboundConfig {
@@ -464,6 +503,9 @@ impl Default for OutboundConfig {
             idle_timeout: Dur(std::time::Duration::from_secs(5)),
             port: 25,
             unreachable_hold: Dur(std::time::Duration::from_secs(10)),
+            mta_sts: true,
+            mta_sts_ca_file: None,
+            mta_sts_port: 443,
         }
     }
 }

@@ -11,7 +11,7 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     fn differ(a: &impl Debug, b: &impl Debug) -> bool {
         format!("{a:?}") != format!("{b:?}")
     }
-    let checks: [(&'static str, bool); 11] = [
+    let checks: [(&'static str, bool); 15] = [
         ("listener", differ(&old.listeners, &new.listeners)),
         ("server.shards", old.server.shards != new.server.shards),
         ("server.io", old.server.io != new.server.io),
@@ -38,6 +38,20 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             "outbound.max_deliveries_per_shard",
             old.outbound.max_deliveries_per_shard != new.outbound.max_deliveries_per_shard,
         ),
+        // The MTA-STS fetcher and the TLS report loop are built when a shard starts.
+        (
+            "outbound.mta_sts",
+            old.outbound.mta_sts != new.outbound.mta_sts,
+        ),
+        (
+            "outbound.mta_sts_ca_file",
+            old.outbound.mta_sts_ca_file != new.outbound.mta_sts_ca_file,
+        ),
+        (
+            "outbound.mta_sts_port",
+            old.outbound.mta_sts_port != new.outbound.mta_sts_port,
+        ),
+        ("tls_report", differ(&old.tls_report, &new.tls_report)),
     ];
     checks
         .into_iter()

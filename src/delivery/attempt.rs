@@ -13,6 +13,7 @@ use super::outcome::RcptResult;
 use super::pool::Pool;
 use crate::config::{Config, OnTlsFailure, TlsLevel};
 use crate::dane::DaneState;
+use crate::mta_sts::HostPlan;
 use crate::policy::{dane_plan, DanePlan, DomainMatcher, OutboundDecision, OutboundFacts, Policy};
 use crate::proto::client::{OutboundRcpt, OutboundTx, TxOutcome};
 use crate::proto::received::format_id;
@@ -29,6 +30,10 @@ pub struct Delivery {
     pub dns: Dns,
     pub pool: Pool,
     pub unreachable: std::rc::Rc<super::Unreachable>,
+    /// MTA-STS policies and their cache; None with `[outbound] mta_sts = false`.
+    pub sts: Option<std::rc::Rc<crate::mta_sts::MtaSts>>,
+    /// TLS session counts for reports; None with `[tls_report] enabled = false`.
+    pub tlsrpt: Option<std::rc::Rc<crate::tlsrpt::Counters>>,
 }
 
 /// The hosts for a domain (from `[[route]]`, else by MX lookup) and whether the
@@ -70,6 +75,15 @@ async fn targets(
         }),
         None => Ok(by_mx(d.dns.mx(domain).await?, config.outbound.port)),
     }
+}
+
+/// Whether a `[[route]]` names the next hop of `domain`.
+fn has_route(config: &Config, domain: &str) -> bool {
+    config.routes.iter().any(|r| {
+        r.domains
+            .iter()
+            .any(|m| DomainMatcher::parse(m).matches(domain) || m == "*")
+    })
 }
 
 fn domain_of(address: &str) -> String {
@@ -149,6 +163,15 @@ async fn deliver_domain(
             return idxs.into_iter().map(|i| (i, r.clone())).collect();
         }
     };
+    // MTA-STS speaks of the domain's MX hosts; a `[[route]]` next hop is the
+    // operator's choice and not subject to it.
+    let sts = match &d.sts {
+        Some(sts) if !has_route(config, domain) => Some(sts.lookup(domain).await),
+        _ => None,
+    };
+    if let (Some(counters), Some(view)) = (&d.tlsrpt, &sts) {
+        super::tls_report::count_sts_problem(counters, view);
+    }
     let mut remaining = idxs;
     let mut last: BTreeMap<usize, RcptResult> = BTreeMap::new();
     let mut results = Vec::new();
@@ -208,15 +231,26 @@ async fn deliver_domain(
                     ca_file: decision.ca_file.clone(),
                     client_certificate: decision.client_certificate.clone(),
                     dane: None,
+                    mta_sts: false,
                 };
                 let mut dane_defer = None;
-                if matches!(decision.level, TlsLevel::Dane | TlsLevel::DaneOnly) {
+                // TLS-Required: No (RFC 8689 4.1): the sender asks that the
+                // recipient's own policies (DANE by default_tls, MTA-STS) be
+                // ignored; the operator's explicit rules still hold.
+                let ignore_recipient_policy =
+                    rec.envelope.tls_required_no && decision.rule.is_none();
+                if ignore_recipient_policy
+                    && matches!(plan.level, TlsLevel::Dane | TlsLevel::DaneOnly)
+                {
+                    plan.level = TlsLevel::May;
+                }
+                if matches!(plan.level, TlsLevel::Dane | TlsLevel::DaneOnly) {
                     if dane_state.is_none() {
                         dane_state =
                             Some(d.dns.dane_state(mx_secure, &host, &addresses, port).await);
                     }
                     let state = dane_state.as_ref().expect("just looked up");
-                    match dane_plan(decision.level, state, &host) {
+                    match dane_plan(plan.level, state, &host) {
                         DanePlan::Authenticate(set) => {
                             // SNI is the MX host as named. RFC 7672 8.1 asks for the
                             // TLSA base domain, which differs only when TLSA came
@@ -245,6 +279,47 @@ async fn deliver_domain(
                             ));
                         }
                     }
+                }
+                // Below an explicit rule and DANE, above default_tls.
+                if let (Some(view), None, None, None, false) = (
+                    &sts,
+                    decision.rule,
+                    &plan.dane,
+                    &dane_defer,
+                    ignore_recipient_policy,
+                ) {
+                    match crate::mta_sts::host_plan(view, &host) {
+                        HostPlan::Verify { .. } => {
+                            plan.level = TlsLevel::Verify;
+                            plan.peer_name = host.clone();
+                            plan.ca_file = config.outbound.mta_sts_ca_file.clone();
+                            plan.mta_sts = true;
+                        }
+                        HostPlan::Refuse { text } => {
+                            dane_defer = Some((
+                                Failure::Tls {
+                                    problem: TlsProblem::StsMxNotAllowed,
+                                    text,
+                                    required_by: None,
+                                },
+                                true,
+                            ));
+                            plan.mta_sts = true;
+                        }
+                        HostPlan::Testing { matches } => {
+                            tracing::debug!(domain, relay = %host, matches, "MTA-STS policy in testing mode: delivering as usual");
+                        }
+                        HostPlan::NoPolicy => {}
+                    }
+                }
+                // REQUIRETLS (RFC 8689 4.2.1): TLS authenticated by DANE, MTA-STS
+                // or a verified chain and name, whatever the level would be.
+                let requiretls_raised = rec.envelope.requiretls
+                    && plan.dane.is_none()
+                    && plan.level != TlsLevel::Verify;
+                if requiretls_raised {
+                    plan.level = TlsLevel::Verify;
+                    plan.peer_name = host.clone();
                 }
                 let started = Instant::now();
                 let hold = config.outbound.unreachable_hold.0;
@@ -275,6 +350,19 @@ async fn deliver_domain(
                     Ok(_) => d.unreachable.forget(addr),
                     Err(_) => {}
                 }
+                if let Some(counters) = &d.tlsrpt {
+                    let tls_used = delivered.as_ref().ok().map(|(_, tls, _, _)| tls.is_some());
+                    super::tls_report::count_session(
+                        counters,
+                        domain,
+                        &host,
+                        addr,
+                        &plan,
+                        sts.as_ref(),
+                        tls_used,
+                        &delivered,
+                    );
+                }
                 match delivered {
                     Ok((conn_remote, tls, peer_dsn, outcome)) => {
                         let remote = RemoteMta {
@@ -289,8 +377,31 @@ async fn deliver_domain(
                         }
                     }
                     Err(mut failure) => {
-                        if let Failure::Tls { required_by, .. } = &mut failure {
-                            if policy_tls {
+                        if let Failure::Tls {
+                            required_by, text, ..
+                        } = &mut failure
+                        {
+                            if plan.mta_sts {
+                                *required_by = Some(TlsRule {
+                                    rule: format!("the MTA-STS policy of {domain} (mode enforce)"),
+                                    domain: domain.to_string(),
+                                    bounce: false,
+                                });
+                                if !text.contains("MTA-STS") {
+                                    *text = format!(
+                                        "MTA-STS policy of {domain} (mode enforce) not met: {text}"
+                                    );
+                                }
+                            } else if requiretls_raised {
+                                *required_by = Some(TlsRule {
+                                    rule: "REQUIRETLS, as the sender asked".into(),
+                                    domain: domain.to_string(),
+                                    bounce: false,
+                                });
+                                *text = format!(
+                                    "REQUIRETLS asks for authenticated TLS, not met: {text}"
+                                );
+                            } else if policy_tls {
                                 *required_by = Some(TlsRule {
                                     rule: rule_name(&decision),
                                     domain: domain.to_string(),
@@ -442,6 +553,7 @@ async fn deliver_group(
         smtputf8: rec.envelope.smtputf8,
         ret: rec.envelope.ret,
         envid: rec.envelope.envid.clone(),
+        requiretls: rec.envelope.requiretls,
     };
     let idle = config.outbound.idle_timeout.0;
     if let Some(mut conn) = d.pool.checkout(addr, plan, idle) {

@@ -73,7 +73,7 @@ impl std::fmt::Display for DnsFailure {
 }
 
 pub struct Dns {
-    resolver: TokioAsyncResolver,
+    pub(super) resolver: TokioAsyncResolver,
     /// Present with `dnssec = "trust-ad"`: every lookup goes through it.
     pub(super) stub: Option<Stub>,
 }
@@ -343,13 +343,13 @@ async fn addresses_secure(stub: &Stub, host: &str) -> Result<Addresses, DnsFailu
     })
 }
 
-enum Lookup {
+pub(super) enum Lookup {
     NoSuchDomain,
     NoRecords,
     Failed(String),
 }
 
-fn classify(e: &ResolveError) -> Lookup {
+pub(super) fn classify(e: &ResolveError) -> Lookup {
     match e.kind() {
         ResolveErrorKind::NoRecordsFound {
             response_code: ResponseCode::NXDomain,

@@ -79,8 +79,46 @@ pub async fn run(ctx: Rc<ShardCtx>) {
             return;
         }
     };
+    let sts = if config.outbound.mta_sts {
+        let store = match ctx.queue.aux("mta-sts") {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the MTA-STS cache in the spool; policies are cached in memory only");
+                None
+            }
+        };
+        match crate::mta_sts::MtaSts::new(&config, store, true) {
+            Ok(s) => Some(Rc::new(s)),
+            Err(e) => {
+                tracing::error!(error = %e, "delivery is stopped on this shard");
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let tlsrpt = if config.tls_report.enabled {
+        match ctx.queue.aux(crate::tlsrpt::counters::TREE) {
+            Ok(t) => {
+                let c = Rc::new(crate::tlsrpt::Counters::new(
+                    t,
+                    config.tls_report.interval.0,
+                ));
+                tokio::task::spawn_local(crate::tlsrpt::send::run(ctx.clone(), c.clone()));
+                Some(c)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the TLS report counters in the spool; no TLS reports from this shard");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let d = Rc::new(Delivery {
         dns,
+        sts,
+        tlsrpt,
         pool: Pool::new(config.outbound.max_connections_per_host),
         unreachable: ctx.unreachable.clone(),
     });

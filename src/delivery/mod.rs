@@ -12,6 +12,8 @@ pub mod outcome;
 mod pool;
 mod scheduler;
 mod stub;
+mod tls_report;
+mod txt_lookup;
 mod unreachable;
 mod unsaved;
 

@@ -63,7 +63,10 @@ pub fn queue_dsn(
         arrival: at(rec.envelope.arrival_ms),
         recipients: &recipients,
         ret: match rec.envelope.ret {
-            Some(Ret::Full) if kind == DsnKind::Failed => ReturnContent::Full,
+            // RFC 8689 5: a REQUIRETLS message's DSN carries its headers only.
+            Some(Ret::Full) if kind == DsnKind::Failed && !rec.envelope.requiretls => {
+                ReturnContent::Full
+            }
             _ => ReturnContent::Headers,
         },
         original_message: body,
@@ -99,6 +102,8 @@ pub fn queue_dsn(
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0),
         listener: "dsn".into(),
+        requiretls: false,
+        tls_required_no: false,
     };
     let record = QueuedMessage::new(envelope, dsn.len() as u64);
     ctx.queue.write_new(id, &record, &dsn)?;

@@ -34,6 +34,9 @@ pub struct TlsPlan {
     /// `level` is then `dane` or `dane-only`; when DANE does not apply, `level` is
     /// what the DANE level fell back to (`may` or `encrypt`).
     pub dane: Option<DaneSet>,
+    /// `verify` demanded by an MTA-STS `enforce` policy: the chain is checked
+    /// against the system roots plus `ca_file` (`[outbound] mta_sts_ca_file`).
+    pub mta_sts: bool,
 }
 
 impl TlsPlan {
@@ -54,6 +57,9 @@ impl TlsPlan {
 
     fn verification(&self) -> ClientVerification {
         match self.level {
+            TlsLevel::Verify if self.mta_sts => ClientVerification::SystemAnd {
+                ca_file: self.ca_file.clone(),
+            },
             TlsLevel::Verify => ClientVerification::Chain {
                 ca_file: self.ca_file.clone(),
             },
@@ -233,6 +239,7 @@ fn session_error(f: &SessionFailure, remote: &str) -> Failure {
             problem: match limit {
                 PeerLimit::MessageTooBig => ProtocolProblem::MessageTooBig,
                 PeerLimit::NoSmtpUtf8 => ProtocolProblem::NoSmtpUtf8,
+                PeerLimit::NoRequireTls => ProtocolProblem::NoRequireTls,
             },
             text: f.reason.clone(),
         },

@@ -142,6 +142,8 @@ mod tests {
             tls: None,
             arrival_ms: 1_000_000,
             listener: "mx".into(),
+            requiretls: false,
+            tls_required_no: false,
         };
         QueuedMessage::new(env, 10)
     }

@@ -69,7 +69,8 @@ impl DeliveryLabels {
                 Failure::Protocol { problem, .. } => match problem {
                     ProtocolProblem::SessionRefused
                     | ProtocolProblem::MessageTooBig
-                    | ProtocolProblem::NoSmtpUtf8 => FailureClass::remote_reply,
+                    | ProtocolProblem::NoSmtpUtf8
+                    | ProtocolProblem::NoRequireTls => FailureClass::remote_reply,
                     ProtocolProblem::LostConnection => FailureClass::connection,
                     ProtocolProblem::Unexpected => FailureClass::other,
                 },

@@ -20,6 +20,8 @@ pub struct Capabilities {
     pub chunking: bool,
     pub starttls: bool,
     pub enhanced_status: bool,
+    /// RFC 8689: the hop relays REQUIRETLS messages under the same rule.
+    pub requiretls: bool,
 }
 
 impl Capabilities {
@@ -36,6 +38,7 @@ impl Capabilities {
                 "DSN" => c.dsn = true,
                 "CHUNKING" => c.chunking = true,
                 "STARTTLS" => c.starttls = true,
+                "REQUIRETLS" => c.requiretls = true,
                 "ENHANCEDSTATUSCODES" => c.enhanced_status = true,
                 _ => {}
             }
@@ -73,6 +76,8 @@ pub struct OutboundTx {
     pub smtputf8: bool,
     pub ret: Option<Ret>,
     pub envid: Option<String>,
+    /// RFC 8689 REQUIRETLS: sent only to a hop that offers it.
+    pub requiretls: bool,
 }
 
 /// The step at which a session failed as a whole.
@@ -93,6 +98,8 @@ pub enum PeerLimit {
     MessageTooBig,
     /// The message needs SMTPUTF8, which it does not offer.
     NoSmtpUtf8,
+    /// The message asks for REQUIRETLS, which it does not offer.
+    NoRequireTls,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -238,6 +245,13 @@ impl ClientSession {
                 reason: "the peer does not support SMTPUTF8".into(),
             });
         }
+        if tx.requiretls && !self.caps.requiretls {
+            return Err(SessionFailure {
+                stage: Stage::PeerLimit(PeerLimit::NoRequireTls),
+                reply: None,
+                reason: "REQUIRETLS was asked for this message, but the next hop does not offer REQUIRETLS".into(),
+            });
+        }
         let mut mail = format!("MAIL FROM:<{}>", tx.sender);
         if self.caps.size.is_some() {
             let _ = write!(mail, " SIZE={}", tx.size);
@@ -247,6 +261,9 @@ impl ClientSession {
         }
         if tx.smtputf8 {
             mail.push_str(" SMTPUTF8");
+        }
+        if tx.requiretls {
+            mail.push_str(" REQUIRETLS");
         }
         if self.caps.dsn {
             match tx.ret {

@@ -20,6 +20,7 @@ fn tx(rcpts: &[&str]) -> OutboundTx {
         smtputf8: false,
         ret: None,
         envid: Some("env 1".into()),
+        requiretls: false,
     }
 }
 

@@ -62,6 +62,14 @@ pub struct Envelope {
     pub arrival_ms: u64,
     /// Name of the listener that accepted the message.
     pub listener: String,
+    /// RFC 8689 REQUIRETLS was on MAIL FROM: relay only over authenticated TLS to
+    /// hops that offer REQUIRETLS, and pass it on.
+    #[serde(default)]
+    pub requiretls: bool,
+    /// The message has `TLS-Required: No` (and no REQUIRETLS): recipient-side
+    /// policies (MTA-STS, DANE from `default_tls`) are ignored for it (§4.1).
+    #[serde(default)]
+    pub tls_required_no: bool,
 }
 
 /// Decode RFC 3461 xtext (`+XX` hex escapes). None when malformed.

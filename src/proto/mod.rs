@@ -14,6 +14,7 @@ pub mod params;
 pub mod proxy;
 pub mod received;
 pub mod reply;
+pub mod requiretls;
 pub mod server;
 
 pub use envelope::{Envelope, Recipient, TlsFacts};

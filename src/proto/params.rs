@@ -10,6 +10,8 @@ pub struct MailParams {
     pub smtputf8: bool,
     pub ret: Option<Ret>,
     pub envid: Option<String>,
+    /// RFC 8689 REQUIRETLS: relay only over authenticated TLS.
+    pub requiretls: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -62,6 +64,11 @@ pub fn parse_mail_params(text: &str) -> Result<MailParams, ParamError> {
                 .and_then(xtext_decode)
                 .ok_or_else(bad)?;
             out.envid = Some(v);
+        } else if key.eq_ignore_ascii_case("REQUIRETLS") {
+            if value.is_some() {
+                return Err(bad());
+            }
+            out.requiretls = true;
         } else if key.eq_ignore_ascii_case("AUTH") {
             // RFC 4954 5: the submitter another server vouches for. Checked for form
             // and then ignored: only our own AUTH decides who a client is.
@@ -119,6 +126,13 @@ mod tests {
         assert!(parse_mail_params("AUTH=alice+40a.test").is_ok());
         assert!(parse_mail_params("AUTH=a+ZZ").is_err());
         assert!(parse_mail_params("AUTH").is_err());
+        assert!(parse_mail_params("REQUIRETLS").unwrap().requiretls);
+        assert!(parse_mail_params("requiretls SIZE=5").unwrap().requiretls);
+        assert!(!parse_mail_params("SIZE=5").unwrap().requiretls);
+        assert!(
+            parse_mail_params("REQUIRETLS=YES").is_err(),
+            "no value allowed"
+        );
     }
 
     #[test]

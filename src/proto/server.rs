@@ -145,6 +145,9 @@ struct Transaction {
     /// The BDAT content rules (the same as DATA's), over the chunks so far.
     bdat: ContentCheck,
     arrival_ms: u64,
+    /// `TLS-Required: No` seen in the header section, once the body's start was
+    /// looked at (before it is moved to a spill file, or at its end).
+    tls_required_no: Option<bool>,
 }
 
 pub struct ServerSession {
@@ -233,7 +236,12 @@ impl ServerSession {
     /// next is appended to an empty buffer, and `take_message` hands over only that.
     pub fn take_body_so_far(&mut self) -> Vec<u8> {
         match self.tx.as_mut() {
-            Some(t) if self.ready.is_none() => std::mem::take(&mut t.body),
+            Some(t) if self.ready.is_none() => {
+                if t.tls_required_no.is_none() && !t.body.is_empty() {
+                    t.tls_required_no = Some(super::requiretls::tls_required_no(&t.body));
+                }
+                std::mem::take(&mut t.body)
+            }
             _ => Vec::new(),
         }
     }
@@ -665,6 +673,10 @@ impl ServerSession {
         if self.tls.is_some() && self.cfg.auth.mode.enabled() {
             lines.push("AUTH PLAIN LOGIN");
         }
+        // RFC 8689 2: only over TLS.
+        if self.tls.is_some() {
+            lines.push("REQUIRETLS");
+        }
         reply_lines(out, 250, &lines);
     }
 
@@ -773,6 +785,14 @@ impl ServerSession {
             );
             return self.error(out, 553, "5.7.1", &text);
         }
+        if params.requiretls && self.tls.is_none() {
+            return self.error(
+                out,
+                530,
+                "5.7.10",
+                "REQUIRETLS needs a TLS session: issue STARTTLS first",
+            );
+        }
         if params.size.is_some_and(|s| s > self.cfg.max_message_size) {
             return self.error(out, 552, "5.3.4", "Message size exceeds fixed limit");
         }
@@ -797,6 +817,7 @@ impl ServerSession {
             body_started: false,
             bdat: ContentCheck::new(self.cfg.max_message_size),
             arrival_ms: 0,
+            tls_required_no: None,
         });
         reply(out, 250, "2.1.0", "Ok");
         None
@@ -1012,7 +1033,13 @@ impl ServerSession {
             }
             None => {}
         }
+        let tls_required_no = !tx.params.requiretls
+            && tx
+                .tls_required_no
+                .unwrap_or_else(|| super::requiretls::tls_required_no(&tx.body));
         let envelope = Envelope {
+            requiretls: tx.params.requiretls,
+            tls_required_no,
             sender: tx.sender,
             recipients: tx.recipients,
             ret: tx.params.ret,

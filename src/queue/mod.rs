@@ -1,6 +1,7 @@
 //! The durable queue: message records with per-recipient status, a write-ahead
 //! log per shard with sled as its index, behind a narrow interface.
 
+mod aux;
 mod commit;
 mod compact;
 mod index;
@@ -17,6 +18,7 @@ pub mod wal;
 #[cfg(test)]
 mod v1_tests;
 
+pub use aux::AuxTree;
 pub use record::{QueuedMessage, QueuedRcpt};
 pub use status::{Enhanced, Failure, Status};
 pub use store::{QueueView, ShardQueue, Spool, StoreOptions};

@@ -153,6 +153,8 @@ pub enum TlsProblem {
     VersionTooOld,
     /// Our side could not set TLS up (a bad peer name, a client certificate) (4.7.5).
     Setup,
+    /// The MX host is not one the domain's MTA-STS policy allows (4.7.5).
+    StsMxNotAllowed,
 }
 
 impl TlsProblem {
@@ -179,6 +181,8 @@ pub enum ProtocolProblem {
     MessageTooBig,
     /// The message needs SMTPUTF8 and the host lacks it (5.6.7).
     NoSmtpUtf8,
+    /// The message asks for REQUIRETLS (RFC 8689) and the host lacks it (5.7.10).
+    NoRequireTls,
 }
 
 impl ProtocolProblem {
@@ -189,6 +193,7 @@ impl ProtocolProblem {
             ProtocolProblem::Unexpected => Enhanced::new(4, 5, 0),
             ProtocolProblem::MessageTooBig => Enhanced::new(5, 3, 4),
             ProtocolProblem::NoSmtpUtf8 => Enhanced::new(5, 6, 7),
+            ProtocolProblem::NoRequireTls => Enhanced::new(5, 7, 10),
         }
     }
 
@@ -199,6 +204,7 @@ impl ProtocolProblem {
             ProtocolProblem::SessionRefused
                 | ProtocolProblem::MessageTooBig
                 | ProtocolProblem::NoSmtpUtf8
+                | ProtocolProblem::NoRequireTls
         )
     }
 }

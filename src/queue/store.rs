@@ -240,6 +240,11 @@ impl QueueView {
         self.shard
     }
 
+    /// "shard{N}": the prefix of this slice's trees, and of its aux trees (aux.rs).
+    pub(super) fn slice_name(&self) -> (String, &Arc<Shared>) {
+        (format!("shard{}", self.shard), &self.shared)
+    }
+
     pub(super) fn index_tree(&self) -> Result<sled::Tree, StoreError> {
         self.shared.run(|db| db.open_tree(&self.tree))
     }

@@ -20,6 +20,9 @@ pub enum ClientVerification {
     None,
     /// Check the chain against these roots: the system's when `ca_file` is None.
     Chain { ca_file: Option<std::path::PathBuf> },
+    /// Check the chain against the system roots and, when given, this CA file too
+    /// (MTA-STS: public roots, plus a private CA where the operator adds one).
+    SystemAnd { ca_file: Option<std::path::PathBuf> },
 }
 
 pub fn client_config(
@@ -44,6 +47,15 @@ pub fn client_config_versions(
         ClientVerification::Chain { ca_file } => builder
             .with_root_certificates(roots(ca_file.as_deref())?)
             .with_no_client_auth(),
+        ClientVerification::SystemAnd { ca_file } => {
+            let mut store = roots(None)?;
+            if let Some(path) = ca_file {
+                for cert in roots(Some(path))?.roots {
+                    store.roots.push(cert);
+                }
+            }
+            builder.with_root_certificates(store).with_no_client_auth()
+        }
     };
     Ok(Arc::new(config))
 }

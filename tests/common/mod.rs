@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod ca;
 pub mod client;
+pub mod https;
 pub mod lenient;
 pub mod seccomp;
 pub mod sink;

@@ -19,6 +19,8 @@ pub struct Arrival {
     pub tls: Option<String>,
     /// The client certificate the sender presented, DER.
     pub client_cert: Option<Vec<u8>>,
+    /// The MAIL command as received (its parameters: REQUIRETLS, ...).
+    pub mail_line: String,
 }
 
 #[derive(Default)]
@@ -36,6 +38,8 @@ pub struct Script {
     /// Hold the reply to the first end of data until the test releases it (a next
     /// hop that is slow to say 250), from `hold()`.
     pub hold: Option<HoldGate>,
+    /// Offer REQUIRETLS (RFC 8689) once TLS is up.
+    pub requiretls: bool,
 }
 
 /// The sink's side of a held reply.
@@ -165,6 +169,7 @@ fn serve(
     };
     send(&mut r, "220 sink.test ESMTP\r\n")?;
     let (mut from, mut rcpts) = (String::new(), Vec::new());
+    let mut mail_line = String::new();
     loop {
         let mut line = String::new();
         if r.read_line(&mut line)? == 0 {
@@ -178,6 +183,9 @@ fn serve(
             );
             if starttls {
                 s.push_str("250-STARTTLS\r\n");
+            }
+            if tls_version.is_some() && script.lock().unwrap().requiretls {
+                s.push_str("250-REQUIRETLS\r\n");
             }
             s.push_str("250 ENHANCEDSTATUSCODES\r\n");
             send(&mut r, &s)?;
@@ -235,6 +243,7 @@ fn serve(
             r = BufReader::new(Box::new(s));
         } else if upper.starts_with("MAIL FROM:") {
             from = extract(&line);
+            mail_line = line.trim_end().to_string();
             rcpts.clear();
             send(&mut r, "250 2.1.0 Ok\r\n")?;
         } else if upper.starts_with("RCPT TO:") {
@@ -287,6 +296,7 @@ fn serve(
                     data,
                     tls: tls_version.clone(),
                     client_cert: client_cert.clone(),
+                    mail_line: mail_line.clone(),
                 });
             }
             send(&mut r, &format!("{reply}\r\n"))?;

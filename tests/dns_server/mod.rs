@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, SOA, TLSA};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, SOA, TLSA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 /// How often the server threads look at the stop flag.
@@ -91,6 +91,12 @@ impl Zone {
 
     pub fn aaaa(self, name: &str, ip: Ipv6Addr) -> Zone {
         self.push(name, RecordType::AAAA, RData::AAAA(AAAA(ip)))
+    }
+
+    /// `name TXT "text"` (one string per record; repeat for more records).
+    pub fn txt(self, name: &str, text: &str) -> Zone {
+        let rdata = RData::TXT(TXT::new(vec![text.to_string()]));
+        self.push(name, RecordType::TXT, rdata)
     }
 
     /// `_port._tcp.host TLSA usage selector matching data`.

@@ -184,6 +184,7 @@ pub fn run(args: LoadArgs) -> Result<i32, String> {
         smtputf8: false,
         ret: None,
         envid: None,
+        requiretls: false,
     };
 
     let (warm_done, warm_rx) = mpsc::channel();
