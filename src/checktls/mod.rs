@@ -251,11 +251,7 @@ async fn note_sts(
         }
     };
     let view = sts.lookup(domain).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    for line in view.describe(now) {
+    for line in view.describe(crate::delivery::now_ms()) {
         s.note(Dir::Info, format!("MTA-STS {line}"));
     }
     s.sts = Some(view);

@@ -39,11 +39,7 @@ pub fn explain_sts(config: &Config, domain: &str, mx_host: Option<&str>) {
             }
         };
         let view = sts.lookup(domain).await;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        for line in view.describe(now) {
+        for line in view.describe(mxring::delivery::now_ms()) {
             outln!("mta-sts:   {line}");
         }
         if view.active.is_none() {

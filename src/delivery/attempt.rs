@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use super::dns::{Dns, DnsFailure};
 use super::nexthop::NextHop;
@@ -457,11 +457,7 @@ fn log_attempt(
     r: &RcptResult,
     started: Instant,
 ) {
-    let delay = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-        .saturating_sub(rec.envelope.arrival_ms);
+    let delay = super::now_ms().saturating_sub(rec.envelope.arrival_ms);
     let tls = r.status.remote().and_then(|m| m.tls.as_ref());
     let by = r.status.decided_by();
     tracing::info!(

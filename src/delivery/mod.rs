@@ -20,5 +20,5 @@ mod unsaved;
 pub use dns::{Addresses, Dns, DnsFailure, MxAnswer, MxHost};
 pub use engine::{admin_request, recover, run};
 pub use nexthop::{parse_nameserver, NextHop};
-pub use scheduler::Scheduler;
+pub use scheduler::{now_ms, Scheduler};
 pub use unreachable::Unreachable;

@@ -10,12 +10,7 @@ use crate::mta_sts::{host_plan, HostPlan, StsView};
 use crate::queue::Failure;
 use crate::tlsrpt::{classify, Counters, SessionRecord};
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::delivery::now_ms;
 
 fn sts_strings(view: &StsView) -> Vec<String> {
     let Some(a) = &view.active else {

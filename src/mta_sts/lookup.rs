@@ -85,12 +85,7 @@ pub enum SetupError {
     Tls(#[from] crate::tls::TlsSetupError),
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::delivery::now_ms;
 
 /// The HTTPS client config: system roots plus `mta_sts_ca_file`, HTTP/1.1.
 pub fn https_config(ca_file: Option<PathBuf>) -> Result<Arc<rustls::ClientConfig>, SetupError> {

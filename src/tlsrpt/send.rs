@@ -3,7 +3,7 @@
 //! and drop the period's counts. Runs beside the shard's delivery loop.
 
 use std::rc::Rc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::counters::{Counters, PeriodCounts};
 use super::report::{parse_rua, report_json, report_mail, Rua, Submitter};
@@ -12,12 +12,7 @@ use crate::proto::{Envelope, Recipient};
 use crate::queue::{QueuedMessage, StoreError};
 use crate::shard::ShardCtx;
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::delivery::now_ms;
 
 /// Queue one locally made message (a report) like a DSN is queued: written, not
 /// yet committed; the caller commits and schedules it. The one place this module
