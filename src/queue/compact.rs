@@ -17,11 +17,7 @@ pub async fn run(q: ShardQueue) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if q.maintenance_flag().replace(true) {
-            continue;
-        }
         upkeep(&q).await;
-        q.maintenance_flag().set(false);
     }
 }
 

@@ -6,7 +6,7 @@
 //! This module, `wal`, `index`, `recover` and `migrate` are the only ones that
 //! know the formats.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -442,7 +442,6 @@ pub struct ShardQueue {
     wal: Rc<Wal>,
     /// Messages appended with `write_new` whose durability `commit` waits for.
     unsynced: Rc<RefCell<Vec<Durable>>>,
-    maintenance: Rc<Cell<bool>>,
 }
 
 impl std::ops::Deref for ShardQueue {
@@ -473,7 +472,6 @@ impl ShardQueue {
             view,
             wal,
             unsynced: Rc::new(RefCell::new(Vec::new())),
-            maintenance: Rc::new(Cell::new(false)),
         };
         tokio::task::spawn_local(super::compact::run(q.clone()));
         Ok(q)
@@ -481,10 +479,6 @@ impl ShardQueue {
 
     pub(super) fn wal(&self) -> &Rc<Wal> {
         &self.wal
-    }
-
-    pub(super) fn maintenance_flag(&self) -> &Cell<bool> {
-        &self.maintenance
     }
 
     /// Append a new message to the log; it is durable (and queued) once the
@@ -565,12 +559,6 @@ impl ShardQueue {
             self.wal.slots.borrow_mut().remove(loc, id, gen);
         }
         Ok(())
-    }
-
-    /// Octets of log segments on disk, and how many files.
-    pub fn log_disk_usage(&self) -> (u64, usize) {
-        let s = self.wal.slots.borrow();
-        (s.disk_bytes(), s.count())
     }
 }
 

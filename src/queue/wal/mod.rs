@@ -391,8 +391,4 @@ impl Wal {
         let job = tokio::task::spawn_blocking(move || segment::create(&dir, n, size, true));
         *self.spare.borrow_mut() = Some((n, job));
     }
-
-    pub fn view(&self) -> &QueueView {
-        &self.view
-    }
 }

@@ -276,13 +276,4 @@ impl Slots {
         }
         removed
     }
-
-    /// Octets of segment files on disk.
-    pub fn disk_bytes(&self) -> u64 {
-        self.slots.values().map(|s| s.capacity).sum()
-    }
-
-    pub fn count(&self) -> usize {
-        self.slots.len()
-    }
 }
