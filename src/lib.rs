@@ -7,6 +7,7 @@ pub mod checktls;
 pub mod config;
 pub mod dane;
 pub mod delivery;
+pub mod dns;
 pub mod dsn;
 pub mod metrics;
 pub mod mta_sts;

@@ -622,13 +622,13 @@ fn policy_explain_shows_the_dane_decision_per_mx() {
 // ---------------------------------------------------------------------------
 // The DNSSEC-aware lookups themselves, on a current-thread runtime as in a shard.
 
-fn with_trust_ad<T>(server: &DnsServer, f: impl AsyncFnOnce(&mxring::delivery::Dns) -> T) -> T {
+fn with_trust_ad<T>(server: &DnsServer, f: impl AsyncFnOnce(&mxring::dns::Dns) -> T) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let dns = mxring::delivery::Dns::new(&mxring::config::DnsConfig {
+        let dns = mxring::dns::Dns::new(&mxring::config::DnsConfig {
             nameservers: vec![server.nameserver()],
             timeout: mxring::config::Dur(Duration::from_secs(1)),
             dnssec: mxring::config::Dnssec::TrustAd,
@@ -678,7 +678,7 @@ fn a_silent_resolver_makes_dane_fail_temporarily_not_insecure() {
     let dns = DnsServer::silent();
     let start = Instant::now();
     let (mx, state) = with_trust_ad(&dns, async |d| {
-        let addrs = mxring::delivery::Addresses {
+        let addrs = mxring::dns::Addresses {
             ips: vec![Ipv4Addr::LOCALHOST.into()],
             secure: true,
             cname_target: None,
@@ -689,7 +689,7 @@ fn a_silent_resolver_makes_dane_fail_temporarily_not_insecure() {
         )
     });
     assert!(
-        matches!(mx, Err(mxring::delivery::DnsFailure::Temporary { .. })),
+        matches!(mx, Err(mxring::dns::DnsFailure::Temporary { .. })),
         "{mx:?}"
     );
     match state {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use mxring::config::{DnsConfig, Dur};
-use mxring::delivery::{Dns, DnsFailure, MxHost};
+use mxring::dns::{Dns, DnsFailure, MxHost};
 
 use dns_server::{DnsServer, Zone};
 

@@ -8,5 +8,5 @@ mod server;
 mod views;
 
 pub use client::AdminClient;
-pub use server::{AdminAction, AdminRefusal, AdminReply, AdminRequest, AdminServer, ShardHandle};
+pub use server::{AdminServer, ShardHandle};
 pub use views::{MessageView, RecipientView};

@@ -7,60 +7,13 @@ use std::thread::JoinHandle;
 use tiny_http::{Method, Response, Server};
 
 use super::views::MessageView;
+use crate::delivery::operator::{OperatorAction, OperatorRefusal, OperatorReply, OperatorRequest};
 use crate::proto::received::parse_id;
 use crate::queue::{QueueView, QueuedMessage};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AdminAction {
-    /// Attempt delivery now.
-    Retry,
-    /// Drop the message without notice.
-    Delete,
-    /// Fail every pending recipient now, with a failure DSN.
-    Bounce,
-}
-
-pub struct AdminRequest {
-    pub id: u64,
-    pub action: AdminAction,
-    pub reply: std::sync::mpsc::Sender<Result<AdminReply, AdminRefusal>>,
-}
-
-/// A shard's answer to an operator action (the text is for the operator).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AdminReply {
-    /// Done now (HTTP 200).
-    Done(String),
-    /// Held until the delivery in progress ends, then applied to the recipients
-    /// still pending (HTTP 202).
-    AfterAttempt(String),
-}
-
-/// Why a shard did not do what the operator asked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AdminRefusal {
-    /// No such message in the queue (HTTP 404).
-    NoSuchMessage(String),
-    /// A retry of a message that is being delivered right now: nothing was done
-    /// (HTTP 409; `mxring queue retry` exits with 75, EX_TEMPFAIL).
-    InProgress(String),
-    /// The queue could not be written (HTTP 500).
-    Failed(String),
-}
-
-impl std::fmt::Display for AdminRefusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AdminRefusal::NoSuchMessage(m)
-            | AdminRefusal::InProgress(m)
-            | AdminRefusal::Failed(m) => f.write_str(m),
-        }
-    }
-}
-
 pub struct ShardHandle {
     pub queue: QueueView,
-    pub commands: tokio::sync::mpsc::UnboundedSender<AdminRequest>,
+    pub commands: tokio::sync::mpsc::UnboundedSender<OperatorRequest>,
 }
 
 pub struct AdminServer {
@@ -216,16 +169,16 @@ fn route(shards: &[ShardHandle], method: &Method, url: &str) -> (u16, String) {
                 return error(400, "bad queue id");
             };
             let action = match *action {
-                "retry" => AdminAction::Retry,
-                "delete" => AdminAction::Delete,
-                "bounce" => AdminAction::Bounce,
+                "retry" => OperatorAction::Retry,
+                "delete" => OperatorAction::Delete,
+                "bounce" => OperatorAction::Bounce,
                 _ => return error(404, "unknown action (retry, delete, bounce)"),
             };
             let (tx, rx) = std::sync::mpsc::channel();
             let shard = owner(shards, id);
             if shards[shard]
                 .commands
-                .send(AdminRequest {
+                .send(OperatorRequest {
                     id,
                     action,
                     reply: tx,
@@ -235,14 +188,16 @@ fn route(shards: &[ShardHandle], method: &Method, url: &str) -> (u16, String) {
                 return error(503, "shard is stopping");
             }
             match rx.recv_timeout(std::time::Duration::from_secs(30)) {
-                Ok(Ok(AdminReply::Done(msg))) => (200, json(&serde_json::json!({ "result": msg }))),
-                Ok(Ok(AdminReply::AfterAttempt(msg))) => (
+                Ok(Ok(OperatorReply::Done(msg))) => {
+                    (200, json(&serde_json::json!({ "result": msg })))
+                }
+                Ok(Ok(OperatorReply::AfterAttempt(msg))) => (
                     202,
                     json(&serde_json::json!({ "result": msg, "after_attempt": true })),
                 ),
-                Ok(Err(AdminRefusal::NoSuchMessage(msg))) => error(404, &msg),
-                Ok(Err(AdminRefusal::InProgress(msg))) => error(409, &msg),
-                Ok(Err(AdminRefusal::Failed(msg))) => error(500, &msg),
+                Ok(Err(OperatorRefusal::NoSuchMessage(msg))) => error(404, &msg),
+                Ok(Err(OperatorRefusal::InProgress(msg))) => error(409, &msg),
+                Ok(Err(OperatorRefusal::Failed(msg))) => error(500, &msg),
                 Err(_) => error(504, "shard did not answer"),
             }
         }

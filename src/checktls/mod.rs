@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{DnsConfig, TlsLevel};
 use crate::dane::DaneState;
-use crate::delivery::Dns;
+use crate::dns::Dns;
 use crate::net::{Stream, Transport};
 use crate::proto::client::Capabilities;
 use crate::proto::reply::{parse_reply, ParsedReply};
@@ -251,7 +251,7 @@ async fn note_sts(
         }
     };
     let view = sts.lookup(domain).await;
-    for line in view.describe(crate::delivery::now_ms()) {
+    for line in view.describe(crate::queue::clock::now_ms()) {
         s.note(Dir::Info, format!("MTA-STS {line}"));
     }
     s.sts = Some(view);
@@ -600,7 +600,7 @@ fn dane_check(s: &mut Session, dane: &DaneState, chain: &[Vec<u8>]) -> bool {
         .iter()
         .map(|c| rustls::pki_types::CertificateDer::from(c.clone()))
         .collect();
-    match crate::dane::verify(set, &ders, rustls::pki_types::UnixTime::now()) {
+    match crate::tls::verify_dane_chain(set, &ders, rustls::pki_types::UnixTime::now()) {
         Ok(m) => {
             s.note(Dir::Info, format!("DANE VERIFIED: {m}"));
             true

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 
 use mxring::config::{ListenerTls, TlsLevel};
 use mxring::dane::DaneState;
-use mxring::delivery::Dns;
+use mxring::dns::Dns;
 use mxring::policy::{dane_plan, DanePlan, OutboundFacts, Policy};
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use mxring::config::{Config, TlsLevel};
-use mxring::delivery::Dns;
+use mxring::dns::Dns;
 use mxring::mta_sts::{host_plan, HostPlan, MtaSts};
 
 /// Print the MTA-STS lines for `domain` when no explicit rule matched.
@@ -39,7 +39,7 @@ pub fn explain_sts(config: &Config, domain: &str, mx_host: Option<&str>) {
             }
         };
         let view = sts.lookup(domain).await;
-        for line in view.describe(mxring::delivery::now_ms()) {
+        for line in view.describe(mxring::queue::clock::now_ms()) {
             outln!("mta-sts:   {line}");
         }
         if view.active.is_none() {

@@ -1,18 +1,15 @@
 //! DANE for SMTP (RFC 7672, RFC 7671): TLSA records, matching a certificate chain
-//! against them, and what the DNS said about a next hop. Pure: no I/O, no runtime.
-//! The rustls verifier that applies this inside the handshake is in `tls::dane`; the
-//! lookups are in `delivery::dns`.
+//! against them, and what the DNS said about a next hop. Pure: no I/O, no runtime,
+//! no TLS stack. Matching a chain is `tls::dane_chain` and the rustls verifier that
+//! applies it inside the handshake `tls::dane`; the lookups are in `dns`.
 
 mod matcher;
+mod set;
 mod tlsa;
-mod verify;
-
-#[cfg(test)]
-mod tests;
 
 pub use matcher::{matches, selected};
+pub use set::{DaneError, DaneMatch, DaneSet};
 pub use tlsa::Tlsa;
-pub use verify::{verify, DaneError, DaneMatch, DaneSet};
 
 /// What DNS says about DANE for one MX host (RFC 7672 section 2.2).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,19 +6,20 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::dns::{Dns, DnsFailure};
 use super::nexthop::NextHop;
 use super::outbound::{open, OutboundConn, TlsPlan};
 use super::outcome::RcptResult;
 use super::pool::Pool;
 use crate::config::{Config, OnTlsFailure, TlsLevel};
 use crate::dane::DaneState;
+use crate::dns::{Dns, DnsFailure};
 use crate::mta_sts::HostPlan;
 use crate::policy::{dane_plan, DanePlan, DomainMatcher, OutboundDecision, OutboundFacts, Policy};
 use crate::proto::client::{OutboundRcpt, OutboundTx, TxOutcome};
 use crate::proto::received::format_id;
+use crate::proto::Enhanced;
 use crate::queue::status::{
-    Enhanced, Failure, ProtocolProblem, RemoteMta, Reply, Status, TlsProblem, TlsRule,
+    Failure, ProtocolProblem, RemoteMta, Reply, Status, TlsProblem, TlsRule,
 };
 use crate::queue::QueuedMessage;
 
@@ -49,7 +50,7 @@ async fn targets(
             .iter()
             .any(|m| DomainMatcher::parse(m).matches(domain) || m == "*")
     });
-    let by_mx = |answer: super::MxAnswer, port: u16| {
+    let by_mx = |answer: crate::dns::MxAnswer, port: u16| {
         let secure = answer.secure;
         let hosts = answer
             .hosts
@@ -177,7 +178,7 @@ async fn deliver_domain(
     let mut results = Vec::new();
     'hosts: for (host, port, literal) in hosts.into_iter().take(MAX_HOSTS) {
         let addresses = if literal {
-            super::Addresses {
+            crate::dns::Addresses {
                 ips: vec![host.parse().expect("literal next hop is an address")],
                 secure: false,
                 cname_target: None,
@@ -457,7 +458,7 @@ fn log_attempt(
     r: &RcptResult,
     started: Instant,
 ) {
-    let delay = super::now_ms().saturating_sub(rec.envelope.arrival_ms);
+    let delay = crate::queue::clock::now_ms().saturating_sub(rec.envelope.arrival_ms);
     let tls = r.status.remote().and_then(|m| m.tls.as_ref());
     let by = r.status.decided_by();
     tracing::info!(

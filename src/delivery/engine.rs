@@ -8,21 +8,20 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
 
 use super::attempt::{attempt, Delivery};
-use super::dns::Dns;
 use super::notify::queue_dsn;
+use super::operator::after_attempt;
 use super::outcome::{apply, RcptResult};
 use super::pool::Pool;
-use super::scheduler::{ms, AfterAttempt};
 use super::unsaved::{Pending, Unsaved};
-use crate::admin::{AdminAction, AdminRefusal, AdminReply, AdminRequest};
+use super::DeliveryCtx;
+use crate::dns::Dns;
 use crate::dsn::DsnKind;
 use crate::proto::received::format_id;
-use crate::queue::status::{Failure, Status};
+use crate::queue::clock::ms;
 use crate::queue::{QueueView, QueuedMessage};
-use crate::shard::ShardCtx;
 
 /// At start, every queued message of the shard gets its next attempt back.
-pub async fn recover(ctx: &Rc<ShardCtx>, orphan_slices: &[QueueView]) {
+pub async fn recover(ctx: &Rc<DeliveryCtx>, orphan_slices: &[QueueView]) {
     let mut n = 0;
     for (id, rec) in ctx.queue.scan() {
         ctx.scheduler.enqueued(id, &rec);
@@ -32,13 +31,13 @@ pub async fn recover(ctx: &Rc<ShardCtx>, orphan_slices: &[QueueView]) {
         n += adopt(ctx, slice).await;
     }
     if n > 0 {
-        tracing::info!(shard = ctx.index, messages = n, "recovered queue");
+        tracing::info!(shard = ctx.shard, messages = n, "recovered queue");
     }
 }
 
 /// Adopt a slice left by a run with more shards: its messages move into this
 /// shard's log, and only once they are durable here do they leave the old slice.
-async fn adopt(ctx: &Rc<ShardCtx>, slice: &QueueView) -> usize {
+async fn adopt(ctx: &Rc<DeliveryCtx>, slice: &QueueView) -> usize {
     let mut moved = Vec::new();
     for (id, rec) in slice.scan() {
         match slice.body(id) {
@@ -70,13 +69,16 @@ async fn adopt(ctx: &Rc<ShardCtx>, slice: &QueueView) -> usize {
     moved.len()
 }
 
-pub async fn run(ctx: Rc<ShardCtx>) {
-    let config = ctx.settings().config.clone();
+/// The shard's resolver, MTA-STS cache, TLS report counters and connection pool,
+/// built from the settings at start (the keys behind them need a restart). None
+/// when delivery cannot run on this shard; the reason is logged.
+fn resources(ctx: &Rc<DeliveryCtx>) -> Option<Rc<Delivery>> {
+    let config = ctx.settings().config;
     let dns = match Dns::new(&config.dns) {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "no DNS resolver; delivery is stopped on this shard");
-            return;
+            return None;
         }
     };
     let sts = if config.outbound.mta_sts {
@@ -91,7 +93,7 @@ pub async fn run(ctx: Rc<ShardCtx>) {
             Ok(s) => Some(Rc::new(s)),
             Err(e) => {
                 tracing::error!(error = %e, "delivery is stopped on this shard");
-                return;
+                return None;
             }
         }
     } else {
@@ -104,7 +106,7 @@ pub async fn run(ctx: Rc<ShardCtx>) {
                     t,
                     config.tls_report.interval.0,
                 ));
-                tokio::task::spawn_local(crate::tlsrpt::send::run(ctx.clone(), c.clone()));
+                tokio::task::spawn_local(super::tls_report_send::run(ctx.clone(), c.clone()));
                 Some(c)
             }
             Err(e) => {
@@ -115,15 +117,26 @@ pub async fn run(ctx: Rc<ShardCtx>) {
     } else {
         None
     };
-    let d = Rc::new(Delivery {
+    Some(Rc::new(Delivery {
         dns,
         sts,
         tlsrpt,
         pool: Pool::new(config.outbound.max_connections_per_host),
         unreachable: ctx.unreachable.clone(),
-    });
+    }))
+}
+
+pub async fn run(ctx: Rc<DeliveryCtx>) {
+    let Some(d) = resources(&ctx) else {
+        return;
+    };
+    // Sized at start: `max_deliveries_per_shard` needs a restart.
     let limit = Arc::new(Semaphore::new(
-        config.outbound.max_deliveries_per_shard.max(1),
+        ctx.settings()
+            .config
+            .outbound
+            .max_deliveries_per_shard
+            .max(1),
     ));
     let mut shutdown = ctx.shutdown.clone();
     let unsaved = Rc::new(Unsaved::default());
@@ -154,7 +167,8 @@ pub async fn run(ctx: Rc<ShardCtx>) {
                 drop(permit);
             });
         }
-        let idle_open = d.pool.sweep(config.outbound.idle_timeout.0);
+        // The idle limit of this moment: a reload applies from the next pass.
+        let idle_open = d.pool.sweep(ctx.settings().config.outbound.idle_timeout.0);
         let mut sleep = sleep.unwrap_or(Duration::from_secs(3600));
         if idle_open > 0 {
             sleep = sleep.min(Duration::from_secs(1));
@@ -176,7 +190,7 @@ pub async fn run(ctx: Rc<ShardCtx>) {
 /// How soon a queue write that failed is tried again.
 const UNSAVED_RETRY: Duration = Duration::from_millis(500);
 
-async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, unsaved: &Unsaved, id: u64) {
+async fn process(ctx: &Rc<DeliveryCtx>, d: &Delivery, unsaved: &Unsaved, id: u64) {
     // The record on disk is behind what was delivered: bring it up to date first.
     if unsaved.has(id) && !unsaved.retry(&ctx.queue).await {
         ctx.scheduler
@@ -211,7 +225,7 @@ async fn process(ctx: &Rc<ShardCtx>, d: &Delivery, unsaved: &Unsaved, id: u64) {
         if who.is_empty() {
             continue;
         }
-        match queue_dsn(ctx, &rec, &body, kind, who, now) {
+        match queue_dsn(ctx, &settings.config, &rec, &body, kind, who, now) {
             Ok(Some(m)) => new.push(m),
             Ok(None) => {}
             Err(e) => tracing::error!(id = %format_id(id), error = %e, "cannot queue DSN"),
@@ -261,154 +275,7 @@ fn count_results(results: &[(usize, RcptResult)], rec: &QueuedMessage) {
     for (i, _) in results {
         crate::metrics::global()
             .recipients
-            .get_or_create(&crate::metrics::DeliveryLabels::of(&rec.rcpts[*i].status))
+            .get_or_create(&rec.rcpts[*i].status.metric_labels())
             .inc();
     }
-}
-
-pub fn admin_request(ctx: &Rc<ShardCtx>, req: AdminRequest) {
-    let id = req.id;
-    let exists = matches!(ctx.queue.get(id), Ok(Some(_)));
-    if !exists {
-        let _ = req.reply.send(Err(AdminRefusal::NoSuchMessage(format!(
-            "no message {}",
-            format_id(id)
-        ))));
-        return;
-    }
-    let held = |action| {
-        ctx.scheduler.after_attempt(id, action).then(|| {
-            tracing::info!(id = %format_id(id), action = action.name(), "operator action held until the delivery in progress ends");
-            AdminReply::AfterAttempt(format!(
-                "{}: delivery in progress; the {} will take effect when the delivery in progress ends, for the recipients still pending then",
-                format_id(id),
-                action.name()
-            ))
-        })
-    };
-    match req.action {
-        AdminAction::Retry if ctx.scheduler.in_attempt(id) => {
-            // A second attempt beside the running one would deliver twice.
-            let _ = req.reply.send(Err(AdminRefusal::InProgress(format!(
-                "{}: delivery in progress; not retried (the attempt running now schedules the next one)",
-                format_id(id)
-            ))));
-        }
-        AdminAction::Retry => {
-            // "Now" means really try: no address is skipped for an earlier failure.
-            ctx.unreachable.forget_all();
-            ctx.scheduler.schedule(id, ms(SystemTime::now()));
-            let _ = req.reply.send(Ok(AdminReply::Done(format!(
-                "{}: scheduled for delivery now",
-                format_id(id)
-            ))));
-        }
-        AdminAction::Delete => {
-            if let Some(r) = held(AfterAttempt::Delete) {
-                let _ = req.reply.send(Ok(r));
-                return;
-            }
-            let ctx = ctx.clone();
-            tokio::task::spawn_local(async move {
-                let r = delete(&ctx, id).await;
-                let _ = req.reply.send(r.map(AdminReply::Done));
-            });
-        }
-        AdminAction::Bounce => {
-            if let Some(r) = held(AfterAttempt::Bounce) {
-                let _ = req.reply.send(Ok(r));
-                return;
-            }
-            let ctx = ctx.clone();
-            tokio::task::spawn_local(async move {
-                let r = bounce(&ctx, id).await;
-                let _ = req.reply.send(r.map(AdminReply::Done));
-            });
-        }
-    }
-}
-
-/// Apply what the operator asked for while the attempt of `id` ran. The record
-/// on disk must say what that attempt did first, or a recipient it delivered
-/// would be bounced.
-async fn after_attempt(ctx: &Rc<ShardCtx>, unsaved: &Unsaved, id: u64, action: AfterAttempt) {
-    if unsaved.has(id) && !unsaved.retry(&ctx.queue).await {
-        tracing::error!(id = %format_id(id), action = action.name(), "operator action not applied: the queue record of the attempt could not be written");
-        return;
-    }
-    let r = match action {
-        AfterAttempt::Delete => delete(ctx, id).await,
-        AfterAttempt::Bounce => bounce(ctx, id).await,
-    };
-    match r {
-        Ok(done) => {
-            tracing::info!(id = %format_id(id), result = %done, "operator action applied after the delivery attempt")
-        }
-        Err(AdminRefusal::NoSuchMessage(_)) => {
-            tracing::info!(id = %format_id(id), action = action.name(), "operator action had nothing left to do: every recipient was done after the attempt")
-        }
-        Err(e) => {
-            tracing::error!(id = %format_id(id), action = action.name(), error = %e, "operator action after the delivery attempt failed")
-        }
-    }
-}
-
-async fn delete(ctx: &Rc<ShardCtx>, id: u64) -> Result<String, AdminRefusal> {
-    let failed = |e: crate::queue::StoreError| AdminRefusal::Failed(e.to_string());
-    if ctx.queue.get(id).map_err(failed)?.is_none() {
-        return Err(AdminRefusal::NoSuchMessage(format!(
-            "no message {}",
-            format_id(id)
-        )));
-    }
-    ctx.scheduler.cancel(id);
-    ctx.queue.remove(id).map_err(failed)?;
-    ctx.queue.commit().await.map_err(failed)?;
-    tracing::info!(id = %format_id(id), "deleted by the operator");
-    Ok(format!("{}: deleted", format_id(id)))
-}
-
-async fn bounce(ctx: &Rc<ShardCtx>, id: u64) -> Result<String, AdminRefusal> {
-    let failed = |e: crate::queue::StoreError| AdminRefusal::Failed(e.to_string());
-    let Some(mut rec) = ctx.queue.get(id).map_err(failed)? else {
-        return Err(AdminRefusal::NoSuchMessage(format!(
-            "no message {}",
-            format_id(id)
-        )));
-    };
-    ctx.scheduler.cancel(id);
-    let body = ctx.queue.body(id).map_err(failed)?.unwrap_or_default();
-    let now = SystemTime::now();
-    let pending: Vec<usize> = (0..rec.rcpts.len())
-        .filter(|&i| !rec.rcpts[i].is_done())
-        .collect();
-    for &i in &pending {
-        let rcpt = &mut rec.rcpts[i];
-        let remote = rcpt.status.remote().cloned();
-        rcpt.status = Status::Failed {
-            failure: Failure::Operator,
-            remote,
-        };
-        rcpt.last_attempt_ms = Some(ms(now));
-    }
-    let dsn: Option<(u64, QueuedMessage)> =
-        queue_dsn(ctx, &rec, &body, DsnKind::Failed, &pending, now).map_err(failed)?;
-    crate::metrics::global()
-        .recipients
-        .get_or_create(&crate::metrics::DeliveryLabels {
-            outcome: crate::metrics::DeliveryOutcome::bounced,
-            reason: crate::metrics::FailureClass::operator,
-        })
-        .inc_by(pending.len() as u64);
-    ctx.queue.remove(id).map_err(failed)?;
-    ctx.queue.commit().await.map_err(failed)?;
-    if let Some((nid, nrec)) = dsn {
-        ctx.scheduler.enqueued(nid, &nrec);
-    }
-    tracing::info!(id = %format_id(id), "bounced by the operator");
-    Ok(format!(
-        "{}: bounced ({} recipient(s))",
-        format_id(id),
-        pending.len()
-    ))
 }

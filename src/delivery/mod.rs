@@ -2,23 +2,23 @@
 //! classification, retries and DSNs.
 
 mod attempt;
-mod dane_lookup;
-mod dns;
+mod ctx;
 mod engine;
 mod nexthop;
 mod notify;
+pub mod operator;
 pub mod outbound;
 pub mod outcome;
 mod pool;
 mod scheduler;
-mod stub;
 mod tls_report;
-mod txt_lookup;
+mod tls_report_send;
 mod unreachable;
 mod unsaved;
 
-pub use dns::{Addresses, Dns, DnsFailure, MxAnswer, MxHost};
-pub use engine::{admin_request, recover, run};
+pub use ctx::{DeliveryCtx, DeliverySettings};
+pub use engine::{recover, run};
 pub use nexthop::{parse_nameserver, NextHop};
-pub use scheduler::{now_ms, Scheduler};
+pub use operator::operator_request;
+pub use scheduler::Scheduler;
 pub use unreachable::Unreachable;

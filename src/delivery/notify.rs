@@ -2,28 +2,39 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::DeliveryCtx;
+use crate::config::Config;
 use crate::dsn::{
     build_dsn, should_notify, DsnKind, DsnRecipient, DsnReport, NotifyFlags, ReturnContent,
 };
-use crate::proto::envelope::Ret;
+use crate::proto::envelope::{BodyType, Ret};
 use crate::proto::{Envelope, Recipient};
+use crate::queue::clock::ms;
 use crate::queue::{QueuedMessage, StoreError};
-use crate::shard::ShardCtx;
 
 fn at(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-/// Queue a DSN of `kind` for `rcpts` of `rec` (written, not yet committed). Returns
-/// the new message's id and record, or None when nobody is to be told.
-pub fn queue_dsn(
-    ctx: &ShardCtx,
+/// A DSN made for some recipients of a queued message, ready to be queued.
+pub struct DsnMessage {
+    pub record: QueuedMessage,
+    pub body: Vec<u8>,
+    /// How many recipients it tells of (those whose NOTIFY asks for it).
+    pub told: usize,
+}
+
+/// The DSN of `kind` for `rcpts` of `rec`, numbered `id`; None when nobody is
+/// to be told (NOTIFY=NEVER, or not this kind, or a null sender's failure).
+pub fn dsn_message(
+    config: &Config,
     rec: &QueuedMessage,
     body: &[u8],
     kind: DsnKind,
     rcpts: &[usize],
     now: SystemTime,
-) -> Result<Option<(u64, QueuedMessage)>, StoreError> {
+    id: u64,
+) -> Option<DsnMessage> {
     let sender_is_null = rec.envelope.sender.is_empty();
     let told: Vec<usize> = rcpts
         .iter()
@@ -37,25 +48,17 @@ pub fn queue_dsn(
         })
         .collect();
     if told.is_empty() {
-        return Ok(None);
+        return None;
     }
-    let settings = ctx.settings();
-    let config = &settings.config;
     let give_up = rec.envelope.arrival_ms + config.queue.give_up_after.0.as_millis() as u64;
     let recipients: Vec<DsnRecipient> = told
         .iter()
         .map(|&i| {
             let r = &rec.rcpts[i];
-            DsnRecipient::from_status(
-                &r.rcpt,
-                &r.status,
-                kind,
-                r.last_attempt_ms.map(at),
-                Some(at(give_up)),
-            )
+            r.status
+                .dsn_recipient(&r.rcpt, kind, r.last_attempt_ms.map(at), Some(at(give_up)))
         })
         .collect();
-    let id = ctx.ids.next();
     let report = DsnReport {
         reporting_mta: &config.server.hostname,
         original_sender: &rec.envelope.sender,
@@ -89,24 +92,42 @@ pub fn queue_dsn(
         ret: None,
         envid: None,
         body_type: if dsn.is_ascii() {
-            Default::default()
+            BodyType::default()
         } else {
-            crate::proto::envelope::BodyType::EightBitMime
+            BodyType::EightBitMime
         },
         smtputf8: false,
         client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
         helo: config.server.hostname.clone(),
         tls: None,
-        arrival_ms: now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
+        arrival_ms: ms(now),
         listener: "dsn".into(),
         requiretls: false,
         tls_required_no: false,
     };
-    let record = QueuedMessage::new(envelope, dsn.len() as u64);
-    ctx.queue.write_new(id, &record, &dsn)?;
+    Some(DsnMessage {
+        record: QueuedMessage::new(envelope, dsn.len() as u64),
+        body: dsn,
+        told: told.len(),
+    })
+}
+
+/// Queue a DSN of `kind` for `rcpts` of `rec` (written, not yet committed). Returns
+/// the new message's id and record, or None when nobody is to be told.
+pub fn queue_dsn(
+    ctx: &DeliveryCtx,
+    config: &Config,
+    rec: &QueuedMessage,
+    body: &[u8],
+    kind: DsnKind,
+    rcpts: &[usize],
+    now: SystemTime,
+) -> Result<Option<(u64, QueuedMessage)>, StoreError> {
+    let id = ctx.ids.next();
+    let Some(dsn) = dsn_message(config, rec, body, kind, rcpts, now, id) else {
+        return Ok(None);
+    };
+    ctx.queue.write_new(id, &dsn.record, &dsn.body)?;
     let counted = match kind {
         DsnKind::Failed => crate::metrics::DsnKind::failure,
         DsnKind::Delayed => crate::metrics::DsnKind::delay,
@@ -120,8 +141,12 @@ pub fn queue_dsn(
         id = %crate::proto::received::format_id(id),
         kind = kind.action(),
         to = %rec.envelope.sender,
-        rcpts = told.len(),
+        rcpts = dsn.told,
         "DSN queued"
     );
-    Ok(Some((id, record)))
+    Ok(Some((id, dsn.record)))
 }
+
+#[cfg(test)]
+#[path = "notify_tests.rs"]
+mod tests;

@@ -4,22 +4,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
+use crate::queue::clock::ms;
 use crate::queue::QueuedMessage;
 use crate::timer::TimerWheel;
-
-/// Milliseconds since the Unix epoch, the queue's unit of wall-clock time.
-pub fn ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Now, in the queue's unit.
-pub fn now_ms() -> u64 {
-    ms(SystemTime::now())
-}
 
 pub struct Scheduler {
     wheel: RefCell<TimerWheel<u64>>,

@@ -10,7 +10,7 @@ use crate::mta_sts::{host_plan, HostPlan, StsView};
 use crate::queue::Failure;
 use crate::tlsrpt::{classify, Counters, SessionRecord};
 
-use crate::delivery::now_ms;
+use crate::queue::clock::now_ms;
 
 fn sts_strings(view: &StsView) -> Vec<String> {
     let Some(a) = &view.active else {

@@ -28,7 +28,7 @@ impl DsnKind {
     }
 
     /// The status used when the caller's status code is not well formed.
-    pub(super) fn fallback_status(self) -> &'static str {
+    pub fn fallback_status(self) -> &'static str {
         match self {
             DsnKind::Failed => "5.0.0",
             DsnKind::Delayed => "4.0.0",

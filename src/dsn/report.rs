@@ -2,8 +2,6 @@ use std::time::SystemTime;
 
 use super::decider::Decider;
 use super::kind::{DsnKind, ReturnContent};
-use crate::proto::Recipient;
-use crate::queue::status::Status;
 
 /// One recipient's entry in a report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,44 +28,6 @@ pub struct DsnRecipient {
     /// Set when this server gave up on the recipient (`give_up_after`, written
     /// as the config does, e.g. "24h"); the diagnostic is then the last error.
     pub expired_after: Option<String>,
-}
-
-impl DsnRecipient {
-    /// A recipient's entry read from its typed status, as the queue keeps it: the
-    /// code, the diagnostic, the remote MTA, who decided and whether this server
-    /// gave up all come from there.
-    pub fn from_status(
-        rcpt: &Recipient,
-        status: &Status,
-        action: DsnKind,
-        last_attempt: Option<SystemTime>,
-        will_retry_until: Option<SystemTime>,
-    ) -> DsnRecipient {
-        let remote_mta = status.remote().map(|m| match &m.tls {
-            Some(t) => match &t.dane {
-                Some(dane) => format!("{} (TLS {} {}, {dane})", m.name, t.version, t.cipher),
-                None => format!("{} (TLS {} {})", m.name, t.version, t.cipher),
-            },
-            None => m.name.clone(),
-        });
-        DsnRecipient {
-            final_recipient: rcpt.address.clone(),
-            original_recipient: rcpt.orcpt.clone(),
-            action,
-            status: status
-                .code()
-                .map_or_else(|| action.fallback_status().to_string(), |c| c.to_string()),
-            remote_mta,
-            diagnostic: status.last_reply(),
-            last_attempt,
-            will_retry_until: will_retry_until.filter(|_| action == DsnKind::Delayed),
-            decided_by: status.decided_by(),
-            expired_after: status
-                .failure()
-                .and_then(|f| f.expired_after())
-                .map(str::to_string),
-        }
-    }
 }
 
 /// Everything a report says. Borrowed, because the caller already holds it.

@@ -3,8 +3,6 @@
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 
-use crate::queue::status::{Failure, ProtocolProblem, Status, TlsProblem};
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
     pub listener: String,
@@ -51,47 +49,6 @@ pub enum FailureClass {
 pub struct DeliveryLabels {
     pub outcome: DeliveryOutcome,
     pub reason: FailureClass,
-}
-
-impl DeliveryLabels {
-    /// The labels of a recipient's status after an attempt (an expiry turns a
-    /// deferral into a bounce, with reason `expired`).
-    pub fn of(status: &Status) -> DeliveryLabels {
-        let outcome = match status {
-            Status::Delivered { .. } | Status::Pending => DeliveryOutcome::delivered,
-            Status::Deferred { .. } => DeliveryOutcome::deferred,
-            Status::Failed { .. } => DeliveryOutcome::bounced,
-        };
-        let reason = match status.failure() {
-            None => FailureClass::none,
-            Some(f) => match f {
-                Failure::Remote { .. } => FailureClass::remote_reply,
-                Failure::Protocol { problem, .. } => match problem {
-                    ProtocolProblem::SessionRefused
-                    | ProtocolProblem::MessageTooBig
-                    | ProtocolProblem::NoSmtpUtf8
-                    | ProtocolProblem::NoRequireTls => FailureClass::remote_reply,
-                    ProtocolProblem::LostConnection => FailureClass::connection,
-                    ProtocolProblem::Unexpected => FailureClass::other,
-                },
-                Failure::Tls {
-                    required_by: Some(_),
-                    ..
-                } => FailureClass::tls_policy,
-                // No rule required it: DANE's DNS answers were missing, or an
-                // opportunistic handshake broke.
-                Failure::Tls {
-                    problem: TlsProblem::DaneUnavailable,
-                    ..
-                } => FailureClass::dns,
-                Failure::Tls { .. } | Failure::Connect { .. } => FailureClass::connection,
-                Failure::Dns { .. } => FailureClass::dns,
-                Failure::Expired { .. } => FailureClass::expired,
-                Failure::Operator => FailureClass::operator,
-            },
-        };
-        DeliveryLabels { outcome, reason }
-    }
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]

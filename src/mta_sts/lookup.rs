@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::fetch::{fetch, policy_url};
 use super::policy::{parse_txt, StsPolicy, StsTxt};
 use crate::config::{Config, DnsConfig};
-use crate::delivery::Dns;
+use crate::dns::Dns;
 use crate::queue::AuxTree;
 use crate::tls::ClientVerification;
 
@@ -85,7 +85,7 @@ pub enum SetupError {
     Tls(#[from] crate::tls::TlsSetupError),
 }
 
-use crate::delivery::now_ms;
+use crate::queue::clock::now_ms;
 
 /// The HTTPS client config: system roots plus `mta_sts_ca_file`, HTTP/1.1.
 pub fn https_config(ca_file: Option<PathBuf>) -> Result<Arc<rustls::ClientConfig>, SetupError> {

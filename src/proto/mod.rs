@@ -8,6 +8,7 @@ pub mod command;
 pub mod content;
 pub mod data;
 pub mod encode;
+pub mod enhanced;
 pub mod envelope;
 pub mod notify;
 pub mod params;
@@ -17,6 +18,7 @@ pub mod reply;
 pub mod requiretls;
 pub mod server;
 
+pub use enhanced::Enhanced;
 pub use envelope::{Envelope, Recipient, TlsFacts};
 pub use notify::NotifyFlags;
 pub use server::{Event, Fed, IdSource, ServerSession, SessionConfig, StoreFailure, Waiting};

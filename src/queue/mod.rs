@@ -2,6 +2,7 @@
 //! log per shard with sled as its index, behind a narrow interface.
 
 mod aux;
+pub mod clock;
 mod commit;
 mod compact;
 mod index;
@@ -11,6 +12,8 @@ mod recover;
 pub mod space;
 pub mod stats;
 pub mod status;
+mod status_dsn;
+mod status_labels;
 mod store;
 pub mod v1;
 pub mod wal;
@@ -20,7 +23,7 @@ mod v1_tests;
 
 pub use aux::AuxTree;
 pub use record::{QueuedMessage, QueuedRcpt};
-pub use status::{Enhanced, Failure, Status};
+pub use status::{Failure, Status};
 pub use store::{QueueView, ShardQueue, Spool, StoreOptions};
 pub use wal::Durable;
 

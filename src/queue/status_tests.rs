@@ -1,9 +1,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
-use crate::dsn::{
-    build_dsn, parse_delivery_status, DsnKind, DsnRecipient, DsnReport, ReturnContent,
-};
+use crate::dsn::{build_dsn, parse_delivery_status, DsnKind, DsnReport, ReturnContent};
 use crate::proto::Recipient;
 
 fn rule(bounce: bool) -> Option<TlsRule> {
@@ -244,7 +242,7 @@ fn dsn_from_the_typed_status_says_who_decided() {
         tls: None,
     });
     let build = |status: &Status| {
-        let r = DsnRecipient::from_status(&rcpt, status, DsnKind::Failed, None, None);
+        let r = status.dsn_recipient(&rcpt, DsnKind::Failed, None, None);
         let rs = [r];
         let dsn = build_dsn(&DsnReport {
             reporting_mta: "mx.test",
@@ -329,9 +327,9 @@ fn dsn_from_the_typed_status_says_who_decided() {
 
 #[test]
 fn metric_labels_follow_the_typed_failure() {
-    use crate::metrics::{DeliveryLabels, DeliveryOutcome, FailureClass};
+    use crate::metrics::{DeliveryOutcome, FailureClass};
     let of = |s: Status| {
-        let l = DeliveryLabels::of(&s);
+        let l = s.metric_labels();
         (l.outcome, l.reason)
     };
     let tls = |required_by| Failure::Tls {

@@ -4,7 +4,8 @@
 
 use serde::Deserialize;
 
-use super::status::{Enhanced, Failure, RemoteMta, Reply, Status, TlsProblem, TlsRule};
+use super::status::{Failure, RemoteMta, Reply, Status, TlsProblem, TlsRule};
+use crate::proto::Enhanced;
 use crate::proto::{Envelope, TlsFacts};
 
 /// Who decided a recipient's last result, as format 1 wrote it.

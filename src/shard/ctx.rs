@@ -1,13 +1,15 @@
-//! What one shard owns: its queue slice, id source, TLS config, session configs,
-//! connection count and scheduler. Shard-local (Rc, Cell): never shared across cores.
+//! The inbound role's context and the settings SIGHUP replaces. Shard-local (Rc,
+//! Cell): never shared across cores. The delivery role's is `delivery::DeliveryCtx`;
+//! both are built in `shard::shard_main` over the same queue.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::delivery::Scheduler;
+use crate::delivery::{DeliveryCtx, DeliverySettings, Scheduler};
 use crate::policy::Policy;
 use crate::proto::{IdSource, SessionConfig};
 use crate::queue::ShardQueue;
@@ -23,6 +25,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// What delivery reads of these settings.
+    pub fn delivery(&self) -> DeliverySettings {
+        DeliverySettings {
+            config: self.config.clone(),
+            policy: self.policy.clone(),
+        }
+    }
+
     pub fn build(
         config: Arc<Config>,
         policy: Arc<Policy>,
@@ -60,51 +70,47 @@ impl Settings {
     }
 }
 
-pub struct ShardCtx {
-    pub index: usize,
-    pub config: Arc<Config>,
+/// What one shard's inbound role owns and reads: the sessions' settings, the
+/// connection counts and per-address limits, and the queue it stores into (shared
+/// with the shard's delivery role, which it tells of each new message).
+pub struct InboundCtx {
+    pub shard: usize,
+    /// Where spilled bodies go and free space is measured: the spool the server
+    /// started on (`server.spool` needs a restart).
+    pub spool_dir: PathBuf,
     settings: RefCell<Arc<Settings>>,
-    pub queue: ShardQueue,
+    pub queue: Rc<ShardQueue>,
     pub ids: IdSource,
+    pub scheduler: Rc<Scheduler>,
     pub connections: Cell<usize>,
     pub space: crate::queue::space::SpaceGauge,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
-    pub scheduler: Rc<Scheduler>,
     pub ip_limits: RefCell<super::iplimit::IpLimits>,
-    pub unreachable: Rc<crate::delivery::Unreachable>,
 }
 
-impl ShardCtx {
-    pub fn new(
-        index: usize,
-        settings: Arc<Settings>,
-        queue: ShardQueue,
-        ids: IdSource,
-        shutdown: tokio::sync::watch::Receiver<bool>,
-        scheduler: Rc<Scheduler>,
-        shards: usize,
-    ) -> Self {
+impl InboundCtx {
+    pub fn new(delivery: &DeliveryCtx, settings: Arc<Settings>, shards: usize) -> Self {
         let s = &settings.config.server;
         let ip_limits = super::iplimit::IpLimits::new(
             s.max_connections_per_ip,
             s.connection_rate_per_ip,
             shards,
         );
-        ShardCtx {
+        InboundCtx {
+            shard: delivery.shard,
+            spool_dir: s.spool.clone(),
             ip_limits: RefCell::new(ip_limits),
-            index,
-            config: settings.config.clone(),
             settings: RefCell::new(settings),
-            queue,
-            ids,
+            queue: delivery.queue.clone(),
+            ids: delivery.ids.clone(),
+            scheduler: delivery.scheduler.clone(),
             connections: Cell::new(0),
             space: Default::default(),
-            shutdown,
-            scheduler,
-            unreachable: Default::default(),
+            shutdown: delivery.shutdown.clone(),
         }
     }
 
+    /// The settings of this moment; a session takes them once, when it begins.
     pub fn settings(&self) -> Arc<Settings> {
         self.settings.borrow().clone()
     }
@@ -119,10 +125,10 @@ impl ShardCtx {
 }
 
 /// Counts a connection (per shard and per client address) for its lifetime.
-pub struct ConnectionGuard(pub Rc<ShardCtx>, std::net::IpAddr);
+pub struct ConnectionGuard(pub Rc<InboundCtx>, std::net::IpAddr);
 
 impl ConnectionGuard {
-    pub fn new(ctx: Rc<ShardCtx>, ip: std::net::IpAddr) -> Self {
+    pub fn new(ctx: Rc<InboundCtx>, ip: std::net::IpAddr) -> Self {
         ctx.connections.set(ctx.connections.get() + 1);
         ConnectionGuard(ctx, ip)
     }

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::ctx::ShardCtx;
+use super::ctx::InboundCtx;
 use super::spill::{Spill, SPILL_AT};
 use crate::config::ListenerTls;
 use crate::metrics;
@@ -19,7 +19,7 @@ use crate::queue::QueuedMessage;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn serve(
-    ctx: Rc<ShardCtx>,
+    ctx: Rc<InboundCtx>,
     session_cfg: Arc<SessionConfig>,
     listener: Arc<crate::config::ListenerConfig>,
     stream: Stream,
@@ -289,10 +289,10 @@ enum Spilled {
 }
 
 /// Move the session's body buffer to the spill file.
-async fn spill_body(ctx: &ShardCtx, session: &mut ServerSession, spill: &mut Spilled) {
+async fn spill_body(ctx: &InboundCtx, session: &mut ServerSession, spill: &mut Spilled) {
     let chunk = session.take_body_so_far();
     if let Spilled::None = spill {
-        match Spill::create(&ctx.config.server.spool, ctx.index).await {
+        match Spill::create(&ctx.spool_dir, ctx.shard).await {
             Ok(f) => *spill = Spilled::File(f),
             Err(e) => *spill = Spilled::Failed(e.into()),
         }
@@ -309,7 +309,7 @@ async fn spill_body(ctx: &ShardCtx, session: &mut ServerSession, spill: &mut Spi
 }
 
 async fn store(
-    ctx: &ShardCtx,
+    ctx: &InboundCtx,
     id: u64,
     envelope: crate::proto::Envelope,
     login: Option<String>,
@@ -322,7 +322,7 @@ async fn store(
     let reserve = ctx.settings().config.queue.min_free_space.0;
     // The whole size, spilled part included: the log holds it all before the
     // spill file goes.
-    if let Ok(false) = ctx.space.has_room(&ctx.config.server.spool, reserve, size) {
+    if let Ok(false) = ctx.space.has_room(&ctx.spool_dir, reserve, size) {
         tracing::warn!(
             reserve,
             size,
@@ -342,7 +342,7 @@ async fn store(
     durable.wait().await?;
     tracing::info!(
         id = %crate::proto::received::format_id(id),
-        shard = ctx.index,
+        shard = ctx.shard,
         from = %record.envelope.sender,
         rcpts = record.rcpts.len(),
         size,

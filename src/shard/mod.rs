@@ -9,7 +9,7 @@ mod inbound;
 mod iplimit;
 mod spill;
 
-pub use ctx::{Settings, ShardCtx};
+pub use ctx::{InboundCtx, Settings};
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 
 use crate::config::Config;
+use crate::delivery::DeliveryCtx;
 use crate::net::{self, Backend, Listener, Stream};
 use crate::policy::Policy;
 use crate::proto::IdSource;
@@ -242,7 +243,7 @@ async fn shard_main(
     orphan_slices: Vec<crate::queue::QueueView>,
     listeners: Vec<(String, std::net::TcpListener)>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
-    mut admin_rx: tokio::sync::mpsc::UnboundedReceiver<crate::admin::AdminRequest>,
+    mut admin_rx: tokio::sync::mpsc::UnboundedReceiver<crate::delivery::operator::OperatorRequest>,
     mut reload_rx: tokio::sync::mpsc::UnboundedReceiver<Arc<Settings>>,
     shard_count: usize,
     ready: std::sync::mpsc::Sender<usize>,
@@ -253,16 +254,16 @@ async fn shard_main(
     let now = SystemTime::now();
     let ids = IdSource::new(index as u8, now, queue.max_id() + 1);
     let scheduler = Rc::new(crate::delivery::Scheduler::new(now));
-    let ctx = Rc::new(ShardCtx::new(
+    let delivery_ctx = Rc::new(DeliveryCtx::new(
         index,
-        settings,
-        queue,
+        Rc::new(queue),
         ids,
-        shutdown.clone(),
         scheduler,
-        shard_count,
+        shutdown.clone(),
+        settings.delivery(),
     ));
-    crate::delivery::recover(&ctx, &orphan_slices).await;
+    let ctx = Rc::new(InboundCtx::new(&delivery_ctx, settings, shard_count));
+    crate::delivery::recover(&delivery_ctx, &orphan_slices).await;
 
     let listener_count = listeners.len();
     for (name, std_listener) in listeners {
@@ -309,7 +310,7 @@ async fn shard_main(
         });
     }
 
-    let mut delivery = tokio::task::spawn_local(crate::delivery::run(ctx.clone()));
+    let mut delivery = tokio::task::spawn_local(crate::delivery::run(delivery_ctx.clone()));
     let mut delivery_ended = false;
     tracing::info!(
         shard = index,
@@ -329,8 +330,9 @@ async fn shard_main(
                     }
                 }
             }
-            Some(req) = admin_rx.recv() => crate::delivery::admin_request(&ctx, req),
+            Some(req) = admin_rx.recv() => crate::delivery::operator_request(&delivery_ctx, req),
             Some(s) = reload_rx.recv() => {
+                delivery_ctx.replace_settings(s.delivery());
                 ctx.replace_settings(s);
                 tracing::info!(shard = index, "configuration reloaded");
             }

@@ -12,7 +12,8 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
-use crate::dane::{verify, DaneError, DaneMatch, DaneSet};
+use super::dane_chain::verify;
+use crate::dane::{DaneError, DaneMatch, DaneSet};
 
 /// What the verifier decided, once the handshake got that far.
 pub type DaneOutcome = Arc<Mutex<Option<Result<DaneMatch, DaneError>>>>;

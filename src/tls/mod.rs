@@ -4,6 +4,9 @@
 mod client;
 mod client_cert;
 mod dane;
+mod dane_chain;
+#[cfg(test)]
+mod dane_chain_tests;
 mod selfsigned;
 mod server;
 pub mod sni;
@@ -12,6 +15,7 @@ pub mod words;
 pub use client::{client_config, client_config_versions, ClientVerification};
 pub use client_cert::with_client_certificate;
 pub use dane::{dane_client_config, DaneOutcome, DaneVerifier};
+pub use dane_chain::verify as verify_dane_chain;
 pub use selfsigned::{self_signed, self_signed_in_spool, spool_paths};
 pub use server::{certificate_set, load_certified_key, named_certificates, server_config};
 

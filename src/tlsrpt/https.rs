@@ -9,7 +9,7 @@ use std::sync::Arc;
 use http_body_util::Full;
 use hyper::body::Bytes;
 
-use crate::delivery::Dns;
+use crate::dns::Dns;
 use crate::mta_sts::fetch::{request, FETCH_TIMEOUT};
 
 /// POST `gz` to `url`.

@@ -3,7 +3,7 @@
 
 use hickory_resolver::proto::rr::{RData, RecordType};
 
-use super::dns::{Addresses, Dns};
+use super::{Addresses, Dns};
 use crate::dane::{DaneSet, DaneState, Tlsa};
 
 impl Dns {

@@ -6,7 +6,8 @@ use aws_lc_rs::digest;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, UnixTime};
 
-use super::*;
+use super::dane_chain::verify;
+use crate::dane::*;
 
 struct Pki {
     root: CertificateDer<'static>,

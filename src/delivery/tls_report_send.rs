@@ -1,24 +1,25 @@
+//! TLS reporting's sending side (RFC 8460), beside the shard's delivery loop.
 //! After each report period: for every domain with counts, look up where it
 //! wants reports (`_smtp._tls` TXT), queue one report mail per `mailto:` URI,
-//! and drop the period's counts. Runs beside the shard's delivery loop.
+//! and drop the period's counts.
 
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::counters::{Counters, PeriodCounts};
-use super::report::{parse_rua, report_json, report_mail, Rua, Submitter};
-use crate::delivery::Dns;
+use super::DeliveryCtx;
+use crate::dns::Dns;
 use crate::proto::{Envelope, Recipient};
 use crate::queue::{QueuedMessage, StoreError};
-use crate::shard::ShardCtx;
+use crate::tlsrpt::report::{parse_rua, report_json, report_mail, Rua, Submitter};
+use crate::tlsrpt::{Counters, PeriodCounts};
 
-use crate::delivery::now_ms;
+use crate::queue::clock::now_ms;
 
 /// Queue one locally made message (a report) like a DSN is queued: written, not
 /// yet committed; the caller commits and schedules it. The one place this module
 /// writes to the queue.
 pub fn queue_mail(
-    ctx: &ShardCtx,
+    ctx: &DeliveryCtx,
     sender: &str,
     rcpt: &str,
     body: &[u8],
@@ -51,7 +52,7 @@ pub fn queue_mail(
 }
 
 /// Send the reports of every finished period, then sleep to the next boundary.
-pub async fn run(ctx: Rc<ShardCtx>, counters: Rc<Counters>) {
+pub async fn run(ctx: Rc<DeliveryCtx>, counters: Rc<Counters>) {
     let config = ctx.settings().config.clone();
     let dns = match Dns::new(&config.dns) {
         Ok(d) => d,
@@ -85,7 +86,7 @@ pub async fn run(ctx: Rc<ShardCtx>, counters: Rc<Counters>) {
 }
 
 async fn send_finished(
-    ctx: &ShardCtx,
+    ctx: &DeliveryCtx,
     counters: &Counters,
     dns: &Dns,
     tls: &std::sync::Arc<rustls::ClientConfig>,
@@ -132,7 +133,7 @@ async fn send_finished(
         let report_id = format!(
             "{}.{}.{}@{}",
             start / 1000,
-            ctx.index,
+            ctx.shard,
             crate::proto::received::format_id(ctx.ids.next()),
             config.server.hostname
         );
@@ -155,8 +156,10 @@ async fn send_finished(
                     tracing::info!(domain = %domain, to = %to, report_id = %report_id, "TLS report queued");
                 }
                 Rua::Https(url) => {
-                    let gz = super::report::gzip(&serde_json::to_vec(&json).expect("json value"));
-                    match super::https::post(&url, dns, tls.clone(), gz).await {
+                    let gz = crate::tlsrpt::report::gzip(
+                        &serde_json::to_vec(&json).expect("json value"),
+                    );
+                    match crate::tlsrpt::https::post(&url, dns, tls.clone(), gz).await {
                         Ok(()) => {
                             tracing::info!(domain = %domain, url = %url, report_id = %report_id, "TLS report posted")
                         }

@@ -5,7 +5,7 @@
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
-use super::dns::{classify, Dns, Lookup};
+use super::{classify, Dns, Lookup};
 
 fn joined(t: &hickory_resolver::proto::rr::rdata::TXT) -> String {
     t.txt_data()

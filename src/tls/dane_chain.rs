@@ -5,65 +5,13 @@
 //! signatures checked by webpki) and the certificate must carry one of the
 //! reference names (the MX host, the TLSA base domain).
 
-use std::fmt;
 use std::sync::Arc;
 
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use x509_parser::prelude::*;
 
-use super::{matches, Tlsa};
-
-/// The usable TLSA records of one MX host, and the names a DANE-TA chain must match.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct DaneSet {
-    /// The TLSA base domain: the records were found at `_25._tcp.<base>`.
-    pub base: String,
-    /// Reference identifiers for DANE-TA: the MX host as named, and the base domain.
-    pub names: Vec<String>,
-    /// Usable records only (usages 2 and 3).
-    pub records: Vec<Tlsa>,
-}
-
-/// Which record matched, and which certificate.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DaneMatch {
-    pub record: Tlsa,
-    /// Position in the presented chain (0 = the server's certificate); None when the
-    /// trust anchor came from the record itself (a full certificate or public key).
-    pub cert_index: Option<usize>,
-}
-
-impl fmt::Display for DaneMatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let which = match self.cert_index {
-            Some(0) => "the server certificate".to_string(),
-            Some(i) => format!("certificate {} of the chain (trust anchor)", i + 1),
-            None => "the trust anchor published in the record".to_string(),
-        };
-        write!(
-            f,
-            "{} TLSA {} matched {which}",
-            self.record.usage_name(),
-            self.record
-        )
-    }
-}
-
-/// Why no record matched: one reason per record tried, for a person.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DaneError {
-    pub reasons: Vec<String>,
-}
-
-impl fmt::Display for DaneError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.reasons.is_empty() {
-            return write!(f, "no usable TLSA record");
-        }
-        write!(f, "{}", self.reasons.join("; "))
-    }
-}
+use crate::dane::{matches, DaneError, DaneMatch, DaneSet, Tlsa};
 
 /// Check `chain` (server certificate first) against `set` at time `now`.
 pub fn verify(

@@ -5,7 +5,10 @@
 //! "trust-ad" the DNSSEC-aware stub (`stub.rs`) does them and each answer carries
 //! the AD status of the validating resolver, which DANE needs (RFC 7672 2.2).
 
-use crate::queue::status::Enhanced;
+mod dane;
+mod stub;
+mod txt;
+
 use std::net::IpAddr;
 
 use hickory_resolver::config::{NameServerConfig, Protocol, ResolverConfig, ResolverOpts};
@@ -14,9 +17,10 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::TokioAsyncResolver;
 use rand::seq::SliceRandom;
 
-use super::stub::Stub;
 use crate::config::{DnsConfig, Dnssec};
+use crate::proto::Enhanced;
 use hickory_resolver::proto::rr::{RData, RecordType};
+use stub::Stub;
 
 /// A host to try, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,7 +92,7 @@ impl Dns {
         } else {
             let mut conf = ResolverConfig::new();
             for ns in &cfg.nameservers {
-                if let Some(addr) = super::parse_nameserver(ns) {
+                if let Some(addr) = crate::delivery::parse_nameserver(ns) {
                     conf.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
                     conf.add_name_server(NameServerConfig::new(addr, Protocol::Tcp));
                 }
@@ -234,7 +238,7 @@ fn trusted_servers(cfg: &DnsConfig) -> Result<Vec<std::net::SocketAddr>, Resolve
     } else {
         cfg.nameservers
             .iter()
-            .filter_map(|n| super::parse_nameserver(n))
+            .filter_map(|n| crate::delivery::parse_nameserver(n))
             .collect()
     };
     if let Some(far) = servers.iter().find(|a| !a.ip().is_loopback()) {
