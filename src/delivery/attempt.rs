@@ -7,11 +7,10 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::dns::{Dns, DnsFailure};
-use super::nexthop::NextHop;
 use super::outbound::{open, OutboundConn, TlsPlan};
 use super::outcome::RcptResult;
 use super::pool::Pool;
-use crate::config::{Config, OnTlsFailure, TlsLevel};
+use crate::config::{Config, NextHop, OnTlsFailure, TlsLevel};
 use crate::dane::DaneState;
 use crate::mta_sts::HostPlan;
 use crate::policy::{dane_plan, DanePlan, DomainMatcher, OutboundDecision, OutboundFacts, Policy};
@@ -58,22 +57,22 @@ async fn targets(
             .collect();
         (hosts, secure)
     };
-    match route.map(|r| NextHop::parse_with_port(&r.next_hop, config.outbound.port)) {
-        Some(Ok(NextHop::Addr(a))) => Ok((vec![(a.ip().to_string(), a.port(), true)], false)),
-        Some(Ok(NextHop::Host {
+    let port = config.outbound.port;
+    match route.map(|r| &r.next_hop) {
+        Some(NextHop::Addr { ip, port: p }) => {
+            Ok((vec![(ip.to_string(), p.unwrap_or(port), true)], false))
+        }
+        Some(NextHop::Host {
             name,
-            port,
+            port: p,
             no_mx: true,
-        })) => Ok((vec![(name, port, false)], true)),
-        Some(Ok(NextHop::Host {
+        }) => Ok((vec![(name.clone(), p.unwrap_or(port), false)], true)),
+        Some(NextHop::Host {
             name,
-            port,
+            port: p,
             no_mx: false,
-        })) => Ok(by_mx(d.dns.mx(&name).await?, port)),
-        Some(Err(e)) => Err(DnsFailure::Temporary {
-            text: format!("bad route: {e}"),
-        }),
-        None => Ok(by_mx(d.dns.mx(domain).await?, config.outbound.port)),
+        }) => Ok(by_mx(d.dns.mx(name).await?, p.unwrap_or(port))),
+        None => Ok(by_mx(d.dns.mx(domain).await?, port)),
     }
 }
 

@@ -5,7 +5,6 @@ mod attempt;
 mod dane_lookup;
 mod dns;
 mod engine;
-mod nexthop;
 mod notify;
 pub mod outbound;
 pub mod outcome;
@@ -19,6 +18,5 @@ mod unsaved;
 
 pub use dns::{Addresses, Dns, DnsFailure, MxAnswer, MxHost};
 pub use engine::{admin_request, recover, run};
-pub use nexthop::{parse_nameserver, NextHop};
 pub use scheduler::{now_ms, Scheduler};
 pub use unreachable::Unreachable;
