@@ -28,7 +28,10 @@ fn with_dns<T>(server: &DnsServer, timeout: Duration, f: impl AsyncFnOnce(&Dns) 
         .expect("runtime");
     rt.block_on(async {
         let dns = Dns::new(&DnsConfig {
-            nameservers: vec![server.nameserver()],
+            nameservers: vec![server
+                .nameserver()
+                .parse()
+                .expect("the test server's address")],
             timeout: Dur(timeout),
             ..Default::default()
         })

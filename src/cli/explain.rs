@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use mxring::config::{ListenerTls, TlsLevel};
+use mxring::config::{ListenerTls, NextHop, TlsLevel};
 use mxring::dane::DaneState;
 use mxring::dns::Dns;
 use mxring::policy::{dane_plan, DanePlan, OutboundFacts, Policy};
@@ -224,39 +224,29 @@ fn explain_dane(
                 .any(|m| m == "*" || mxring::policy::DomainMatcher::parse(m).matches(domain))
         });
         let mut mx_domain = domain.to_string();
-        match route.map(|r| (r, mxring::delivery::NextHop::parse(&r.next_hop))) {
-            Some((r, Ok(mxring::delivery::NextHop::Addr(_)))) | Some((r, Err(_))) => {
+        match route.map(|r| &r.next_hop) {
+            Some(hop @ NextHop::Addr { .. }) => {
                 println!(
-                    "dane:      {domain} is routed to {}: DANE does not apply to an address",
-                    r.next_hop
+                    "dane:      {domain} is routed to {hop}: DANE does not apply to an address"
                 );
                 return;
             }
-            Some((
-                _,
-                Ok(mxring::delivery::NextHop::Host {
-                    name,
-                    no_mx: true,
-                    port: route_port,
-                }),
-            )) => {
-                let state = match dns.lookup_addresses(&name).await {
-                    Ok(addrs) => dns.dane_state(true, &name, &addrs, route_port).await,
+            Some(
+                hop @ NextHop::Host {
+                    name, no_mx: true, ..
+                },
+            ) => {
+                let route_port = hop.port_or(port);
+                let state = match dns.lookup_addresses(name).await {
+                    Ok(addrs) => dns.dane_state(true, name, &addrs, route_port).await,
                     Err(e) => DaneState::Failed(e.text().to_string()),
                 };
-                print_dane(level, &name, &state);
+                print_dane(level, name, &state);
                 return;
             }
-            Some((
-                _,
-                Ok(mxring::delivery::NextHop::Host {
-                    name,
-                    port: route_port,
-                    ..
-                }),
-            )) => {
-                mx_domain = name;
-                port = route_port;
+            Some(hop @ NextHop::Host { name, .. }) => {
+                mx_domain = name.clone();
+                port = hop.port_or(port);
             }
             None => {}
         }

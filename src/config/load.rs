@@ -1,9 +1,14 @@
-//! Reading and validating a config file. Syntax and type errors come from the TOML
-//! parser with the offending line; semantic errors are located here the same way.
+//! Reading a config file, and where in it a problem is. Syntax and type errors
+//! come from the TOML parser, semantic ones from `validate`; both name the key
+//! (`table[i].key`) and its line, found with the spans of toml's own parser.
 
+use std::ops::Range;
 use std::path::Path;
 
-use super::{Config, Dnssec, TlsLevel};
+use toml_edit::{ImDocument, Item, TableLike, Value};
+
+use super::checks::Problem;
+use super::Config;
 
 /// The configuration `mxring` runs with when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/mxring.toml");
@@ -38,10 +43,56 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
     let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
         origin: origin.into(),
-        message: e.to_string(),
+        message: parse_message(text, &e),
     })?;
-    validate(&config, text).map_err(|p| located(origin, text, p))?;
+    super::validate::validate(&config).map_err(|p| located(origin, text, p))?;
     Ok(config)
+}
+
+/// `line L, column C: `key`: what is wrong`, one line; the key where the error
+/// falls inside a key or value of the document.
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let what = e.message().trim_end();
+    let Some(span) = e.span() else {
+        return what.to_string();
+    };
+    let (line, column) = line_and_column(text, span.start);
+    let key = ImDocument::parse(text)
+        .ok()
+        .and_then(|doc| key_at(doc.as_table(), span.start, ""));
+    match key {
+        Some(key) => format!("line {line}, column {column}: `{key}`: {what}"),
+        None => format!("line {line}, column {column}: {what}"),
+    }
+}
+
+/// The dotted path (`route[1].next_hop`) of the innermost key whose name or
+/// value covers byte `pos`.
+fn key_at(table: &dyn TableLike, pos: usize, prefix: &str) -> Option<String> {
+    let covers = |span: Option<Range<usize>>| span.is_some_and(|s| s.contains(&pos));
+    for (name, _) in table.iter() {
+        let (key, item) = table.get_key_value(name)?;
+        let path = match prefix {
+            "" => name.to_string(),
+            p => format!("{p}.{name}"),
+        };
+        let inner = match item {
+            Item::Table(t) => key_at(t, pos, &path),
+            Item::Value(Value::InlineTable(t)) => key_at(t, pos, &path),
+            Item::ArrayOfTables(a) => a
+                .iter()
+                .enumerate()
+                .find_map(|(i, t)| key_at(t, pos, &format!("{path}[{i}]"))),
+            Item::Value(_) | Item::None => None,
+        };
+        if inner.is_some() {
+            return inner;
+        }
+        if covers(key.span()) || covers(item.span()) {
+            return Some(path);
+        }
+    }
+    None
 }
 
 /// A semantic problem as an error naming its key (`table[i].key`) and its line.
@@ -58,249 +109,48 @@ pub(super) fn located(origin: &str, text: &str, problem: Problem) -> ConfigError
     }
 }
 
-use super::checks::{self, Problem};
-
-fn validate(c: &Config, _text: &str) -> Result<(), Problem> {
-    checks::listeners(c)?;
-    checks::outbound_rules(c)?;
-    if c.server.hostname.trim().is_empty() || c.server.hostname.contains(char::is_whitespace) {
-        return Err((
-            "server",
-            None,
-            "hostname",
-            "must be a host name without spaces".into(),
-        ));
-    }
-    if c.queue.segment_size.0 < 1 << 20 {
-        return Err((
-            "queue",
-            None,
-            "segment_size",
-            "must be at least 1MiB".into(),
-        ));
-    }
-    if c.tls_report.interval.0 < std::time::Duration::from_secs(1) {
-        return Err(("tls_report", None, "interval", "must be at least 1s".into()));
-    }
-    if c.outbound.mta_sts_port == 0 {
-        return Err((
-            "outbound",
-            None,
-            "mta_sts_port",
-            "must be a port number (443 unless testing)".into(),
-        ));
-    }
-    if c.server.max_recipients == 0 {
-        return Err((
-            "server",
-            None,
-            "max_recipients",
-            "must be at least 1".into(),
-        ));
-    }
-    if let Some(pm) = &c.server.postmaster {
-        if crate::proto::address::parse_mailbox(pm, true).is_err() {
-            return Err((
-                "server",
-                None,
-                "postmaster",
-                "must be a mail address (local@domain)".into(),
-            ));
-        }
-    }
-    if c.server.data_total_timeout.is_some_and(|d| d.0.is_zero()) {
-        return Err((
-            "server",
-            None,
-            "data_total_timeout",
-            "must be above zero".into(),
-        ));
-    }
-    if c.listeners.is_empty() {
-        return Err((
-            "listener",
-            None,
-            "address",
-            "at least one [[listener]] is needed".into(),
-        ));
-    }
-    for (i, l) in c.listeners.iter().enumerate() {
-        if l.proxy_protocol && l.proxy_networks.is_empty() {
-            return Err((
-                "listener",
-                Some(i),
-                "proxy_networks",
-                "proxy_protocol needs the load balancers' addresses in proxy_networks".into(),
-            ));
-        }
-    }
-    if c.tls.certificate.is_some() != c.tls.private_key.is_some() {
-        return Err((
-            "tls",
-            None,
-            "private_key",
-            "certificate and private_key go together".into(),
-        ));
-    }
-    if c.queue.retry.is_empty() {
-        return Err(("queue", None, "retry", "needs at least one delay".into()));
-    }
-    if c.queue.retry.iter().any(|d| d.0.is_zero()) {
-        return Err(("queue", None, "retry", "delays must be above zero".into()));
-    }
-    if c.queue.give_up_after < c.queue.delay_warning_after {
-        return Err((
-            "queue",
-            None,
-            "give_up_after",
-            "must not be shorter than delay_warning_after".into(),
-        ));
-    }
-    for ns in &c.dns.nameservers {
-        if crate::delivery::parse_nameserver(ns).is_none() {
-            return Err((
-                "dns",
-                None,
-                "nameservers",
-                format!("`{ns}` is not an ip or ip:port"),
-            ));
-        }
-    }
-    if !c.admin.address.is_empty() && c.admin.address.parse::<std::net::SocketAddr>().is_err() {
-        return Err((
-            "admin",
-            None,
-            "address",
-            format!("`{}` is not ip:port", c.admin.address),
-        ));
-    }
-    for (i, r) in c.routes.iter().enumerate() {
-        if let Err(e) = crate::delivery::NextHop::parse(&r.next_hop) {
-            return Err(("route", Some(i), "next_hop", e));
-        }
-        if r.domains.is_empty() {
-            return Err((
-                "route",
-                Some(i),
-                "domains",
-                "needs at least one domain".into(),
-            ));
-        }
-    }
-    for (i, r) in c.inbound_tls.iter().enumerate() {
-        for m in r.recipients.iter().chain(&r.senders) {
-            if m.trim().is_empty() || m.contains(char::is_whitespace) {
-                return Err((
-                    "inbound_tls",
-                    Some(i),
-                    "recipients",
-                    format!("bad matcher `{m}`"),
-                ));
-            }
-        }
-        for s in &r.senders {
-            if s.trim() != "<>" && !s.contains('@') {
-                return Err((
-                    "inbound_tls",
-                    Some(i),
-                    "senders",
-                    format!("`{s}`: a sender matcher is user@domain, *@domain or <>"),
-                ));
-            }
-        }
-    }
-    if c.dns.dnssec == Dnssec::Validate {
-        return Err((
-            "dns",
-            None,
-            "dnssec",
-            "in-process DNSSEC validation is not built (hickory's validator has open \
-             false-bogus bugs, and a bogus answer defers mail); run a validating resolver \
-             such as unbound on loopback and set dnssec = \"trust-ad\""
-                .into(),
-        ));
-    }
-    if c.dns.dnssec == Dnssec::TrustAd {
-        for ns in &c.dns.nameservers {
-            if crate::delivery::parse_nameserver(ns).is_some_and(|a| !a.ip().is_loopback()) {
-                return Err((
-                    "dns",
-                    None,
-                    "nameservers",
-                    format!(
-                        "`{ns}` is not on loopback: with dnssec = \"trust-ad\" the AD bit is \
-                         trusted, so the validating resolver must run on this host"
-                    ),
-                ));
-            }
-        }
-    }
-    let dane_without_dnssec = |level: TlsLevel| {
-        matches!(level, TlsLevel::Dane | TlsLevel::DaneOnly) && c.dns.dnssec == Dnssec::Off
+/// Line (1-based) of `key` inside table `table` (dotted, as `tls.certificates`;
+/// the `index`th one for arrays of tables); falls back to the table's header,
+/// then to line 1 (a key left out, or a table that is not written).
+fn locate(text: &str, table: &str, index: Option<usize>, key: &str) -> usize {
+    let Ok(doc) = ImDocument::parse(text) else {
+        return 1;
     };
-    for (i, r) in c.outbound_tls.iter().enumerate() {
-        if dane_without_dnssec(r.level) {
-            return Err((
-                "outbound_tls",
-                Some(i),
-                "level",
-                format!(
-                    "`{}` needs DNSSEC: set [dns] dnssec = \"trust-ad\" with a validating \
-                     resolver on loopback",
-                    r.level.name()
-                ),
-            ));
+    let mut item = doc.as_item();
+    for part in table.split('.') {
+        match item.get(part) {
+            Some(inner) => item = inner,
+            None => return 1,
         }
     }
-    if dane_without_dnssec(c.outbound.default_tls) {
-        return Err((
-            "outbound",
-            None,
-            "default_tls",
-            format!(
-                "`{}` needs DNSSEC: set [dns] dnssec = \"trust-ad\" with a validating \
-                 resolver on loopback",
-                c.outbound.default_tls.name()
-            ),
-        ));
+    if let Item::ArrayOfTables(tables) = item {
+        match tables.get(index.unwrap_or(0)) {
+            Some(t) => return span_line(text, t.get_key_value(key), t.span()),
+            None => return 1,
+        }
     }
-    super::identity::validate(c)?;
-    Ok(())
+    match item.as_table_like() {
+        Some(t) => span_line(text, t.get_key_value(key), item.span()),
+        None => 1,
+    }
 }
 
-/// Line (1-based) of `key` inside table `table` (the `index`th one for arrays of
-/// tables); falls back to the table header, then to line 1.
-fn locate(text: &str, table: &str, index: Option<usize>, key: &str) -> usize {
-    let header_single = format!("[{table}]");
-    let header_array = format!("[[{table}]]");
-    let mut seen = 0usize;
-    let mut in_table = false;
-    let mut header_line = None;
-    for (n, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.starts_with('[') {
-            in_table = false;
-            if line.starts_with(&header_array) {
-                if index.is_none_or(|i| i == seen) {
-                    in_table = true;
-                    header_line = Some(n + 1);
-                }
-                seen += 1;
-            } else if line.starts_with(&header_single) {
-                in_table = true;
-                header_line = Some(n + 1);
-            }
-            continue;
-        }
-        if in_table {
-            if let Some(rest) = line.strip_prefix(key) {
-                if rest.trim_start().starts_with('=') {
-                    return n + 1;
-                }
-            }
-        }
-    }
-    header_line.unwrap_or(1)
+fn span_line(
+    text: &str,
+    key: Option<(&toml_edit::Key, &Item)>,
+    header: Option<Range<usize>>,
+) -> usize {
+    key.and_then(|(k, _)| k.span())
+        .or(header)
+        .map_or(1, |s| line_and_column(text, s.start).0)
+}
+
+/// 1-based line and column (in characters) of byte `pos`.
+fn line_and_column(text: &str, pos: usize) -> (usize, usize) {
+    let before = text.get(..pos).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+    let column = before.get(line_start..).map_or(0, |l| l.chars().count());
+    (before.matches('\n').count() + 1, column + 1)
 }
 
 #[cfg(test)]
@@ -364,5 +214,41 @@ mod tests {
         let err = load_str(text, "t.toml").unwrap_err().to_string();
         assert!(err.contains("line 8"), "{err}");
         assert!(err.contains("route[1].next_hop"), "{err}");
+    }
+
+    #[test]
+    fn parse_errors_name_the_key_line_and_column_on_one_line() {
+        let text = "[[listener]]\naddress = \"127.0.0.1:25\"\n[server]\nhostname = \"a.example\"\n  shardz = 2\n";
+        let err = load_str(text, "t.toml").unwrap_err().to_string();
+        assert!(
+            err.starts_with("t.toml: line 5, column 3: `server.shardz`: unknown field `shardz`"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        let text = "[[listener]]\naddress = \"127.0.0.1:25\"\n[dns]\nnameservers = [\"127.0.0.1\", \"ns.example\"]\n";
+        let err = load_str(text, "t.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("line 4")
+                && err.contains("`dns.nameservers`")
+                && err.contains("`ns.example` is not an ip"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn semantic_errors_point_at_the_key_in_dotted_and_array_tables() {
+        let text = "[[listener]]\naddress = \"127.0.0.1:25\"\n\n[[listener]]\nname = \"lb\"\naddress = \"127.0.0.1:26\"\nproxy_protocol = true\n";
+        let err = load_str(text, "t.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("line 4: `listener[1].proxy_networks`"),
+            "{err}"
+        );
+        let text = "[[listener]]\naddress = \"127.0.0.1:25\"\n[[tls.certificates]]\ncertificate = \"a\"\nprivate_key = \"b\"\nnames = [\"a b\"]\n";
+        let err = load_str(text, "t.toml").unwrap_err().to_string();
+        assert!(err.contains("line 6: `tls.certificates[0].names`"), "{err}");
+        let err = load_str("[server]\nhostname = \"x\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 1: `listener.address`"), "{err}");
     }
 }

@@ -6,13 +6,17 @@ mod files;
 mod identity;
 mod load;
 mod restart;
+mod route;
+pub mod syntax;
 mod units;
+mod validate;
 
 pub use checks::warnings;
 pub use files::check_files;
 pub use identity::{AuthConfig, CertificateEntry, ListenerAuth};
 pub use load::{load_file, load_str, ConfigError, EMBEDDED_DEFAULT};
 pub use restart::restart_only_changes;
+pub use route::{Nameserver, NextHop};
 pub use units::{canonical_ip, ByteSize, Cidr, Dur};
 
 use std::net::SocketAddr;
@@ -329,8 +333,8 @@ impl Default for RelayConfig {
 pub struct RouteConfig {
     pub domains: Vec<String>,
     /// `host`, `host:port`, `[ip]` or `[ip]:port`. A bracketed host is used as is
-    /// (no MX lookup), as in Postfix's relayhost.
-    pub next_hop: String,
+    /// (no MX lookup), as in Postfix's relayhost. Without a port: `[outbound] port`.
+    pub next_hop: NextHop,
 }
 
 /// `[[inbound_tls]]`: when TLS is mandatory for mail we receive. First match wins.
@@ -531,16 +535,6 @@ pub struct QueueConfig {
     pub compact_after: Dur,
 }
 
-impl QueueConfig {
-    /// The store's layout from these settings.
-    pub fn store_options(&self) -> crate::queue::StoreOptions {
-        crate::queue::StoreOptions {
-            segment_size: self.segment_size.0,
-            compact_after: self.compact_after.0,
-        }
-    }
-}
-
 impl Default for QueueConfig {
     fn default() -> Self {
         let m = |n: u64| Dur(std::time::Duration::from_secs(n * 60));
@@ -560,7 +554,7 @@ impl Default for QueueConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DnsConfig {
     /// Nameservers (`ip` or `ip:port`). Empty: the system's /etc/resolv.conf.
-    pub nameservers: Vec<String>,
+    pub nameservers: Vec<Nameserver>,
     /// Per-query timeout. Default 5s.
     pub timeout: Dur,
     /// Where DNSSEC status comes from (DANE needs it). Default "off".

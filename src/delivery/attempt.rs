@@ -1,26 +1,23 @@
 //! One delivery attempt of one message: recipients grouped by domain (policy is
 //! decided per recipient domain, never per MX), each domain routed or MX-resolved,
-//! recipients split by their TLS decision per MX tried, results recorded.
+//! recipients split by their TLS decision per MX tried, results recorded. The TLS
+//! of each group is planned in `tls_plan`, its transaction sent in `transaction`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use super::nexthop::NextHop;
-use super::outbound::{open, OutboundConn, TlsPlan};
 use super::outcome::RcptResult;
 use super::pool::Pool;
-use crate::config::{Config, OnTlsFailure, TlsLevel};
+use super::tls_plan::GroupPlan;
+use crate::config::{Config, NextHop, RouteConfig};
 use crate::dane::DaneState;
-use crate::dns::{Dns, DnsFailure};
-use crate::mta_sts::HostPlan;
-use crate::policy::{dane_plan, DanePlan, DomainMatcher, OutboundDecision, OutboundFacts, Policy};
-use crate::proto::client::{OutboundRcpt, OutboundTx, TxOutcome};
+use crate::dns::{Addresses, Dns, DnsFailure, MxAnswer};
+use crate::mta_sts::StsView;
+use crate::policy::{DomainMatcher, OutboundDecision, OutboundFacts, Policy};
 use crate::proto::received::format_id;
 use crate::proto::Enhanced;
-use crate::queue::status::{
-    Failure, ProtocolProblem, RemoteMta, Reply, Status, TlsProblem, TlsRule,
-};
+use crate::queue::status::{Failure, RemoteMta};
 use crate::queue::QueuedMessage;
 
 /// MX hosts tried per attempt, and addresses per host (Postfix's limits are similar).
@@ -37,6 +34,23 @@ pub struct Delivery {
     pub tlsrpt: Option<std::rc::Rc<crate::tlsrpt::Counters>>,
 }
 
+/// A host to try: as named (or the address a route gives), and its port.
+pub(super) struct Hop {
+    pub name: String,
+    pub port: u16,
+    /// Set when the route names an address: no lookup, and never DNSSEC-secure.
+    pub literal: Option<IpAddr>,
+}
+
+/// The `[[route]]` for `domain`, if one names its next hop.
+fn route_for<'c>(config: &'c Config, domain: &str) -> Option<&'c RouteConfig> {
+    config.routes.iter().find(|r| {
+        r.domains
+            .iter()
+            .any(|m| DomainMatcher::parse(m).matches(domain) || m == "*")
+    })
+}
+
 /// The hosts for a domain (from `[[route]]`, else by MX lookup) and whether the
 /// list is DNSSEC-validated: a literal address never is, a bracketed host named by
 /// the operator counts as secure (no MX is involved), an MX RRset as DNS says.
@@ -44,47 +58,49 @@ async fn targets(
     d: &Delivery,
     config: &Config,
     domain: &str,
-) -> Result<(Vec<(String, u16, bool)>, bool), DnsFailure> {
-    let route = config.routes.iter().find(|r| {
-        r.domains
-            .iter()
-            .any(|m| DomainMatcher::parse(m).matches(domain) || m == "*")
-    });
-    let by_mx = |answer: crate::dns::MxAnswer, port: u16| {
+) -> Result<(Vec<Hop>, bool), DnsFailure> {
+    let by_mx = |answer: MxAnswer, port: u16| {
         let secure = answer.secure;
         let hosts = answer
             .hosts
             .into_iter()
-            .map(|h| (h.name, port, false))
+            .map(|h| Hop {
+                name: h.name,
+                port,
+                literal: None,
+            })
             .collect();
         (hosts, secure)
     };
-    match route.map(|r| NextHop::parse_with_port(&r.next_hop, config.outbound.port)) {
-        Some(Ok(NextHop::Addr(a))) => Ok((vec![(a.ip().to_string(), a.port(), true)], false)),
-        Some(Ok(NextHop::Host {
+    let port = config.outbound.port;
+    match route_for(config, domain).map(|r| &r.next_hop) {
+        Some(NextHop::Addr { ip, port: p }) => {
+            let hop = Hop {
+                name: ip.to_string(),
+                port: p.unwrap_or(port),
+                literal: Some(*ip),
+            };
+            Ok((vec![hop], false))
+        }
+        Some(NextHop::Host {
             name,
-            port,
+            port: p,
             no_mx: true,
-        })) => Ok((vec![(name, port, false)], true)),
-        Some(Ok(NextHop::Host {
+        }) => {
+            let hop = Hop {
+                name: name.clone(),
+                port: p.unwrap_or(port),
+                literal: None,
+            };
+            Ok((vec![hop], true))
+        }
+        Some(NextHop::Host {
             name,
-            port,
+            port: p,
             no_mx: false,
-        })) => Ok(by_mx(d.dns.mx(&name).await?, port)),
-        Some(Err(e)) => Err(DnsFailure::Temporary {
-            text: format!("bad route: {e}"),
-        }),
-        None => Ok(by_mx(d.dns.mx(domain).await?, config.outbound.port)),
+        }) => Ok(by_mx(d.dns.mx(name).await?, p.unwrap_or(port))),
+        None => Ok(by_mx(d.dns.mx(domain).await?, port)),
     }
-}
-
-/// Whether a `[[route]]` names the next hop of `domain`.
-fn has_route(config: &Config, domain: &str) -> bool {
-    config.routes.iter().any(|r| {
-        r.domains
-            .iter()
-            .any(|m| DomainMatcher::parse(m).matches(domain) || m == "*")
-    })
 }
 
 fn domain_of(address: &str) -> String {
@@ -101,14 +117,6 @@ fn dns_unanswered(text: String) -> Failure {
     Failure::Dns {
         status: Enhanced::new(4, 4, 3),
         text,
-    }
-}
-
-/// The rule behind a decision, as the config file names it.
-pub fn rule_name(decision: &OutboundDecision) -> String {
-    match decision.rule {
-        Some(i) => format!("[[outbound_tls]] #{}", i + 1),
-        None => "[outbound] default_tls".into(),
     }
 }
 
@@ -132,460 +140,349 @@ pub async fn attempt(
     }
     let mut results = Vec::new();
     for (domain, idxs) in by_domain {
-        results.extend(deliver_domain(d, config, policy, id, rec, body, &domain, idxs).await);
+        let message = Message {
+            d,
+            config,
+            policy,
+            id,
+            rec,
+            body,
+        };
+        results.extend(message.deliver_domain(&domain, idxs).await);
     }
     results
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn deliver_domain(
-    d: &Delivery,
-    config: &Config,
-    policy: &Policy,
-    id: u64,
-    rec: &QueuedMessage,
-    body: &[u8],
-    domain: &str,
-    idxs: Vec<usize>,
-) -> Vec<(usize, RcptResult)> {
-    let started = Instant::now();
-    let (hosts, mx_secure) = match targets(d, config, domain).await {
-        Ok(h) => h,
-        Err(e) => {
-            let failure = match e {
-                DnsFailure::Permanent { status, text } => Failure::Dns { status, text },
-                DnsFailure::Temporary { text } => dns_unanswered(text),
-            };
-            let r = RcptResult::failed(failure, None);
-            // Every attempt gets its log line, a failed lookup too.
-            for &i in &idxs {
-                log_attempt(id, rec, i, None, domain, &r, started);
+/// The message of an attempt and what it is delivered with.
+#[derive(Clone, Copy)]
+pub(super) struct Message<'a> {
+    pub d: &'a Delivery,
+    pub config: &'a Config,
+    pub policy: &'a Policy,
+    pub id: u64,
+    pub rec: &'a QueuedMessage,
+    pub body: &'a [u8],
+}
+
+/// One domain's share of an attempt: what DNS and MTA-STS said of the domain.
+pub(super) struct DomainAttempt<'a> {
+    pub m: Message<'a>,
+    pub domain: &'a str,
+    /// Whether the MX list is DNSSEC-validated (DANE needs it).
+    pub mx_secure: bool,
+    pub sts: Option<StsView>,
+}
+
+/// The results so far of one domain's recipients, and the last deferral of each
+/// recipient still to be tried at another address.
+#[derive(Default)]
+pub(super) struct Outcomes {
+    pub results: Vec<(usize, RcptResult)>,
+    pub last: BTreeMap<usize, RcptResult>,
+}
+
+impl<'a> Message<'a> {
+    async fn deliver_domain(self, domain: &'a str, idxs: Vec<usize>) -> Vec<(usize, RcptResult)> {
+        let started = Instant::now();
+        let (hosts, mx_secure) = match targets(self.d, self.config, domain).await {
+            Ok(h) => h,
+            Err(e) => {
+                let failure = match e {
+                    DnsFailure::Permanent { status, text } => Failure::Dns { status, text },
+                    DnsFailure::Temporary { text } => dns_unanswered(text),
+                };
+                let r = RcptResult::failed(failure, None);
+                // Every attempt gets its log line, a failed lookup too.
+                for &i in &idxs {
+                    self.log_attempt(i, None, domain, &r, started);
+                }
+                return idxs.into_iter().map(|i| (i, r.clone())).collect();
             }
-            return idxs.into_iter().map(|i| (i, r.clone())).collect();
+        };
+        // MTA-STS speaks of the domain's MX hosts; a `[[route]]` next hop is the
+        // operator's choice and not subject to it.
+        let sts = match &self.d.sts {
+            Some(sts) if route_for(self.config, domain).is_none() => Some(sts.lookup(domain).await),
+            _ => None,
+        };
+        if let (Some(counters), Some(view)) = (&self.d.tlsrpt, &sts) {
+            super::tls_report::count_sts_problem(counters, view);
         }
-    };
-    // MTA-STS speaks of the domain's MX hosts; a `[[route]]` next hop is the
-    // operator's choice and not subject to it.
-    let sts = match &d.sts {
-        Some(sts) if !has_route(config, domain) => Some(sts.lookup(domain).await),
-        _ => None,
-    };
-    if let (Some(counters), Some(view)) = (&d.tlsrpt, &sts) {
-        super::tls_report::count_sts_problem(counters, view);
+        let attempt = DomainAttempt {
+            m: self,
+            domain,
+            mx_secure,
+            sts,
+        };
+        let mut out = Outcomes::default();
+        let mut remaining = idxs;
+        for hop in hosts.iter().take(MAX_HOSTS) {
+            remaining = attempt.try_host(hop, remaining, &mut out).await;
+            if remaining.is_empty() {
+                break;
+            }
+        }
+        for i in remaining {
+            let r = out.last.remove(&i).unwrap_or_else(|| {
+                RcptResult::failed(
+                    Failure::Connect {
+                        text: format!("no reachable host for {domain}"),
+                    },
+                    None,
+                )
+            });
+            out.results.push((i, r));
+        }
+        out.results
     }
-    let mut remaining = idxs;
-    let mut last: BTreeMap<usize, RcptResult> = BTreeMap::new();
-    let mut results = Vec::new();
-    'hosts: for (host, port, literal) in hosts.into_iter().take(MAX_HOSTS) {
-        let addresses = if literal {
-            crate::dns::Addresses {
-                ips: vec![host.parse().expect("literal next hop is an address")],
+
+    /// The one log line of each recipient's attempt; `addr` is None when no address
+    /// was reached (a failed DNS lookup of `host`, the domain or its route).
+    pub(super) fn log_attempt(
+        &self,
+        i: usize,
+        addr: Option<&SocketAddr>,
+        host: &str,
+        r: &RcptResult,
+        started: Instant,
+    ) {
+        let rec = self.rec;
+        let delay = crate::queue::clock::now_ms().saturating_sub(rec.envelope.arrival_ms);
+        let tls = r.status.remote().and_then(|m| m.tls.as_ref());
+        let by = r.status.decided_by();
+        tracing::info!(
+            id = %format_id(self.id),
+            to = %rec.rcpts[i].rcpt.address,
+            relay = %host,
+            mx_ip = %addr.map(|a| a.to_string()).unwrap_or_else(|| "none".into()),
+            tls = tls.map(|t| t.version.as_str()).unwrap_or("none"),
+            cipher = tls.map(|t| t.cipher.as_str()).unwrap_or("none"),
+            dane = tls.and_then(|t| t.dane.as_deref()).unwrap_or("none"),
+            status = %r.status.code().map(|c| c.to_string()).unwrap_or_default(),
+            result = r.status.name(),
+            decided_by = %by.describe(),
+            reply = %r.status.last_reply().unwrap_or_default(),
+            delay_ms = delay,
+            attempt_ms = started.elapsed().as_millis() as u64,
+            "delivery attempt"
+        );
+    }
+}
+
+impl DomainAttempt<'_> {
+    /// Try the recipients still pending at one host, address by address, each
+    /// group of them with its own TLS. Returns those to try at the next host.
+    async fn try_host(
+        &self,
+        hop: &Hop,
+        mut remaining: Vec<usize>,
+        out: &mut Outcomes,
+    ) -> Vec<usize> {
+        let addresses = match hop.literal {
+            Some(ip) => Addresses {
+                ips: vec![ip],
                 secure: false,
                 cname_target: None,
-            }
-        } else {
-            match d.dns.lookup_addresses(&host).await {
+            },
+            None => match self.m.d.dns.lookup_addresses(&hop.name).await {
                 Ok(a) => a,
                 Err(e) => {
                     let text = match e {
                         DnsFailure::Permanent { text, .. } | DnsFailure::Temporary { text } => text,
                     };
                     for &i in &remaining {
-                        last.insert(i, RcptResult::failed(dns_unanswered(text.clone()), None));
+                        out.last
+                            .insert(i, RcptResult::failed(dns_unanswered(text.clone()), None));
                     }
-                    continue;
+                    return remaining;
                 }
-            }
+            },
         };
         // Looked up once per host, and only when a recipient's level asks for DANE.
         let mut dane_state: Option<DaneState> = None;
-        for ip in addresses.ips.clone().into_iter().take(MAX_ADDRS_PER_HOST) {
-            let addr = SocketAddr::new(ip, port);
-            // Split by TLS decision for this MX: one recipient's rule never changes
-            // another's delivery.
-            let mut groups: Vec<(OutboundDecision, Vec<usize>)> = Vec::new();
-            for &i in &remaining {
-                let rcpt = &rec.rcpts[i].rcpt.address;
-                let decision = policy.outbound(&OutboundFacts {
-                    sender: &rec.envelope.sender,
-                    account: rec.login.as_deref(),
-                    recipient: rcpt,
-                    domain,
-                    mx_host: Some(&host),
-                    mx_ip: Some(ip),
-                });
-                match groups.iter_mut().find(|(dec, _)| *dec == decision) {
-                    Some((_, v)) => v.push(i),
-                    None => groups.push((decision, vec![i])),
-                }
-            }
+        for &ip in addresses.ips.iter().take(MAX_ADDRS_PER_HOST) {
+            let addr = SocketAddr::new(ip, hop.port);
             let mut still = Vec::new();
-            for (decision, group) in groups {
-                let mut plan = TlsPlan {
-                    level: decision.level,
-                    min_version: decision.min_version,
-                    peer_name: decision
-                        .match_names
-                        .first()
-                        .cloned()
-                        .unwrap_or_else(|| host.clone()),
-                    ca_file: decision.ca_file.clone(),
-                    client_certificate: decision.client_certificate.clone(),
-                    dane: None,
-                    mta_sts: false,
-                };
-                let mut dane_defer = None;
-                // TLS-Required: No (RFC 8689 4.1): the sender asks that the
-                // recipient's own policies (DANE by default_tls, MTA-STS) be
-                // ignored; the operator's explicit rules still hold.
-                let ignore_recipient_policy =
-                    rec.envelope.tls_required_no && decision.rule.is_none();
-                if ignore_recipient_policy
-                    && matches!(plan.level, TlsLevel::Dane | TlsLevel::DaneOnly)
-                {
-                    plan.level = TlsLevel::May;
-                }
-                if matches!(plan.level, TlsLevel::Dane | TlsLevel::DaneOnly) {
-                    if dane_state.is_none() {
-                        dane_state =
-                            Some(d.dns.dane_state(mx_secure, &host, &addresses, port).await);
-                    }
-                    let state = dane_state.as_ref().expect("just looked up");
-                    match dane_plan(plan.level, state, &host) {
-                        DanePlan::Authenticate(set) => {
-                            // SNI is the MX host as named. RFC 7672 8.1 asks for the
-                            // TLSA base domain, which differs only when TLSA came
-                            // from a CNAME target; both are reference names.
-                            plan.peer_name = host.clone();
-                            plan.dane = Some(set);
-                        }
-                        DanePlan::Fallback { level, why } => {
-                            tracing::debug!(relay = %host, level = level.name(), %why, "DANE level falls back");
-                            plan.level = level;
-                        }
-                        DanePlan::Defer {
-                            status: _,
-                            text,
-                            tls_policy,
-                        } => {
-                            // Not a policy decision when the DANE state is unknown
-                            // (a failed lookup): retried, never bounced.
-                            dane_defer = Some((
-                                Failure::Tls {
-                                    problem: TlsProblem::DaneUnavailable,
-                                    text,
-                                    required_by: None,
-                                },
-                                tls_policy,
-                            ));
-                        }
-                    }
-                }
-                // Below an explicit rule and DANE, above default_tls.
-                if let (Some(view), None, None, None, false) = (
-                    &sts,
-                    decision.rule,
-                    &plan.dane,
-                    &dane_defer,
-                    ignore_recipient_policy,
-                ) {
-                    match crate::mta_sts::host_plan(view, &host) {
-                        HostPlan::Verify { .. } => {
-                            plan.level = TlsLevel::Verify;
-                            plan.peer_name = host.clone();
-                            plan.ca_file = config.outbound.mta_sts_ca_file.clone();
-                            plan.mta_sts = true;
-                        }
-                        HostPlan::Refuse { text } => {
-                            dane_defer = Some((
-                                Failure::Tls {
-                                    problem: TlsProblem::StsMxNotAllowed,
-                                    text,
-                                    required_by: None,
-                                },
-                                true,
-                            ));
-                            plan.mta_sts = true;
-                        }
-                        HostPlan::Testing { matches } => {
-                            tracing::debug!(domain, relay = %host, matches, "MTA-STS policy in testing mode: delivering as usual");
-                        }
-                        HostPlan::NoPolicy => {}
-                    }
-                }
-                // REQUIRETLS (RFC 8689 4.2.1): TLS authenticated by DANE, MTA-STS
-                // or a verified chain and name, whatever the level would be.
-                let requiretls_raised = rec.envelope.requiretls
-                    && plan.dane.is_none()
-                    && plan.level != TlsLevel::Verify;
-                if requiretls_raised {
-                    plan.level = TlsLevel::Verify;
-                    plan.peer_name = host.clone();
-                }
-                let started = Instant::now();
-                let hold = config.outbound.unreachable_hold.0;
-                // Whether a TLS failure here is this rule's decision.
-                let mut policy_tls = plan.mandatory();
-                // Only a connection really tried starts (or ends) a hold.
-                let held = d.unreachable.check(addr, hold);
-                let tried = dane_defer.is_none() && held.is_none();
-                let delivered = match held {
-                    _ if dane_defer.is_some() => {
-                        let (e, by_policy) = dane_defer.take().expect("checked");
-                        policy_tls = by_policy;
-                        Err(e)
-                    }
-                    // Not a new connect failure: the hold runs from the real one.
-                    Some(error) => Err(Failure::Connect {
-                        text: format!(
-                            "{error} (not tried again within {})",
-                            crate::config::Dur(hold)
-                        ),
-                    }),
-                    None => deliver_group(d, config, addr, &host, &plan, rec, body, &group).await,
-                };
-                match &delivered {
-                    Err(Failure::Connect { text }) if tried => {
-                        d.unreachable.mark(addr, text.clone())
-                    }
-                    Ok(_) => d.unreachable.forget(addr),
-                    Err(_) => {}
-                }
-                if let Some(counters) = &d.tlsrpt {
-                    let tls_used = delivered.as_ref().ok().map(|(_, tls, _, _)| tls.is_some());
-                    super::tls_report::count_session(
-                        counters,
-                        domain,
-                        &host,
-                        addr,
-                        &plan,
-                        sts.as_ref(),
-                        tls_used,
-                        &delivered,
-                    );
-                }
-                match delivered {
-                    Ok((conn_remote, tls, peer_dsn, outcome)) => {
-                        let remote = RemoteMta {
-                            name: conn_remote,
-                            tls,
-                        };
-                        for (k, &i) in group.iter().enumerate() {
-                            let mut r = classify(&outcome, k, &remote);
-                            r.peer_dsn = peer_dsn;
-                            log_attempt(id, rec, i, Some(&addr), &host, &r, started);
-                            results.push((i, r));
-                        }
-                    }
-                    Err(mut failure) => {
-                        if let Failure::Tls {
-                            required_by, text, ..
-                        } = &mut failure
-                        {
-                            if plan.mta_sts {
-                                *required_by = Some(TlsRule {
-                                    rule: format!("the MTA-STS policy of {domain} (mode enforce)"),
-                                    domain: domain.to_string(),
-                                    bounce: false,
-                                });
-                                if !text.contains("MTA-STS") {
-                                    *text = format!(
-                                        "MTA-STS policy of {domain} (mode enforce) not met: {text}"
-                                    );
-                                }
-                            } else if requiretls_raised {
-                                *required_by = Some(TlsRule {
-                                    rule: "REQUIRETLS, as the sender asked".into(),
-                                    domain: domain.to_string(),
-                                    bounce: false,
-                                });
-                                *text = format!(
-                                    "REQUIRETLS asks for authenticated TLS, not met: {text}"
-                                );
-                            } else if policy_tls {
-                                *required_by = Some(TlsRule {
-                                    rule: rule_name(&decision),
-                                    domain: domain.to_string(),
-                                    bounce: decision.on_failure == OnTlsFailure::Bounce,
-                                });
-                            }
-                        }
-                        let remote = RemoteMta {
-                            name: format!("{host}[{}]:{}", addr.ip(), addr.port()),
-                            tls: None,
-                        };
-                        let r = RcptResult::failed(failure, Some(remote));
-                        for &i in &group {
-                            log_attempt(id, rec, i, Some(&addr), &host, &r, started);
-                            if r.is_deferral() {
-                                last.insert(i, r.clone());
-                                still.push(i);
-                            } else {
-                                results.push((i, r.clone()));
-                            }
-                        }
-                    }
-                }
+            for (decision, group) in self.groups(&hop.name, ip, &remaining) {
+                let plan = self
+                    .plan_group(&decision, hop, &addresses, &mut dane_state)
+                    .await;
+                still.extend(
+                    self.send_group(addr, &hop.name, &decision, plan, &group, out)
+                        .await,
+                );
             }
             remaining = still;
             if remaining.is_empty() {
-                break 'hosts;
+                break;
             }
         }
+        remaining
     }
-    for i in remaining {
-        let r = last.remove(&i).unwrap_or_else(|| {
-            RcptResult::failed(
-                Failure::Connect {
-                    text: format!("no reachable host for {domain}"),
-                },
-                None,
-            )
-        });
-        results.push((i, r));
-    }
-    results
-}
 
-/// The one log line of each recipient's attempt; `addr` is None when no address
-/// was reached (a failed DNS lookup of `host`, the domain or its route).
-fn log_attempt(
-    id: u64,
-    rec: &QueuedMessage,
-    i: usize,
-    addr: Option<&SocketAddr>,
-    host: &str,
-    r: &RcptResult,
-    started: Instant,
-) {
-    let delay = crate::queue::clock::now_ms().saturating_sub(rec.envelope.arrival_ms);
-    let tls = r.status.remote().and_then(|m| m.tls.as_ref());
-    let by = r.status.decided_by();
-    tracing::info!(
-        id = %format_id(id),
-        to = %rec.rcpts[i].rcpt.address,
-        relay = %host,
-        mx_ip = %addr.map(|a| a.to_string()).unwrap_or_else(|| "none".into()),
-        tls = tls.map(|t| t.version.as_str()).unwrap_or("none"),
-        cipher = tls.map(|t| t.cipher.as_str()).unwrap_or("none"),
-        dane = tls.and_then(|t| t.dane.as_deref()).unwrap_or("none"),
-        status = %r.status.code().map(|c| c.to_string()).unwrap_or_default(),
-        result = r.status.name(),
-        decided_by = %by.describe(),
-        reply = %r.status.last_reply().unwrap_or_default(),
-        delay_ms = delay,
-        attempt_ms = started.elapsed().as_millis() as u64,
-        "delivery attempt"
-    );
-}
-
-/// The result for the `k`th recipient of a transaction.
-fn classify(o: &TxOutcome, k: usize, remote: &RemoteMta) -> RcptResult {
-    let remote = Some(remote.clone());
-    let from = |reply: &crate::proto::reply::ParsedReply| {
-        let reply = Reply::from_parsed(reply);
-        if reply.is_positive() {
-            RcptResult {
-                status: Status::Delivered {
-                    reply,
-                    remote: remote.clone(),
-                },
-                peer_dsn: false,
-            }
-        } else {
-            RcptResult::failed(Failure::Remote { reply }, remote.clone())
+    /// The recipients split by their TLS decision for this MX address: one
+    /// recipient's rule never changes another's delivery.
+    fn groups(
+        &self,
+        host: &str,
+        ip: IpAddr,
+        remaining: &[usize],
+    ) -> Vec<(OutboundDecision, Vec<usize>)> {
+        let rec = self.m.rec;
+        let mut groups = Vec::new();
+        for &i in remaining {
+            let decision = self.m.policy.outbound(&OutboundFacts {
+                sender: &rec.envelope.sender,
+                account: rec.login.as_deref(),
+                recipient: &rec.rcpts[i].rcpt.address,
+                domain: self.domain,
+                mx_host: Some(host),
+                mx_ip: Some(ip),
+            });
+            join_group(&mut groups, decision, i);
         }
-    };
-    let no_reply = |text: &str| {
-        RcptResult::failed(
-            Failure::Protocol {
-                problem: ProtocolProblem::LostConnection,
-                text: text.into(),
-            },
-            remote.clone(),
-        )
-    };
-    if !o.mail.is_positive() {
-        return from(&o.mail);
+        groups
     }
-    match &o.rcpts[k] {
-        Some(r) if !r.is_positive() => from(r),
-        Some(_) => match &o.data {
-            Some(d) => from(d),
-            None => no_reply("no reply to the end of data"),
-        },
-        None => no_reply("no reply to RCPT"),
-    }
-}
 
-#[allow(clippy::too_many_arguments)]
-async fn deliver_group(
-    d: &Delivery,
-    config: &Config,
-    addr: SocketAddr,
-    host: &str,
-    plan: &TlsPlan,
-    rec: &QueuedMessage,
-    body: &[u8],
-    group: &[usize],
-) -> Result<(String, Option<crate::proto::TlsFacts>, bool, TxOutcome), Failure> {
-    let _slot = d.pool.slot(addr).await;
-    // Only canonical lines leave (BDAT too, whose size must then be the new one).
-    let body = &*crate::proto::encode::canonical(body);
-    let tx = OutboundTx {
-        sender: rec.envelope.sender.clone(),
-        rcpts: group
-            .iter()
-            .map(|&i| {
-                let r = &rec.rcpts[i].rcpt;
-                OutboundRcpt {
-                    address: r.address.clone(),
-                    notify: r.notify,
-                    orcpt: r.orcpt.clone(),
+    /// Send one group to one address with its plan (or not, when the plan refuses
+    /// or the address is held), and record each recipient's result. Returns the
+    /// recipients deferred here, to be tried at the next address.
+    async fn send_group(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        decision: &OutboundDecision,
+        planned: GroupPlan,
+        group: &[usize],
+        out: &mut Outcomes,
+    ) -> Vec<usize> {
+        let started = Instant::now();
+        let hold = self.m.config.outbound.unreachable_hold.0;
+        let d = self.m.d;
+        // Only a connection really tried starts (or ends) a hold.
+        let held = d.unreachable.check(addr, hold);
+        let tried = planned.refusal.is_none() && held.is_none();
+        let delivered = match (&planned.refusal, held) {
+            (Some(refusal), _) => Err(refusal.failure.clone()),
+            // Not a new connect failure: the hold runs from the real one.
+            (None, Some(error)) => Err(Failure::Connect {
+                text: format!(
+                    "{error} (not tried again within {})",
+                    crate::config::Dur(hold)
+                ),
+            }),
+            (None, None) => self.m.transmit(addr, host, &planned.plan, group).await,
+        };
+        match &delivered {
+            Err(Failure::Connect { text }) if tried => d.unreachable.mark(addr, text.clone()),
+            Ok(_) => d.unreachable.forget(addr),
+            Err(_) => {}
+        }
+        if let Some(counters) = &d.tlsrpt {
+            let tls_used = delivered.as_ref().ok().map(|sent| sent.tls.is_some());
+            super::tls_report::count_session(
+                counters,
+                self.domain,
+                host,
+                addr,
+                &planned.plan,
+                self.sts.as_ref(),
+                tls_used,
+                &delivered,
+            );
+        }
+        match delivered {
+            Ok(sent) => {
+                let remote = RemoteMta {
+                    name: sent.remote,
+                    tls: sent.tls,
+                };
+                for (k, &i) in group.iter().enumerate() {
+                    let mut r = super::transaction::classify(&sent.outcome, k, &remote);
+                    r.peer_dsn = sent.peer_dsn;
+                    self.m.log_attempt(i, Some(&addr), host, &r, started);
+                    out.results.push((i, r));
                 }
-            })
-            .collect(),
-        size: body.len() as u64,
-        body_type: rec.envelope.body_type,
-        smtputf8: rec.envelope.smtputf8,
-        ret: rec.envelope.ret,
-        envid: rec.envelope.envid.clone(),
-        requiretls: rec.envelope.requiretls,
-    };
-    let idle = config.outbound.idle_timeout.0;
-    if let Some(mut conn) = d.pool.checkout(addr, plan, idle) {
-        if let Ok(outcome) = conn.send(&tx, body).await {
-            return Ok(finish(d, plan, conn, outcome));
+                Vec::new()
+            }
+            Err(failure) => {
+                let failure = planned.attribute(failure, decision, self.domain);
+                let remote = RemoteMta {
+                    name: format!("{host}[{}]:{}", addr.ip(), addr.port()),
+                    tls: None,
+                };
+                let r = RcptResult::failed(failure, Some(remote));
+                let mut deferred = Vec::new();
+                for &i in group {
+                    self.m.log_attempt(i, Some(&addr), host, &r, started);
+                    if r.is_deferral() {
+                        out.last.insert(i, r.clone());
+                        deferred.push(i);
+                    } else {
+                        out.results.push((i, r.clone()));
+                    }
+                }
+                deferred
+            }
         }
-        // A reused connection may have been closed by the peer: use a fresh one.
     }
-    let helo = &config.server.hostname;
-    let timeout = config.outbound.connect_timeout.0;
-    let mut conn = match open(addr, host, plan, helo, timeout, false).await {
-        Ok(c) => c,
-        // Postfix at level `may`: a failed handshake is retried in plaintext.
-        Err(
-            e @ Failure::Tls {
-                problem: TlsProblem::Handshake | TlsProblem::CertificateNotVerified,
-                ..
-            },
-        ) if !plan.mandatory() => {
-            tracing::info!(relay = %host, mx_ip = %addr, error = %e.text(), "TLS handshake failed; retrying in plaintext");
-            open(addr, host, plan, helo, timeout, true).await?
-        }
-        Err(e) => return Err(e),
-    };
-    let outcome = conn.send(&tx, body).await?;
-    Ok(finish(d, plan, conn, outcome))
 }
 
-fn finish(
-    d: &Delivery,
-    plan: &TlsPlan,
-    conn: OutboundConn,
-    outcome: TxOutcome,
-) -> (String, Option<crate::proto::TlsFacts>, bool, TxOutcome) {
-    let info = (conn.remote(), conn.tls.clone(), conn.peer_dsn);
-    d.pool.checkin(plan.clone(), conn);
-    (info.0, info.1, info.2, outcome)
+/// Put recipient `i` in the group of its decision. Decisions that ask for the
+/// same TLS share a transaction even when different matchers of a rule chose
+/// them (their explanations differ, their requirement does not).
+fn join_group(
+    groups: &mut Vec<(OutboundDecision, Vec<usize>)>,
+    decision: OutboundDecision,
+    i: usize,
+) {
+    match groups
+        .iter_mut()
+        .find(|(d, _)| d.same_requirement(&decision))
+    {
+        Some((_, v)) => v.push(i),
+        None => groups.push((decision, vec![i])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{OnTlsFailure, TlsLevel, TlsVersion};
+
+    fn decision(rule: Option<usize>, matched: &str, level: TlsLevel) -> OutboundDecision {
+        OutboundDecision {
+            rule,
+            matched: matched.into(),
+            level,
+            min_version: TlsVersion::Tls12,
+            match_names: vec![],
+            ca_file: None,
+            on_failure: OnTlsFailure::Defer,
+            client_certificate: None,
+        }
+    }
+
+    #[test]
+    fn recipients_of_one_rule_share_a_group_whichever_matcher_chose_them() {
+        let mut groups = Vec::new();
+        join_group(
+            &mut groups,
+            decision(Some(0), "recipient a@example.com", TlsLevel::Verify),
+            0,
+        );
+        join_group(
+            &mut groups,
+            decision(Some(0), "recipient b@example.com", TlsLevel::Verify),
+            1,
+        );
+        join_group(&mut groups, decision(None, "", TlsLevel::May), 2);
+        join_group(
+            &mut groups,
+            decision(Some(1), "domain example.com", TlsLevel::Verify),
+            3,
+        );
+        let members: Vec<Vec<usize>> = groups.into_iter().map(|(_, v)| v).collect();
+        assert_eq!(members, vec![vec![0, 1], vec![2], vec![3]]);
+    }
 }

@@ -4,21 +4,21 @@
 mod attempt;
 mod ctx;
 mod engine;
-mod nexthop;
 mod notify;
 pub mod operator;
 pub mod outbound;
 pub mod outcome;
 mod pool;
 mod scheduler;
+mod tls_plan;
 mod tls_report;
 mod tls_report_send;
+mod transaction;
 mod unreachable;
 mod unsaved;
 
 pub use ctx::{DeliveryCtx, DeliverySettings};
 pub use engine::{recover, run};
-pub use nexthop::{parse_nameserver, NextHop};
 pub use operator::operator_request;
 pub use scheduler::Scheduler;
 pub use unreachable::Unreachable;

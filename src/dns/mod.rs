@@ -92,10 +92,8 @@ impl Dns {
         } else {
             let mut conf = ResolverConfig::new();
             for ns in &cfg.nameservers {
-                if let Some(addr) = crate::delivery::parse_nameserver(ns) {
-                    conf.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
-                    conf.add_name_server(NameServerConfig::new(addr, Protocol::Tcp));
-                }
+                conf.add_name_server(NameServerConfig::new(ns.0, Protocol::Udp));
+                conf.add_name_server(NameServerConfig::new(ns.0, Protocol::Tcp));
             }
             let mut opts = ResolverOpts::default();
             opts.timeout = cfg.timeout.0;
@@ -236,10 +234,7 @@ fn trusted_servers(cfg: &DnsConfig) -> Result<Vec<std::net::SocketAddr>, Resolve
         v.dedup();
         v
     } else {
-        cfg.nameservers
-            .iter()
-            .filter_map(|n| crate::delivery::parse_nameserver(n))
-            .collect()
+        cfg.nameservers.iter().map(|n| n.0).collect()
     };
     if let Some(far) = servers.iter().find(|a| !a.ip().is_loopback()) {
         return Err(ResolveError::from(format!(

@@ -84,6 +84,31 @@ pub struct OutboundDecision {
     pub client_certificate: Option<(PathBuf, PathBuf)>,
 }
 
+impl OutboundDecision {
+    /// Whether two decisions ask for the same TLS: everything but `matched`,
+    /// which says which matcher of the rule chose the recipient. Written out
+    /// field by field so a new field must be placed on one side or the other.
+    pub fn same_requirement(&self, other: &OutboundDecision) -> bool {
+        let OutboundDecision {
+            rule,
+            matched: _,
+            level,
+            min_version,
+            match_names,
+            ca_file,
+            on_failure,
+            client_certificate,
+        } = self;
+        *rule == other.rule
+            && *level == other.level
+            && *min_version == other.min_version
+            && *match_names == other.match_names
+            && *ca_file == other.ca_file
+            && *on_failure == other.on_failure
+            && *client_certificate == other.client_certificate
+    }
+}
+
 fn any_hit<T>(
     list: &[T],
     hit: impl Fn(&T) -> bool,

@@ -1,6 +1,9 @@
 //! RFC 5321 paths and mailboxes. Parsing borrows from the command line; nothing is
 //! copied until the session keeps an address for the envelope.
 
+pub use crate::config::syntax::is_domain;
+use crate::config::syntax::split_mailbox;
+
 /// A mailbox `local@domain` as written on the wire (a quoted local part keeps its quotes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mailbox<'a> {
@@ -81,82 +84,8 @@ pub fn parse_mailbox(s: &str, utf8_allowed: bool) -> Result<Mailbox<'_>, Address
     if !utf8_allowed && !s.is_ascii() {
         return Err(AddressError::NeedsSmtpUtf8);
     }
-    if s.len() > 254 {
-        return Err(AddressError::Syntax);
-    }
-    let at = s.rfind('@').ok_or(AddressError::Syntax)?;
-    let (local, domain) = (&s[..at], &s[at + 1..]);
-    if local.is_empty() || local.len() > 64 || !is_local_part(local) {
-        return Err(AddressError::Syntax);
-    }
-    let domain_ok = if domain.starts_with('[') {
-        is_address_literal(domain)
-    } else {
-        is_domain(domain, utf8_allowed)
-    };
-    if !domain_ok {
-        return Err(AddressError::Syntax);
-    }
+    let (local, domain) = split_mailbox(s, utf8_allowed).ok_or(AddressError::Syntax)?;
     Ok(Mailbox { local, domain })
-}
-
-fn is_atext(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) || b >= 0x80
-}
-
-fn is_local_part(s: &str) -> bool {
-    if let Some(inner) = s.strip_prefix('"') {
-        let Some(inner) = inner.strip_suffix('"') else {
-            return false;
-        };
-        let b = inner.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            match b[i] {
-                b'\\' => {
-                    if i + 1 >= b.len() || !(32..=126).contains(&b[i + 1]) {
-                        return false;
-                    }
-                    i += 2;
-                    continue;
-                }
-                b'"' => return false,
-                c if (32..=126).contains(&c) || c >= 0x80 => {}
-                _ => return false,
-            }
-            i += 1;
-        }
-        true
-    } else {
-        s.split('.')
-            .all(|atom| !atom.is_empty() && atom.bytes().all(is_atext))
-    }
-}
-
-/// A domain of letter-digit-hyphen labels; a trailing dot or an empty label is refused.
-pub fn is_domain(s: &str, utf8_allowed: bool) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|label| {
-            let b = label.as_bytes();
-            !b.is_empty()
-                && b.len() <= 63
-                && b[0] != b'-'
-                && b[b.len() - 1] != b'-'
-                && b.iter()
-                    .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || (utf8_allowed && c >= 0x80))
-        })
-}
-
-fn is_address_literal(s: &str) -> bool {
-    let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) else {
-        return false;
-    };
-    if let Some(v6) = inner.strip_prefix("IPv6:") {
-        v6.parse::<std::net::Ipv6Addr>().is_ok()
-    } else {
-        inner.parse::<std::net::Ipv4Addr>().is_ok()
-    }
 }
 
 #[cfg(test)]

@@ -31,12 +31,20 @@ pub struct StoreOptions {
     pub compact_after: Duration,
 }
 
+impl StoreOptions {
+    /// The layout `[queue]` asks for.
+    pub fn from_config(queue: &crate::config::QueueConfig) -> StoreOptions {
+        StoreOptions {
+            segment_size: queue.segment_size.0,
+            compact_after: queue.compact_after.0,
+        }
+    }
+}
+
+/// `[queue]`'s defaults, so the two can't drift.
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            segment_size: 8 << 20,
-            compact_after: Duration::from_secs(60),
-        }
+        StoreOptions::from_config(&crate::config::QueueConfig::default())
     }
 }
 

@@ -114,8 +114,11 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
     }
     .min(255);
     let spool = Arc::new(
-        Spool::open_with(&config.server.spool, config.queue.store_options())
-            .with_context(|| format!("opening spool {}", config.server.spool.display()))?,
+        Spool::open_with(
+            &config.server.spool,
+            crate::queue::StoreOptions::from_config(&config.queue),
+        )
+        .with_context(|| format!("opening spool {}", config.server.spool.display()))?,
     );
     // After the spool's lock is ours: no other server is spilling into it.
     spill::reset_dir(&config.server.spool)
