@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use tiny_http::{Method, Response, Server};
 
 use super::views::MessageView;
-use crate::proto::received::parse_id;
+use crate::queue::parse_id;
 use crate::queue::{QueueView, QueuedMessage};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

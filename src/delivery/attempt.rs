@@ -16,7 +16,7 @@ use crate::dane::DaneState;
 use crate::mta_sts::HostPlan;
 use crate::policy::{dane_plan, DanePlan, DomainMatcher, OutboundDecision, OutboundFacts, Policy};
 use crate::proto::client::{OutboundRcpt, OutboundTx, TxOutcome};
-use crate::proto::received::format_id;
+use crate::queue::format_id;
 use crate::queue::status::{
     Enhanced, Failure, ProtocolProblem, RemoteMta, Reply, Status, TlsProblem, TlsRule,
 };

@@ -16,7 +16,7 @@ use super::scheduler::{ms, AfterAttempt};
 use super::unsaved::{Pending, Unsaved};
 use crate::admin::{AdminAction, AdminRefusal, AdminReply, AdminRequest};
 use crate::dsn::DsnKind;
-use crate::proto::received::format_id;
+use crate::queue::format_id;
 use crate::queue::status::{Failure, Status};
 use crate::queue::{QueueView, QueuedMessage};
 use crate::shard::ShardCtx;

@@ -19,7 +19,9 @@ pub mod server;
 
 pub use envelope::{Envelope, Recipient, TlsFacts};
 pub use notify::NotifyFlags;
-pub use server::{Event, Fed, IdSource, ServerSession, SessionConfig, StoreFailure, Waiting};
+pub use server::{
+    Event, Fed, Message, MessageIds, ServerSession, SessionConfig, StoreFailure, Waiting,
+};
 #[cfg(test)]
 mod auth_tests;
 #[cfg(test)]

@@ -2,9 +2,7 @@
 //! the caller's buffer) and events. It owns no socket, no clock and no TLS: the
 //! driver performs the STARTTLS handshake and stores messages, then reports back.
 
-use std::cell::Cell;
 use std::net::IpAddr;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,7 +13,7 @@ use super::content::ContentCheck;
 use super::data::{DataDecoder, DataError};
 use super::envelope::{Envelope, Recipient, TlsFacts};
 use super::params::{parse_mail_params, parse_rcpt_params, MailParams};
-use super::received::{format_id, write_received, ReceivedFacts};
+use super::received::{write_received, ReceivedFacts};
 use super::reply::{reply, reply_lines};
 use crate::config::{ListenerAuth, ListenerTls, TlsVersion};
 use crate::policy::{AddressMatcher, InboundDecision, Policy, TlsShortfall};
@@ -45,13 +43,13 @@ pub struct SubmissionConfig {
 }
 
 /// Something the driver must act on before feeding more input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// The 220 for STARTTLS is in the output: flush it, discard any buffered
     /// plaintext, run the handshake, then call `tls_established`.
     StartTls,
-    /// A message is complete: `take_message`, store it durably, then `message_stored`.
-    Message,
+    /// A message is complete: store it durably, then call `message_stored`.
+    Message(Box<Message>),
     /// AUTH credentials are complete: `take_credentials`, check them (off the event
     /// loop: it is slow on purpose), then `auth_checked`.
     Authenticate,
@@ -59,7 +57,18 @@ pub enum Event {
     Close,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A message the session accepted, for the driver to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The queue id, taken when the body started (it is in the Received header).
+    pub id: u64,
+    pub envelope: Envelope,
+    /// The body still held here: all of it, or what came after the driver last
+    /// took the body so far (`take_body_so_far`).
+    pub body: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fed {
     pub consumed: usize,
     pub event: Option<Event>,
@@ -81,26 +90,13 @@ pub enum StoreFailure {
     Io,
 }
 
-/// Shard-local source of queue ids.
-#[derive(Clone, Debug)]
-pub struct IdSource(Rc<Cell<u64>>);
-
-impl IdSource {
-    /// Ids are `shard << 56 | microseconds`, counting up from the start time, so
-    /// they sort by arrival and stay unique across restarts.
-    pub fn new(shard: u8, now: SystemTime, at_least: u64) -> Self {
-        let micros = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
-        let seed = ((shard as u64) << 56) | (micros & ((1 << 56) - 1));
-        IdSource(Rc::new(Cell::new(seed.max(at_least))))
-    }
-    pub fn next(&self) -> u64 {
-        let id = self.0.get();
-        self.0.set(id + 1);
-        id
-    }
+/// Where a session takes each message's queue id from. The queue owns ids and
+/// how they are written; the session only writes them (Received, the 250 reply).
+pub trait MessageIds {
+    /// A fresh id, for a message whose body starts now.
+    fn next(&self) -> u64;
+    /// The id as people and the Received header see it.
+    fn format(&self, id: u64) -> String;
 }
 
 enum Phase {
@@ -153,7 +149,7 @@ struct Transaction {
 pub struct ServerSession {
     cfg: Arc<SessionConfig>,
     client_ip: IpAddr,
-    ids: IdSource,
+    ids: Box<dyn MessageIds>,
     phase: Phase,
     helo: Option<String>,
     esmtp: bool,
@@ -161,7 +157,6 @@ pub struct ServerSession {
     tx: Option<Transaction>,
     errors: usize,
     skipping_long_line: bool,
-    ready: Option<(u64, Envelope, Vec<u8>)>,
     /// A refused BDAT's reply, sent once its chunk has been read and dropped.
     pending_bdat_refusal: Option<(u16, &'static str, &'static str)>,
     /// Set by a successful AUTH; kept for the rest of the session.
@@ -173,11 +168,11 @@ pub struct ServerSession {
 }
 
 impl ServerSession {
-    pub fn new(cfg: Arc<SessionConfig>, client_ip: IpAddr, ids: IdSource) -> Self {
+    pub fn new(cfg: Arc<SessionConfig>, client_ip: IpAddr, ids: impl MessageIds + 'static) -> Self {
         ServerSession {
             cfg,
             client_ip,
-            ids,
+            ids: Box::new(ids),
             phase: Phase::Command,
             helo: None,
             esmtp: false,
@@ -185,7 +180,6 @@ impl ServerSession {
             tx: None,
             errors: 0,
             skipping_long_line: false,
-            ready: None,
             pending_bdat_refusal: None,
             identity: None,
             auth_pending: None,
@@ -236,7 +230,7 @@ impl ServerSession {
     /// next is appended to an empty buffer, and `take_message` hands over only that.
     pub fn take_body_so_far(&mut self) -> Vec<u8> {
         match self.tx.as_mut() {
-            Some(t) if self.ready.is_none() => {
+            Some(t) => {
                 if t.tls_required_no.is_none() && !t.body.is_empty() {
                     t.tls_required_no = Some(super::requiretls::tls_required_no(&t.body));
                 }
@@ -344,11 +338,6 @@ impl ServerSession {
         }
     }
 
-    /// The message of the last `Event::Message`, with its queue id.
-    pub fn take_message(&mut self) -> Option<(u64, Envelope, Vec<u8>)> {
-        self.ready.take()
-    }
-
     /// The driver stored (or failed to store) the message taken last.
     pub fn message_stored(&mut self, result: Result<u64, StoreFailure>, out: &mut Vec<u8>) {
         match result {
@@ -356,7 +345,7 @@ impl ServerSession {
                 out,
                 250,
                 "2.0.0",
-                &format!("Ok: queued as {}", format_id(id)),
+                &format!("Ok: queued as {}", self.ids.format(id)),
             ),
             Err(StoreFailure::NoSpace) => reply(out, 452, "4.3.1", "Insufficient system storage"),
             Err(StoreFailure::Io) => reply(out, 451, "4.3.0", "Error: queue file write error"),
@@ -523,7 +512,7 @@ impl ServerSession {
                                 event: Some(Event::Close),
                             }
                         }
-                        Some(e @ (Event::Message | Event::Authenticate)) => {
+                        Some(e @ (Event::Message(_) | Event::Authenticate)) => {
                             return Fed {
                                 consumed: pos,
                                 event: Some(e),
@@ -926,7 +915,7 @@ impl ServerSession {
                         .as_ref()
                         .filter(|_| self.cfg.auth.show_login_in_received)
                         .map(|i| i.login.as_str()),
-                    id: tx.id,
+                    id: &self.ids.format(tx.id),
                     single_recipient: single,
                     now,
                 },
@@ -1052,8 +1041,11 @@ impl ServerSession {
             arrival_ms: tx.arrival_ms,
             listener: self.cfg.listener.clone(),
         };
-        self.ready = Some((tx.id, envelope, tx.body));
         self.phase = Phase::AwaitingStore;
-        Some(Event::Message)
+        Some(Event::Message(Box::new(Message {
+            id: tx.id,
+            envelope,
+            body: tx.body,
+        })))
     }
 }

@@ -4,6 +4,7 @@
 mod aux;
 mod commit;
 mod compact;
+pub mod id;
 mod index;
 mod migrate;
 pub mod record;
@@ -19,6 +20,7 @@ pub mod wal;
 mod v1_tests;
 
 pub use aux::AuxTree;
+pub use id::{format_id, parse_id, IdSource};
 pub use record::{QueuedMessage, QueuedRcpt};
 pub use status::{Enhanced, Failure, Status};
 pub use store::{QueueView, ShardQueue, Spool, StoreOptions};

@@ -13,7 +13,7 @@ use crate::config::ListenerTls;
 use crate::metrics;
 use crate::net::{Stream, Transport, WriteOutcome};
 use crate::proto::auth::AuthOutcome;
-use crate::proto::{Event, ServerSession, SessionConfig, Waiting};
+use crate::proto::{Event, Message, ServerSession, SessionConfig, Waiting};
 use crate::queue::QueuedMessage;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -136,10 +136,8 @@ pub async fn serve(
                     let outcome = outcome.ok().and_then(Result::ok);
                     session.auth_checked(outcome.unwrap_or(AuthOutcome::Unavailable), &mut out);
                 }
-                Some(Event::Message) => {
-                    let Some((id, envelope, body)) = session.take_message() else {
-                        continue;
-                    };
+                Some(Event::Message(message)) => {
+                    let Message { id, envelope, body } = *message;
                     message_seen = Some(std::time::Instant::now());
                     let login = session.login().map(str::to_owned);
                     let result = match std::mem::replace(&mut spill, Spilled::None) {
@@ -341,7 +339,7 @@ async fn store(
     // a failure is never indexed, so nothing of it is queued.
     durable.wait().await?;
     tracing::info!(
-        id = %crate::proto::received::format_id(id),
+        id = %crate::queue::format_id(id),
         shard = ctx.index,
         from = %record.envelope.sender,
         rcpts = record.rcpts.len(),

@@ -22,7 +22,7 @@ use anyhow::Context;
 use crate::config::Config;
 use crate::net::{self, Backend, Listener, Stream};
 use crate::policy::Policy;
-use crate::proto::IdSource;
+use crate::queue::IdSource;
 use crate::queue::Spool;
 
 use ctx::ConnectionGuard;
