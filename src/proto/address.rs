@@ -34,23 +34,28 @@ pub fn split_path(arg: &str) -> Result<(&str, &str), AddressError> {
         return Err(AddressError::MissingBrackets);
     }
     // A '>' inside a quoted local part does not end the path.
-    let bytes = arg.as_bytes();
-    let mut i = 1;
     let mut quoted = false;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' if quoted => i += 1,
+    let mut escaped = false;
+    for (i, &b) in arg.as_bytes().iter().enumerate().skip(1) {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' if quoted => escaped = true,
             b'"' => quoted = !quoted,
             b'>' if !quoted => {
-                let params = &arg[i + 1..];
+                // `i` is at an ASCII '>', so both sides are whole UTF-8.
+                let (path, params) = arg.split_at_checked(i).ok_or(AddressError::Syntax)?;
+                let params = params.strip_prefix('>').unwrap_or(params);
                 if !params.is_empty() && !params.starts_with(' ') {
                     return Err(AddressError::Syntax);
                 }
-                return Ok((&arg[1..i], params.trim()));
+                let path = path.strip_prefix('<').unwrap_or(path);
+                return Ok((path, params.trim()));
             }
             _ => {}
         }
-        i += 1;
     }
     Err(AddressError::MissingBrackets)
 }
@@ -62,14 +67,14 @@ pub fn parse_path(inner: &str, utf8_allowed: bool) -> Result<Option<Mailbox<'_>>
         return Ok(None);
     }
     let mailbox = if inner.starts_with('@') {
-        let colon = inner.find(':').ok_or(AddressError::Syntax)?;
-        for hop in inner[..colon].split(',') {
+        let (route, mailbox) = inner.split_once(':').ok_or(AddressError::Syntax)?;
+        for hop in route.split(',') {
             let hop = hop.strip_prefix('@').ok_or(AddressError::Syntax)?;
             if !is_domain(hop, utf8_allowed) {
                 return Err(AddressError::Syntax);
             }
         }
-        &inner[colon + 1..]
+        mailbox
     } else {
         inner
     };
@@ -84,8 +89,7 @@ pub fn parse_mailbox(s: &str, utf8_allowed: bool) -> Result<Mailbox<'_>, Address
     if s.len() > 254 {
         return Err(AddressError::Syntax);
     }
-    let at = s.rfind('@').ok_or(AddressError::Syntax)?;
-    let (local, domain) = (&s[..at], &s[at + 1..]);
+    let (local, domain) = s.rsplit_once('@').ok_or(AddressError::Syntax)?;
     if local.is_empty() || local.len() > 64 || !is_local_part(local) {
         return Err(AddressError::Syntax);
     }
@@ -109,22 +113,19 @@ fn is_local_part(s: &str) -> bool {
         let Some(inner) = inner.strip_suffix('"') else {
             return false;
         };
-        let b = inner.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            match b[i] {
+        let mut bytes = inner.bytes();
+        while let Some(c) = bytes.next() {
+            match c {
+                // A quoted pair: the next octet is printable ASCII.
                 b'\\' => {
-                    if i + 1 >= b.len() || !(32..=126).contains(&b[i + 1]) {
+                    if !bytes.next().is_some_and(|n| (32..=126).contains(&n)) {
                         return false;
                     }
-                    i += 2;
-                    continue;
                 }
                 b'"' => return false,
                 c if (32..=126).contains(&c) || c >= 0x80 => {}
                 _ => return false,
             }
-            i += 1;
         }
         true
     } else {
@@ -141,8 +142,8 @@ pub fn is_domain(s: &str, utf8_allowed: bool) -> bool {
             let b = label.as_bytes();
             !b.is_empty()
                 && b.len() <= 63
-                && b[0] != b'-'
-                && b[b.len() - 1] != b'-'
+                && b.first() != Some(&b'-')
+                && b.last() != Some(&b'-')
                 && b.iter()
                     .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || (utf8_allowed && c >= 0x80))
         })
