@@ -24,7 +24,8 @@ use mxring::policy::Policy;
 use mxring::proto::command::parse_command;
 use mxring::proto::data::{dot_stuff, DataDecoder};
 use mxring::proto::envelope::BodyType;
-use mxring::proto::{Envelope, Event, IdSource, Recipient, ServerSession, SessionConfig};
+use mxring::proto::{Envelope, Event, Recipient, ServerSession, SessionConfig};
+use mxring::queue::IdSource;
 use mxring::queue::{QueuedMessage, ShardQueue, Spool};
 use mxring::timer::TimerWheel;
 
@@ -156,8 +157,8 @@ fn run_session(cfg: &Arc<SessionConfig>, ip: IpAddr, chunks: &[Vec<u8>]) -> usiz
             pending.drain(..fed.consumed);
             match fed.event {
                 None => break,
-                Some(Event::Message) => {
-                    let (id, env, body) = s.take_message().expect("message ready");
+                Some(Event::Message(m)) => {
+                    let (id, env, body) = (m.id, m.envelope, m.body);
                     black_box((&env, &body));
                     s.message_stored(Ok(id), &mut out);
                     stored += 1;

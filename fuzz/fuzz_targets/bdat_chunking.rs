@@ -25,7 +25,8 @@ use mxring::policy::Policy;
 use mxring::proto::content::ContentCheck;
 use mxring::proto::data::DataError;
 use mxring::proto::encode::is_canonical;
-use mxring::proto::{Event, IdSource, ServerSession, SessionConfig, StoreFailure};
+use mxring::proto::{Event, ServerSession, SessionConfig, StoreFailure};
+use mxring::queue::IdSource;
 use mxring_fuzz::chunked_input;
 
 const MAX_SIZE: u64 = 3_000;
@@ -70,8 +71,8 @@ fn drive(wire: &[u8], step: usize) -> (String, Vec<Vec<u8>>) {
             assert!(fed.consumed <= pending.len());
             pending.drain(..fed.consumed);
             match fed.event {
-                Some(Event::Message) => {
-                    let (id, _, body) = s.take_message().expect("a message after Message");
+                Some(Event::Message(m)) => {
+                    let (id, body) = (m.id, m.body);
                     bodies.push(body);
                     s.message_stored(Ok::<u64, StoreFailure>(id), &mut out);
                 }

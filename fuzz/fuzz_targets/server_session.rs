@@ -23,9 +23,8 @@ use libfuzzer_sys::fuzz_target;
 use mxring::config::{self, ListenerTls, TlsVersion};
 use mxring::policy::Policy;
 use mxring::proto::reply::parse_reply;
-use mxring::proto::{
-    Envelope, Event, IdSource, ServerSession, SessionConfig, StoreFailure, TlsFacts,
-};
+use mxring::proto::{Envelope, Event, ServerSession, SessionConfig, StoreFailure, TlsFacts};
+use mxring::queue::IdSource;
 
 const MAX_RECIPIENTS: usize = 3;
 const DATA_GO_AHEAD: &[u8] = b"354 End data with <CR><LF>.<CR><LF>\r\n";
@@ -155,10 +154,9 @@ fn drive(flags: u8, chunks: &[&[u8]]) -> Run {
                         },
                     );
                 }
-                Some(Event::Message) => {
+                Some(Event::Message(m)) => {
                     let from_data = out.ends_with(DATA_GO_AHEAD);
-                    let (id, env, body) = s.take_message().expect("Event::Message has a message");
-                    assert!(s.take_message().is_none(), "message taken twice");
+                    let (id, env, body) = (m.id, m.envelope, m.body);
                     assert!(
                         !env.recipients.is_empty() && env.recipients.len() <= MAX_RECIPIENTS,
                         "{} recipients",

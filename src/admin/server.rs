@@ -8,7 +8,7 @@ use tiny_http::{Method, Response, Server};
 
 use super::views::MessageView;
 use crate::delivery::operator::{OperatorAction, OperatorRefusal, OperatorReply, OperatorRequest};
-use crate::proto::received::parse_id;
+use crate::queue::parse_id;
 use crate::queue::{QueueView, QueuedMessage};
 
 pub struct ShardHandle {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::proto::received::format_id;
+use crate::queue::format_id;
 use crate::queue::status::Status;
 use crate::queue::QueuedMessage;
 

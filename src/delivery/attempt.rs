@@ -15,8 +15,8 @@ use crate::dane::DaneState;
 use crate::dns::{Addresses, Dns, DnsFailure, MxAnswer};
 use crate::mta_sts::StsView;
 use crate::policy::{DomainMatcher, OutboundDecision, OutboundFacts, Policy};
-use crate::proto::received::format_id;
 use crate::proto::Enhanced;
+use crate::queue::format_id;
 use crate::queue::status::{Failure, RemoteMta};
 use crate::queue::QueuedMessage;
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::{Scheduler, Unreachable};
 use crate::config::Config;
 use crate::policy::Policy;
-use crate::proto::IdSource;
+use crate::queue::IdSource;
 use crate::queue::ShardQueue;
 
 /// The settings delivery works by; SIGHUP replaces them as a whole.

@@ -16,8 +16,8 @@ use super::unsaved::{Pending, Unsaved};
 use super::DeliveryCtx;
 use crate::dns::Dns;
 use crate::dsn::DsnKind;
-use crate::proto::received::format_id;
 use crate::queue::clock::ms;
+use crate::queue::format_id;
 use crate::queue::{QueueView, QueuedMessage};
 
 /// At start, every queued message of the shard gets its next attempt back.

@@ -138,7 +138,7 @@ pub fn queue_dsn(
         .get_or_create(&crate::metrics::DsnLabels { kind: counted })
         .inc();
     tracing::info!(
-        id = %crate::proto::received::format_id(id),
+        id = %crate::queue::format_id(id),
         kind = kind.action(),
         to = %rec.envelope.sender,
         rcpts = dsn.told,

@@ -11,8 +11,8 @@ use super::scheduler::AfterAttempt;
 use super::unsaved::Unsaved;
 use super::DeliveryCtx;
 use crate::dsn::DsnKind;
-use crate::proto::received::format_id;
 use crate::queue::clock::ms;
+use crate::queue::format_id;
 use crate::queue::status::{Failure, Status};
 use crate::queue::QueuedMessage;
 

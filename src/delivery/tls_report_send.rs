@@ -134,7 +134,7 @@ async fn send_finished(
             "{}.{}.{}@{}",
             start / 1000,
             ctx.shard,
-            crate::proto::received::format_id(ctx.ids.next()),
+            crate::queue::format_id(ctx.ids.next()),
             config.server.hostname
         );
         let json = report_json(&sub, &report_id, counts);

@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use crate::proto::received::format_id;
+use crate::queue::format_id;
 use crate::queue::{QueuedMessage, ShardQueue};
 
 pub enum Pending {

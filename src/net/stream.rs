@@ -2,6 +2,19 @@
 //! to the kernel and gets them back with the result; the epoll side waits for
 //! readiness and copies through the same owned buffers, so callers see one API.
 
+// This reads bytes from the network: it must not be able to panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
+
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};

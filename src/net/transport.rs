@@ -2,6 +2,19 @@
 //! (`read_tls` / `process_new_packets` / `write_tls`) over buffers this struct owns
 //! and reuses, so no AsyncRead shim sits between the socket and the TLS state.
 
+// This reads bytes from the network: it must not be able to panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable
+    )
+)]
+
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
@@ -14,8 +27,15 @@ const READ_CHUNK: usize = 4096;
 const WRITE_CHUNK: usize = 16 * 1024;
 
 pub struct Transport {
-    stream: Stream,
+    socket: Socket,
+    /// TLS once it is up; every TLS step takes the connection from here, so none
+    /// runs without one.
     tls: Option<rustls::Connection>,
+}
+
+/// The socket and the buffers reused for its records.
+struct Socket {
+    stream: Stream,
     raw: Vec<u8>,
     wire: Vec<u8>,
     /// Bytes already read from the socket but not yet consumed (after a PROXY header).
@@ -29,11 +49,13 @@ fn tls_error(e: rustls::Error) -> io::Error {
 impl Transport {
     pub fn new(stream: Stream) -> Self {
         Transport {
-            stream,
+            socket: Socket {
+                stream,
+                raw: Vec::new(),
+                wire: Vec::new(),
+                carry: Vec::new(),
+            },
             tls: None,
-            raw: Vec::new(),
-            wire: Vec::new(),
-            carry: Vec::new(),
         }
     }
 
@@ -44,12 +66,11 @@ impl Transport {
     /// Append received plaintext to `plain`. Returns the bytes appended; 0 means
     /// the peer closed the connection.
     pub async fn read(&mut self, plain: &mut Vec<u8>) -> io::Result<usize> {
-        if self.tls.is_none() {
-            return self.read_raw_into(plain).await;
-        }
+        let Some(conn) = self.tls.as_mut() else {
+            return self.socket.read_into(plain).await;
+        };
         loop {
             let before = plain.len();
-            let conn = self.tls.as_mut().expect("checked");
             match conn.reader().read_to_end(plain) {
                 Ok(_) => {
                     if plain.len() > before {
@@ -65,7 +86,7 @@ impl Transport {
                 }
                 Err(e) => return Err(e),
             }
-            if !self.read_records().await? {
+            if !self.socket.read_records(conn).await? {
                 return Ok(0);
             }
         }
@@ -73,84 +94,22 @@ impl Transport {
 
     /// Give back bytes read ahead (they are read again before the socket).
     pub fn unread(&mut self, bytes: &[u8]) {
-        self.carry.extend_from_slice(bytes);
-    }
-
-    /// Read from the socket into `buf`'s spare capacity, without a copy.
-    async fn read_raw_into(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        if !self.carry.is_empty() {
-            buf.extend_from_slice(&self.carry);
-            let n = self.carry.len();
-            self.carry.clear();
-            return Ok(n);
-        }
-        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-            buf.reserve(READ_CHUNK);
-        }
-        let (res, back) = self.stream.read_into(std::mem::take(buf)).await;
-        *buf = back;
-        res
-    }
-
-    /// Read TLS records and process them. False on EOF.
-    async fn read_records(&mut self) -> io::Result<bool> {
-        let mut raw = std::mem::take(&mut self.raw);
-        raw.clear();
-        let n = self.read_raw_into(&mut raw).await;
-        let result = match n {
-            Ok(0) => Ok(false),
-            Ok(_) => self.process_records(&raw).map(|_| true),
-            Err(e) => Err(e),
-        };
-        self.raw = raw;
-        if self.tls.as_ref().is_some_and(|c| c.wants_write()) {
-            // Alerts for a failed record, or post-handshake messages.
-            let _ = self.flush_tls().await;
-        }
-        result
-    }
-
-    fn process_records(&mut self, mut records: &[u8]) -> io::Result<()> {
-        let conn = self.tls.as_mut().expect("TLS active");
-        while !records.is_empty() {
-            conn.read_tls(&mut records)?;
-            conn.process_new_packets().map_err(tls_error)?;
-        }
-        Ok(())
-    }
-
-    async fn flush_tls(&mut self) -> io::Result<()> {
-        let conn = self.tls.as_mut().expect("TLS active");
-        let mut wire = std::mem::take(&mut self.wire);
-        wire.clear();
-        while conn.wants_write() {
-            conn.write_tls(&mut wire)?;
-        }
-        let (res, wire) = self.stream.write_all(wire).await;
-        self.wire = wire;
-        if self.wire.capacity() > 64 * 1024 {
-            self.wire = Vec::new();
-        }
-        res
+        self.socket.carry.extend_from_slice(bytes);
     }
 
     /// Send `data` (plaintext; encrypted first when TLS is up).
     pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.tls.is_none() {
-            let mut wire = std::mem::take(&mut self.wire);
+        let Some(conn) = self.tls.as_mut() else {
+            let mut wire = std::mem::take(&mut self.socket.wire);
             wire.clear();
             wire.extend_from_slice(data);
-            let (res, wire) = self.stream.write_all(wire).await;
-            self.wire = wire;
+            let (res, wire) = self.socket.stream.write_all(wire).await;
+            self.socket.wire = wire;
             return res;
-        }
+        };
         for chunk in data.chunks(WRITE_CHUNK) {
-            self.tls
-                .as_mut()
-                .expect("checked")
-                .writer()
-                .write_all(chunk)?;
-            self.flush_tls().await?;
+            conn.writer().write_all(chunk)?;
+            self.socket.flush_tls(conn).await?;
         }
         Ok(())
     }
@@ -162,37 +121,18 @@ impl Transport {
             let res = self.write(&data).await;
             return (res, data);
         }
-        self.stream.write_all(data).await
+        self.socket.stream.write_all(data).await
     }
 
     /// Run a TLS handshake on this connection, with a deadline.
     pub async fn handshake(&mut self, conn: rustls::Connection, limit: Duration) -> io::Result<()> {
-        self.tls = Some(conn);
-        match tokio::time::timeout(limit, self.drive_handshake()).await {
+        let conn = self.tls.insert(conn);
+        match tokio::time::timeout(limit, self.socket.drive_handshake(conn)).await {
             Ok(r) => r,
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "TLS handshake timed out",
             )),
-        }
-    }
-
-    async fn drive_handshake(&mut self) -> io::Result<()> {
-        loop {
-            let conn = self.tls.as_ref().expect("set");
-            if conn.wants_write() {
-                self.flush_tls().await?;
-                continue;
-            }
-            if !conn.is_handshaking() {
-                return Ok(());
-            }
-            if !self.read_records().await? {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "peer closed during TLS handshake",
-                ));
-            }
         }
     }
 
@@ -204,7 +144,7 @@ impl Transport {
     /// merely dropping the write future would leave the operation, and with it the
     /// fd and its full send queue, alive in the kernel.
     pub async fn write_within(&mut self, data: Vec<u8>, limit: Duration) -> WriteOutcome {
-        let fd = self.raw_fd();
+        let fd = self.socket.raw_fd();
         let write = self.write_owned(data);
         tokio::pin!(write);
         tokio::select! {
@@ -221,18 +161,13 @@ impl Transport {
         }
     }
 
-    fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.stream.as_raw_fd()
-    }
-
     /// Say goodbye politely (close_notify) when TLS is up; errors are irrelevant now,
     /// but a peer that does not read gets no more than a few seconds of it.
     pub async fn close(mut self) {
         if let Some(conn) = self.tls.as_mut() {
             conn.send_close_notify();
-            let fd = self.raw_fd();
-            let flush = self.flush_tls();
+            let fd = self.socket.raw_fd();
+            let flush = self.socket.flush_tls(conn);
             tokio::pin!(flush);
             if tokio::time::timeout(CLOSE_LIMIT, &mut flush).await.is_err() {
                 reset(fd);
@@ -242,8 +177,89 @@ impl Transport {
         }
         // Both ways: a read still waiting on the ring (its future dropped at a
         // timeout) ends now, so the fd is closed without waiting for the client.
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        let _ = self.socket.stream.shutdown(std::net::Shutdown::Both);
     }
+}
+
+impl Socket {
+    /// Read from the socket into `buf`'s spare capacity, without a copy.
+    async fn read_into(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        if !self.carry.is_empty() {
+            buf.extend_from_slice(&self.carry);
+            let n = self.carry.len();
+            self.carry.clear();
+            return Ok(n);
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+            buf.reserve(READ_CHUNK);
+        }
+        let (res, back) = self.stream.read_into(std::mem::take(buf)).await;
+        *buf = back;
+        res
+    }
+
+    /// Read TLS records and process them. False on EOF.
+    async fn read_records(&mut self, conn: &mut rustls::Connection) -> io::Result<bool> {
+        let mut raw = std::mem::take(&mut self.raw);
+        raw.clear();
+        let n = self.read_into(&mut raw).await;
+        let result = match n {
+            Ok(0) => Ok(false),
+            Ok(_) => process_records(conn, &raw).map(|_| true),
+            Err(e) => Err(e),
+        };
+        self.raw = raw;
+        if conn.wants_write() {
+            // Alerts for a failed record, or post-handshake messages.
+            let _ = self.flush_tls(conn).await;
+        }
+        result
+    }
+
+    async fn flush_tls(&mut self, conn: &mut rustls::Connection) -> io::Result<()> {
+        let mut wire = std::mem::take(&mut self.wire);
+        wire.clear();
+        while conn.wants_write() {
+            conn.write_tls(&mut wire)?;
+        }
+        let (res, wire) = self.stream.write_all(wire).await;
+        self.wire = wire;
+        if self.wire.capacity() > 64 * 1024 {
+            self.wire = Vec::new();
+        }
+        res
+    }
+
+    async fn drive_handshake(&mut self, conn: &mut rustls::Connection) -> io::Result<()> {
+        loop {
+            if conn.wants_write() {
+                self.flush_tls(conn).await?;
+                continue;
+            }
+            if !conn.is_handshaking() {
+                return Ok(());
+            }
+            if !self.read_records(conn).await? {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed during TLS handshake",
+                ));
+            }
+        }
+    }
+
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.stream.as_raw_fd()
+    }
+}
+
+fn process_records(conn: &mut rustls::Connection, mut records: &[u8]) -> io::Result<()> {
+    while !records.is_empty() {
+        conn.read_tls(&mut records)?;
+        conn.process_new_packets().map_err(tls_error)?;
+    }
+    Ok(())
 }
 
 /// How long a goodbye may take.

@@ -37,23 +37,28 @@ pub fn split_path(arg: &str) -> Result<(&str, &str), AddressError> {
         return Err(AddressError::MissingBrackets);
     }
     // A '>' inside a quoted local part does not end the path.
-    let bytes = arg.as_bytes();
-    let mut i = 1;
     let mut quoted = false;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' if quoted => i += 1,
+    let mut escaped = false;
+    for (i, &b) in arg.as_bytes().iter().enumerate().skip(1) {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' if quoted => escaped = true,
             b'"' => quoted = !quoted,
             b'>' if !quoted => {
-                let params = &arg[i + 1..];
+                // `i` is at an ASCII '>', so both sides are whole UTF-8.
+                let (path, params) = arg.split_at_checked(i).ok_or(AddressError::Syntax)?;
+                let params = params.strip_prefix('>').unwrap_or(params);
                 if !params.is_empty() && !params.starts_with(' ') {
                     return Err(AddressError::Syntax);
                 }
-                return Ok((&arg[1..i], params.trim()));
+                let path = path.strip_prefix('<').unwrap_or(path);
+                return Ok((path, params.trim()));
             }
             _ => {}
         }
-        i += 1;
     }
     Err(AddressError::MissingBrackets)
 }
@@ -65,14 +70,14 @@ pub fn parse_path(inner: &str, utf8_allowed: bool) -> Result<Option<Mailbox<'_>>
         return Ok(None);
     }
     let mailbox = if inner.starts_with('@') {
-        let colon = inner.find(':').ok_or(AddressError::Syntax)?;
-        for hop in inner[..colon].split(',') {
+        let (route, mailbox) = inner.split_once(':').ok_or(AddressError::Syntax)?;
+        for hop in route.split(',') {
             let hop = hop.strip_prefix('@').ok_or(AddressError::Syntax)?;
             if !is_domain(hop, utf8_allowed) {
                 return Err(AddressError::Syntax);
             }
         }
-        &inner[colon + 1..]
+        mailbox
     } else {
         inner
     };

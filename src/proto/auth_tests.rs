@@ -14,6 +14,7 @@ use super::server::*;
 use super::TlsFacts;
 use crate::config::{self, ListenerAuth, ListenerTls, TlsVersion};
 use crate::policy::{AddressMatcher, Policy};
+use crate::queue::IdSource;
 
 fn config(listener_tls: ListenerTls, mode: ListenerAuth, show_login: bool) -> Arc<SessionConfig> {
     let text = "[[listener]]\naddress = \"127.0.0.1:0\"\n[relay]\nnetworks = []\ndomains = [\"local.example\"]\n";
@@ -84,8 +85,8 @@ fn drive(cfg: &Arc<SessionConfig>, chunks: &[&[u8]]) -> Run {
                     run.logins.push(c.login.clone());
                     s.auth_checked(check(&c.login, &c.password), &mut out);
                 }
-                Some(Event::Message) => {
-                    let (id, _env, body) = s.take_message().unwrap();
+                Some(Event::Message(m)) => {
+                    let (id, body) = (m.id, m.body);
                     run.messages.push((s.login().map(str::to_string), body));
                     s.message_stored(Ok(id), &mut out);
                 }

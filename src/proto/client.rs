@@ -276,7 +276,8 @@ impl ClientSession {
             }
         }
         mail.push_str("\r\n");
-        let mut commands = vec![(mail.into_bytes(), Expect::Mail)];
+        let mail = (mail.into_bytes(), Expect::Mail);
+        let mut rcpts = Vec::with_capacity(tx.rcpts.len());
         for (i, r) in tx.rcpts.iter().enumerate() {
             let mut rcpt = format!("RCPT TO:<{}>", r.address);
             if self.caps.dsn {
@@ -288,7 +289,7 @@ impl ClientSession {
                 }
             }
             rcpt.push_str("\r\n");
-            commands.push((rcpt.into_bytes(), Expect::Rcpt(i)));
+            rcpts.push((rcpt.into_bytes(), Expect::Rcpt(i)));
         }
         let use_bdat = self.caps.chunking;
         let mut state = TxState {
@@ -300,7 +301,7 @@ impl ClientSession {
             queued: VecDeque::new(),
         };
         if self.caps.pipelining {
-            for (cmd, e) in commands {
+            for (cmd, e) in std::iter::once(mail).chain(rcpts) {
                 self.send(out, cmd, e);
             }
             if use_bdat {
@@ -314,10 +315,8 @@ impl ClientSession {
             }
             self.send(out, b"DATA\r\n".to_vec(), Expect::Data);
         } else {
-            let mut it = commands.into_iter();
-            let (cmd, e) = it.next().expect("MAIL is always there");
-            self.send(out, cmd, e);
-            state.queued.extend(it);
+            self.send(out, mail.0, mail.1);
+            state.queued.extend(rcpts);
         }
         self.tx = Some(state);
         Ok(ClientAction::NeedMore)
@@ -339,7 +338,7 @@ impl ClientSession {
                     ClientAction::Failed(self.protocol_failure("session already failed")),
                 );
             }
-            let reply = match parse_reply(&input[pos..]) {
+            let reply = match parse_reply(input.get(pos..).unwrap_or_default()) {
                 Ok(None) => return (pos, ClientAction::NeedMore),
                 Ok(Some((r, n))) => {
                     pos += n;
@@ -477,7 +476,12 @@ impl ClientSession {
                     return self.finish_tx();
                 }
             }
-            Expect::Rcpt(i) => tx.rcpts[i] = Some(reply),
+            Expect::Rcpt(i) => {
+                let Some(slot) = tx.rcpts.get_mut(i) else {
+                    return self.fail(Stage::Protocol, Some(reply), "reply to an unknown RCPT");
+                };
+                *slot = Some(reply);
+            }
             Expect::Data => {
                 if reply.code == 354 {
                     let any = tx.mail.as_ref().is_some_and(|m| m.is_positive())
@@ -508,9 +512,8 @@ impl ClientSession {
                     tx.data = Some(reply);
                 }
             }
-            _ => unreachable!("only transaction replies come here"),
+            _ => return self.fail(Stage::Protocol, Some(reply), "not a transaction reply"),
         }
-        let tx = self.tx.as_mut().expect("present");
         if let Some((cmd, e)) = tx.queued.pop_front() {
             out.extend_from_slice(&cmd);
             self.expect.push_back(e);

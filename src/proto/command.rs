@@ -42,10 +42,7 @@ pub const MAX_COMMAND_LINE: usize = 512;
 /// Parse a command line (CRLF already removed).
 pub fn parse_command(line: &[u8]) -> Result<Command<'_>, CommandError> {
     let line = std::str::from_utf8(line).map_err(|_| CommandError::NotUtf8)?;
-    let (verb, rest) = match line.find(' ') {
-        Some(i) => (&line[..i], &line[i + 1..]),
-        None => (line, ""),
-    };
+    let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
     let no_args = |cmd: Command<'static>, usage: &'static str| {
         if rest.trim().is_empty() {
             Ok(cmd)
@@ -53,11 +50,10 @@ pub fn parse_command(line: &[u8]) -> Result<Command<'_>, CommandError> {
             Err(CommandError::Syntax(usage))
         }
     };
-    match verb.len() {
-        4 | 8 => {}
-        _ => return Err(CommandError::Unknown),
-    }
-    let upper = ascii_upper4(verb);
+    let (4 | 8, Some(head)) = (verb.len(), verb.as_bytes().first_chunk::<4>()) else {
+        return Err(CommandError::Unknown);
+    };
+    let upper = head.map(|b| b.to_ascii_uppercase());
     match &upper {
         b"EHLO" if verb.len() == 4 => domain_arg(rest, "EHLO hostname").map(Command::Ehlo),
         b"HELO" if verb.len() == 4 => domain_arg(rest, "HELO hostname").map(Command::Helo),
@@ -76,16 +72,6 @@ pub fn parse_command(line: &[u8]) -> Result<Command<'_>, CommandError> {
         b"STAR" if verb.eq_ignore_ascii_case("STARTTLS") => no_args(Command::StartTls, "STARTTLS"),
         _ => Err(CommandError::Unknown),
     }
-}
-
-fn ascii_upper4(verb: &str) -> [u8; 4] {
-    let b = verb.as_bytes();
-    [
-        b[0].to_ascii_uppercase(),
-        b[1].to_ascii_uppercase(),
-        b[2].to_ascii_uppercase(),
-        b[3].to_ascii_uppercase(),
-    ]
 }
 
 fn domain_arg<'a>(rest: &'a str, usage: &'static str) -> Result<&'a str, CommandError> {
@@ -107,7 +93,7 @@ fn prefixed<'a>(rest: &'a str, prefix: &str, usage: &'static str) -> Result<&'a 
     if !matches {
         return Err(CommandError::Syntax(usage));
     }
-    Ok(&rest[prefix.len()..])
+    rest.get(prefix.len()..).ok_or(CommandError::Syntax(usage))
 }
 
 fn parse_bdat(rest: &str) -> Result<Command<'static>, CommandError> {

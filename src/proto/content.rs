@@ -64,9 +64,9 @@ impl ContentCheck {
         let mut rest = piece;
         if self.after_cr {
             self.after_cr = false;
-            if rest[0] == b'\n' {
+            if let Some(after) = rest.strip_prefix(b"\n") {
                 self.line_len = 0;
-                rest = &rest[1..];
+                rest = after;
             } else {
                 self.fail(DataError::BareLineEnding);
             }
@@ -77,12 +77,16 @@ impl ContentCheck {
                 return;
             };
             self.grow_line(p);
-            match rest[p] {
-                b'\r' => match rest.get(p + 1) {
-                    Some(b'\n') => {
+            // `p` is where memchr3 stopped: `stop` is the octet found, then what follows.
+            let Some((&stop, after)) = rest.get(p..).and_then(<[u8]>::split_first) else {
+                return;
+            };
+            rest = after;
+            match stop {
+                b'\r' => match rest.split_first() {
+                    Some((b'\n', after_crlf)) => {
                         self.line_len = 0;
-                        rest = &rest[p + 2..];
-                        continue;
+                        rest = after_crlf;
                     }
                     Some(_) => self.fail(DataError::BareLineEnding),
                     None => self.after_cr = true,
@@ -93,7 +97,6 @@ impl ContentCheck {
                     self.grow_line(1);
                 }
             }
-            rest = &rest[p + 1..];
         }
     }
 

@@ -106,10 +106,11 @@ impl DataDecoder {
     /// and whether the end marker was reached (bytes after it are not consumed).
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> (usize, bool) {
         let mut i = 0;
-        while i < input.len() {
+        while let Some(rest @ [c, ..]) = input.get(i..) {
+            let c = *c;
             match self.state {
                 State::LineStart => {
-                    if input[i] == b'.' {
+                    if c == b'.' {
                         // RFC 5321 4.5.3.1.6: the dot added for transparency does not
                         // count toward the 1000-octet line limit.
                         self.state = State::Dot;
@@ -120,7 +121,7 @@ impl DataDecoder {
                         self.line_len = 0;
                     }
                 }
-                State::Dot => match input[i] {
+                State::Dot => match c {
                     b'\r' => {
                         self.state = State::DotCr;
                         i += 1;
@@ -135,7 +136,7 @@ impl DataDecoder {
                     _ => self.state = State::Text,
                 },
                 State::DotCr => {
-                    if input[i] == b'\n' {
+                    if c == b'\n' {
                         self.state = State::LineStart;
                         return (i + 1, true);
                     }
@@ -143,35 +144,29 @@ impl DataDecoder {
                     self.state = State::Text;
                 }
                 State::Text => {
-                    let rest = &input[i..];
-                    match memchr::memchr3(b'\r', b'\n', 0, rest) {
-                        None => {
-                            self.line_len += rest.len();
+                    let (text, stop) = split_at_stop(rest);
+                    self.line_len += text.len();
+                    self.check_line();
+                    self.emit(out, text);
+                    i += text.len();
+                    let Some(stop) = stop else {
+                        continue;
+                    };
+                    match stop {
+                        b'\n' => self.fail(DataError::BareLineEnding),
+                        b'\r' => self.state = State::Cr,
+                        _ => {
+                            // Counted as content, never kept.
+                            self.fail(DataError::Nul);
+                            self.line_len += 1;
                             self.check_line();
-                            self.emit(out, rest);
-                            i = input.len();
-                        }
-                        Some(p) => {
-                            self.line_len += p;
-                            self.check_line();
-                            self.emit(out, &rest[..p]);
-                            match rest[p] {
-                                b'\n' => self.fail(DataError::BareLineEnding),
-                                b'\r' => self.state = State::Cr,
-                                _ => {
-                                    // Counted as content, never kept.
-                                    self.fail(DataError::Nul);
-                                    self.line_len += 1;
-                                    self.check_line();
-                                    self.emit(out, b"\0");
-                                }
-                            }
-                            i += p + 1;
+                            self.emit(out, b"\0");
                         }
                     }
+                    i += 1;
                 }
                 State::Cr => {
-                    if input[i] == b'\n' {
+                    if c == b'\n' {
                         self.line_len += 2;
                         self.check_line();
                         self.emit(out, b"\r\n");
@@ -191,6 +186,15 @@ impl DataDecoder {
         if self.line_len > MAX_TEXT_LINE {
             self.fail(DataError::LineTooLong);
         }
+    }
+}
+
+/// Split `rest` at its first CR, LF or NUL: the text before it, and that octet
+/// (none when the text runs to the end).
+pub(super) fn split_at_stop(rest: &[u8]) -> (&[u8], Option<u8>) {
+    match memchr::memchr3(b'\r', b'\n', 0, rest).and_then(|p| rest.split_at_checked(p)) {
+        Some((text, [stop, ..])) => (text, Some(*stop)),
+        _ => (rest, None),
     }
 }
 

@@ -11,8 +11,8 @@ use std::borrow::Cow;
 pub fn is_canonical(body: &[u8]) -> bool {
     let mut rest = body;
     while let Some(p) = memchr::memchr3(b'\r', b'\n', 0, rest) {
-        match rest[p] {
-            b'\r' if rest.get(p + 1) == Some(&b'\n') => rest = &rest[p + 2..],
+        match rest.get(p..) {
+            Some([b'\r', b'\n', after @ ..]) => rest = after,
             _ => return false,
         }
     }
@@ -50,7 +50,7 @@ pub fn dot_stuff(body: &[u8], out: &mut Vec<u8>) {
     out.reserve(body.len() + body.len() / 64 + 5);
     // Canonical: every LF ends a line, so a line starts after each LF.
     for line in body.split_inclusive(|&b| b == b'\n') {
-        if line[0] == b'.' {
+        if line.first() == Some(&b'.') {
             out.push(b'.');
         }
         out.extend_from_slice(line);
@@ -69,8 +69,7 @@ pub fn lenient_end_of_data(wire: &[u8]) -> Option<usize> {
     let mut line_start = true;
     let mut dot = false;
     let mut i = 0;
-    while i < wire.len() {
-        let b = wire[i];
+    while let Some(&b) = wire.get(i) {
         i += 1;
         match b {
             0 => continue,

@@ -17,21 +17,11 @@ pub struct ReceivedFacts<'a> {
     pub authenticated: bool,
     /// The login, when `[auth] show_login_in_received` asks for it.
     pub shown_login: Option<&'a str>,
-    pub id: u64,
+    /// The queue id, as the queue writes it.
+    pub id: &'a str,
     /// The recipient, named only when there is exactly one (privacy of the others).
     pub single_recipient: Option<&'a str>,
     pub now: SystemTime,
-}
-
-/// Queue ids are written as 16 upper-case hex digits.
-pub fn format_id(id: u64) -> String {
-    format!("{id:016X}")
-}
-
-pub fn parse_id(s: &str) -> Option<u64> {
-    (s.len() == 16)
-        .then(|| u64::from_str_radix(s, 16).ok())
-        .flatten()
 }
 
 /// RFC 5322 date-time, e.g. `Mon, 23 Nov 2026 18:42:36 +0000`.
@@ -59,8 +49,7 @@ pub fn write_received(out: &mut Vec<u8>, f: &ReceivedFacts) {
     let _ = write!(
         out,
         "Received: from {helo} ([{ip}])\r\n\tby {} (mxring) with {protocol} id {}",
-        f.hostname,
-        format_id(f.id)
+        f.hostname, f.id
     );
     if let Some(tls) = f.tls {
         let _ = write!(
@@ -101,7 +90,7 @@ mod tests {
                 tls: Some(&tls),
                 authenticated: false,
                 shown_login: None,
-                id: 0xABCDEF,
+                id: "0000000000ABCDEF",
                 single_recipient: Some("a@b.example"),
                 now: SystemTime::UNIX_EPOCH,
             },
@@ -111,8 +100,6 @@ mod tests {
             text,
             "Received: from client.example ([192.0.2.7])\r\n\tby mx.example.net (mxring) with ESMTPS id 0000000000ABCDEF\r\n\t(using TLSv1.3 with cipher TLS_AES_128_GCM_SHA256)\r\n\tfor <a@b.example>;\r\n\tThu, 01 Jan 1970 00:00:00 +0000\r\n"
         );
-        assert_eq!(parse_id("0000000000ABCDEF"), Some(0xABCDEF));
-        assert_eq!(parse_id("xyz"), None);
     }
 
     #[test]
@@ -134,7 +121,7 @@ mod tests {
                     tls: Some(&tls),
                     authenticated: true,
                     shown_login: shown,
-                    id: 1,
+                    id: "0000000000000001",
                     single_recipient: None,
                     now: SystemTime::UNIX_EPOCH,
                 },

@@ -88,37 +88,36 @@ const MAX_REPLY_LINES: usize = 200;
 /// Parse one complete (possibly multiline) reply from the front of `input`.
 /// Returns `Ok(None)` when more bytes are needed, else the reply and bytes consumed.
 pub fn parse_reply(input: &[u8]) -> Result<Option<(ParsedReply, usize)>, ReplyError> {
-    let mut pos = 0;
+    let mut rest = input;
     let mut lines = Vec::new();
     let mut code = None;
     loop {
-        let rest = &input[pos..];
-        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+        let mut split = rest.splitn(2, |&b| b == b'\n');
+        let (Some(line), Some(after)) = (split.next(), split.next()) else {
             if rest.len() > MAX_REPLY_LINE {
                 return Err(ReplyError::TooLong);
             }
             return Ok(None);
         };
-        if nl > MAX_REPLY_LINE {
+        if line.len() > MAX_REPLY_LINE {
             return Err(ReplyError::TooLong);
         }
-        let line = &rest[..nl];
+        rest = after;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        pos += nl + 1;
-        if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) {
+        let [a @ b'0'..=b'9', b @ b'0'..=b'9', c @ b'0'..=b'9', tail @ ..] = line else {
             return Err(ReplyError::Malformed);
-        }
-        let this_code =
-            (line[0] - b'0') as u16 * 100 + (line[1] - b'0') as u16 * 10 + (line[2] - b'0') as u16;
+        };
+        let digit = |d: &u8| u16::from(d - b'0');
+        let this_code = digit(a) * 100 + digit(b) * 10 + digit(c);
         if !(200..600).contains(&this_code) || code.is_some_and(|c| c != this_code) {
             return Err(ReplyError::Malformed);
         }
         code = Some(this_code);
-        let (last, text) = match line.get(3) {
-            None => (true, &line[3..]),
-            Some(b' ') => (true, &line[4..]),
-            Some(b'-') => (false, &line[4..]),
-            Some(_) => return Err(ReplyError::Malformed),
+        let (last, text) = match tail {
+            [] => (true, tail),
+            [b' ', text @ ..] => (true, text),
+            [b'-', text @ ..] => (false, text),
+            _ => return Err(ReplyError::Malformed),
         };
         lines.push(String::from_utf8_lossy(text).into_owned());
         if last {
@@ -127,7 +126,7 @@ pub fn parse_reply(input: &[u8]) -> Result<Option<(ParsedReply, usize)>, ReplyEr
                     code: this_code,
                     lines,
                 },
-                pos,
+                input.len() - rest.len(),
             )));
         }
         if lines.len() >= MAX_REPLY_LINES {

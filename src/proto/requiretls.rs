@@ -9,8 +9,8 @@ pub fn tls_required_no(message: &[u8]) -> bool {
     let mut field: Vec<u8> = Vec::new();
     let mut found = false;
     let mut check = |field: &[u8]| {
-        if let Some(colon) = field.iter().position(|&b| b == b':') {
-            let (name, value) = (&field[..colon], &field[colon + 1..]);
+        let mut parts = field.splitn(2, |&b| b == b':');
+        if let (Some(name), Some(value)) = (parts.next(), parts.next()) {
             if name.eq_ignore_ascii_case(b"TLS-Required")
                 && value.trim_ascii().eq_ignore_ascii_case(b"No")
             {

@@ -9,6 +9,7 @@ use super::server::*;
 use super::TlsFacts;
 use crate::config::{self, ListenerTls, TlsVersion};
 use crate::policy::Policy;
+use crate::queue::IdSource;
 
 fn config_with(listener_tls: ListenerTls, toml_extra: &str) -> Arc<SessionConfig> {
     let text = format!("[[listener]]\naddress = \"127.0.0.1:0\"\n[relay]\nnetworks = []\ndomains = [\"local.example\"]\n{toml_extra}");
@@ -61,8 +62,8 @@ fn drive(cfg: &Arc<SessionConfig>, ip: &str, chunks: &[&[u8]]) -> Run {
                         },
                     );
                 }
-                Some(Event::Message) => {
-                    let (id, env, body) = s.take_message().unwrap();
+                Some(Event::Message(m)) => {
+                    let (id, env, body) = (m.id, m.envelope, m.body);
                     s.message_stored(Ok(id), &mut out);
                     messages.push((env, body));
                 }
@@ -443,8 +444,7 @@ fn storage_failure_is_not_acknowledged() {
     );
     let mut out = Vec::new();
     let fed = s.feed(b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@local.example>\r\nDATA\r\nx\r\n.\r\nNOOP\r\n", SystemTime::now(), &mut out);
-    assert_eq!(fed.event, Some(Event::Message));
-    assert!(s.take_message().is_some());
+    assert!(matches!(fed.event, Some(Event::Message(_))));
     out.clear();
     s.message_stored(Err(StoreFailure::Io), &mut out);
     assert_eq!(out, b"451 4.3.0 Error: queue file write error\r\n");

@@ -212,11 +212,11 @@ fn set_aside(shared: &Shared, shard: usize, id: u64, record: &[u8], why: &str) {
     let dir = shared.dir().join("quarantine");
     let path = dir.join(format!(
         "format1-shard{shard}-{}.json",
-        crate::proto::received::format_id(id)
+        crate::queue::format_id(id)
     ));
     let saved = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, record));
     tracing::error!(
-        id = %crate::proto::received::format_id(id),
+        id = %crate::queue::format_id(id),
         reason = why,
         file = %path.display(),
         saved = saved.is_ok(),

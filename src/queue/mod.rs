@@ -5,6 +5,7 @@ mod aux;
 pub mod clock;
 mod commit;
 mod compact;
+pub mod id;
 mod index;
 mod migrate;
 pub mod record;
@@ -22,6 +23,7 @@ pub mod wal;
 mod v1_tests;
 
 pub use aux::AuxTree;
+pub use id::{format_id, parse_id, IdSource};
 pub use record::{QueuedMessage, QueuedRcpt};
 pub use status::{Failure, Status};
 pub use store::{QueueView, ShardQueue, Spool, StoreOptions};

@@ -357,7 +357,7 @@ impl QueueView {
         self.scan_entries().filter_map(|(id, v)| match index::decode_entry(&v) {
             Ok((_, rec)) => Some((id, rec)),
             Err(e) => {
-                tracing::error!(id = %crate::proto::received::format_id(id), error = %e, "unreadable queue index entry");
+                tracing::error!(id = %crate::queue::format_id(id), error = %e, "unreadable queue index entry");
                 None
             }
         })
@@ -408,7 +408,7 @@ pub(super) fn read_body(dir: &Path, id: u64, loc: Location) -> Result<Vec<u8>, S
     let mut buf = segment::read_at(dir, loc.slot, loc.offset, loc.len).map_err(|e| {
         StoreError::Corrupt(format!(
             "the log record of {} (segment {}, offset {}) cannot be read: {e}",
-            crate::proto::received::format_id(id),
+            crate::queue::format_id(id),
             loc.slot,
             loc.offset
         ))
@@ -423,14 +423,14 @@ pub(super) fn read_body(dir: &Path, id: u64, loc: Location) -> Result<Vec<u8>, S
                 "the log record at segment {} offset {} belongs to another message than {}",
                 loc.slot,
                 loc.offset,
-                crate::proto::received::format_id(id)
+                crate::queue::format_id(id)
             )))
         }
         Err(bad) => {
             crate::metrics::global().store_damaged_records.inc();
             return Err(StoreError::Corrupt(format!(
                 "the log record of {} (segment {}, offset {}) is damaged ({})",
-                crate::proto::received::format_id(id),
+                crate::queue::format_id(id),
                 loc.slot,
                 loc.offset,
                 super::recover::describe(bad)

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::delivery::{DeliveryCtx, DeliverySettings, Scheduler};
 use crate::policy::Policy;
-use crate::proto::{IdSource, SessionConfig};
+use crate::proto::SessionConfig;
+use crate::queue::IdSource;
 use crate::queue::ShardQueue;
 
 /// Settings that SIGHUP can replace as a whole.

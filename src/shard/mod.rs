@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::delivery::DeliveryCtx;
 use crate::net::{self, Backend, Listener, Stream};
 use crate::policy::Policy;
-use crate::proto::IdSource;
+use crate::queue::IdSource;
 use crate::queue::Spool;
 
 use ctx::ConnectionGuard;
