@@ -154,7 +154,8 @@ pub async fn run(ctx: Rc<ShardCtx>) {
                 drop(permit);
             });
         }
-        let idle_open = d.pool.sweep(config.outbound.idle_timeout.0);
+        // Reloadable: the current snapshot's, as `attempt` checks a connection out with.
+        let idle_open = d.pool.sweep(ctx.settings().config.outbound.idle_timeout.0);
         let mut sleep = sleep.unwrap_or(Duration::from_secs(3600));
         if idle_open > 0 {
             sleep = sleep.min(Duration::from_secs(1));

@@ -18,5 +18,6 @@ mod unsaved;
 
 pub use dns::{Addresses, Dns, DnsFailure, MxAnswer, MxHost};
 pub use engine::{admin_request, recover, run};
+pub use outbound::forget_client_configs;
 pub use scheduler::{now_ms, Scheduler};
 pub use unreachable::Unreachable;

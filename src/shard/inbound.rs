@@ -16,8 +16,6 @@ use crate::proto::auth::AuthOutcome;
 use crate::proto::{Event, ServerSession, SessionConfig, Waiting};
 use crate::queue::QueuedMessage;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
 pub async fn serve(
     ctx: Rc<ShardCtx>,
     session_cfg: Arc<SessionConfig>,
@@ -28,8 +26,12 @@ pub async fn serve(
     let mut transport = Transport::new(stream);
     let mut out = Vec::with_capacity(512);
     let mut counted = ConnectionCount::new(&listener.name);
+    // The settings as they were when the connection came: a SIGHUP applies to new ones.
+    let config = ctx.settings().config.clone();
+    let server = &config.server;
     if listener.proxy_protocol {
-        match read_proxy_header(&mut transport, &listener, peer).await {
+        let wait = server.proxy_header_timeout.0;
+        match read_proxy_header(&mut transport, &listener, peer, wait).await {
             Some(real) => peer = real,
             None => {
                 transport.close().await;
@@ -45,15 +47,15 @@ pub async fn serve(
                 return;
             }
         };
-        if let Err(e) = transport.handshake(conn.into(), HANDSHAKE_TIMEOUT).await {
+        if let Err(e) = transport
+            .handshake(conn.into(), server.tls_handshake_timeout.0)
+            .await
+        {
             tracing::debug!(%peer, error = %e, "implicit TLS handshake failed");
             counted.handshake_failed();
             return;
         }
     }
-    // Timeouts as they were when the session began: a SIGHUP applies to new sessions.
-    let config = ctx.settings().config.clone();
-    let server = &config.server;
     let mut session = ServerSession::new(session_cfg, peer.ip(), ctx.ids.clone());
     if let Some((version, facts)) = transport.tls().and_then(|c| crate::tls::facts(c)) {
         counted.tls = facts.version.clone();
@@ -113,7 +115,10 @@ pub async fn serve(
                         Ok(c) => c,
                         Err(_) => return,
                     };
-                    if let Err(e) = transport.handshake(conn.into(), HANDSHAKE_TIMEOUT).await {
+                    if let Err(e) = transport
+                        .handshake(conn.into(), server.tls_handshake_timeout.0)
+                        .await
+                    {
                         tracing::debug!(%peer, error = %e, "STARTTLS handshake failed");
                         counted.handshake_failed();
                         return;
@@ -239,12 +244,13 @@ pub async fn serve(
     }
 }
 
-/// Read the PROXY header: only from `proxy_networks`, well-formed, within 10 s.
+/// Read the PROXY header: only from `proxy_networks`, well-formed, within `wait`.
 /// Returns the real client address; None closes the connection.
 async fn read_proxy_header(
     transport: &mut Transport,
     listener: &crate::config::ListenerConfig,
     peer: SocketAddr,
+    wait: Duration,
 ) -> Option<SocketAddr> {
     use crate::proto::proxy::{parse_proxy_header, ProxyHeader};
     if !listener
@@ -256,7 +262,7 @@ async fn read_proxy_header(
         return None;
     }
     let mut buf = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         match parse_proxy_header(&buf) {
             Ok(Some((header, used))) => {

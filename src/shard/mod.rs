@@ -335,6 +335,8 @@ async fn shard_main(
             Some(req) = admin_rx.recv() => crate::delivery::admin_request(&ctx, req),
             Some(s) = reload_rx.recv() => {
                 ctx.replace_settings(s);
+                // CA and client certificate files are read again under the new settings.
+                crate::delivery::forget_client_configs();
                 tracing::info!(shard = index, "configuration reloaded");
             }
             _ = shutdown.wait_for(|s| *s) => break,
