@@ -378,7 +378,7 @@ fn check_tls(
         helo: "checker.test".into(),
         port,
         dns: mxring::config::DnsConfig {
-            nameservers: vec![dns.nameserver()],
+            nameservers: vec![dns.nameserver().parse().unwrap()],
             timeout: mxring::config::Dur(Duration::from_secs(2)),
             dnssec: mxring::config::Dnssec::TrustAd,
         },
@@ -629,7 +629,7 @@ fn with_trust_ad<T>(server: &DnsServer, f: impl AsyncFnOnce(&mxring::delivery::D
         .unwrap();
     rt.block_on(async {
         let dns = mxring::delivery::Dns::new(&mxring::config::DnsConfig {
-            nameservers: vec![server.nameserver()],
+            nameservers: vec![server.nameserver().parse().unwrap()],
             timeout: mxring::config::Dur(Duration::from_secs(1)),
             dnssec: mxring::config::Dnssec::TrustAd,
         })

@@ -28,7 +28,7 @@ fn with_dns<T>(server: &DnsServer, timeout: Duration, f: impl AsyncFnOnce(&Dns) 
         .expect("runtime");
     rt.block_on(async {
         let dns = Dns::new(&DnsConfig {
-            nameservers: vec![server.nameserver()],
+            nameservers: vec![server.nameserver().parse().unwrap()],
             timeout: Dur(timeout),
             ..Default::default()
         })

@@ -481,7 +481,7 @@ fn check_tls_shows_the_policy_and_which_mx_it_allows() {
         helo: "checker.test".into(),
         port: dest.addr.port(),
         dns: mxring::config::DnsConfig {
-            nameservers: vec![dns.nameserver()],
+            nameservers: vec![dns.nameserver().parse().unwrap()],
             timeout: mxring::config::Dur(Duration::from_secs(2)),
             dnssec: mxring::config::Dnssec::Off,
         },
