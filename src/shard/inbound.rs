@@ -53,6 +53,9 @@ pub async fn serve(
         {
             tracing::debug!(%peer, error = %e, "implicit TLS handshake failed");
             counted.handshake_failed();
+            // Shut down, so a read left on the ring by the timeout ends and the
+            // socket closes now, not when the client finally sends or goes.
+            transport.close().await;
             return;
         }
     }
@@ -121,6 +124,7 @@ pub async fn serve(
                     {
                         tracing::debug!(%peer, error = %e, "STARTTLS handshake failed");
                         counted.handshake_failed();
+                        transport.close().await;
                         return;
                     }
                     let Some((version, facts)) = transport.tls().and_then(|c| crate::tls::facts(c))
