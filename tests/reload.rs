@@ -3,13 +3,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use common::client::Client;
 use common::closed_port;
+use common::sink::{Script, Sink};
 
 fn config(
     domains: &str,
@@ -29,6 +30,14 @@ fn config(
     )
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn rcpt(addr: std::net::SocketAddr, to: &str) -> u16 {
     let mut c = Client::connect(addr);
     c.cmd("EHLO c");
@@ -36,69 +45,115 @@ fn rcpt(addr: std::net::SocketAddr, to: &str) -> u16 {
     c.cmd(&format!("RCPT TO:<{to}>")).0
 }
 
+/// `mxring serve` on a config file, its log lines on a channel.
+struct Running {
+    child: KillOnDrop,
+    lines: mpsc::Receiver<String>,
+    file: std::path::PathBuf,
+    shards: usize,
+}
+
+impl Running {
+    fn start(file: std::path::PathBuf, shards: usize) -> Running {
+        let mut child = KillOnDrop(
+            Command::new(env!("CARGO_BIN_EXE_mxring"))
+                .args(["serve", "--config"])
+                .arg(&file)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.0.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Running {
+            child,
+            lines,
+            file,
+            shards,
+        }
+    }
+
+    /// The next log line that has every one of `needles`.
+    fn wait_for_all(&self, needles: &[&str]) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no log line with {needles:?}"));
+            // Shown when the test fails: what the server said on the way.
+            eprintln!("mxring: {line}");
+            if needles.iter().all(|n| line.contains(n)) {
+                return line;
+            }
+        }
+    }
+
+    fn wait_for(&self, needle: &str) -> String {
+        self.wait_for_all(&[needle])
+    }
+
+    /// Write the config file and send SIGHUP.
+    fn reload_with(&self, text: String) {
+        std::fs::write(&self.file, text).unwrap();
+        self.signal("-HUP");
+    }
+
+    /// Until every shard has logged that it applied the new settings. The CLI
+    /// logs "configuration reloaded" too, once it has sent them (before the shards
+    /// may have taken them), so only the shards' lines count.
+    fn wait_reloaded(&self) {
+        let mut pending: Vec<String> = (0..self.shards).map(|i| format!("shard={i}")).collect();
+        while !pending.is_empty() {
+            let line = self.wait_for("configuration reloaded");
+            pending.retain(|shard| !line.contains(shard.as_str()));
+        }
+    }
+
+    fn signal(&self, which: &str) {
+        let pid = self.child.0.id().to_string();
+        assert!(Command::new("kill")
+            .args([which, &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    fn stop(mut self) {
+        self.signal("-TERM");
+        assert!(self.child.0.wait().unwrap().success());
+    }
+}
+
 #[test]
 fn sighup_reloads_policy_and_keeps_connections_and_refuses_bad_configs() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let admin = closed_port();
     let file = dir.path().join("mxring.toml");
     let spool = dir.path().join("spool");
     std::fs::write(&file, config("\"a.test\"", port, admin, &spool, "")).unwrap();
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_mxring"))
-            .args(["serve", "--config"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let wait_for = |needle: &str| loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
-        if line.contains(needle) {
-            return line;
-        }
-    };
-    wait_for("listening");
+    let mx = Running::start(file, 2);
+    mx.wait_for("listening");
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     assert_eq!(rcpt(addr, "x@a.test"), 250);
     assert_eq!(rcpt(addr, "x@b.test"), 554);
 
-    let pid = child.0.id().to_string();
-    // Write the config file and send SIGHUP.
-    let reload_with = |text: String| {
-        std::fs::write(&file, text).unwrap();
-        assert!(Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success());
-    };
     let mut kept = Client::connect(addr);
     kept.cmd("EHLO kept");
-    reload_with(config(
+    mx.reload_with(config(
         "\"b.test\"",
         port,
         admin,
         &spool,
         "command_timeout = \"1s\"\n",
     ));
-    // Each of the 2 shards logs when it has applied the new settings.
-    wait_for("configuration reloaded");
-    wait_for("configuration reloaded");
+    mx.wait_reloaded();
     // Every shard applies it; new connections may land on any of them.
     for _ in 0..8 {
         assert_eq!(rcpt(addr, "x@b.test"), 250);
@@ -123,31 +178,162 @@ fn sighup_reloads_policy_and_keeps_connections_and_refuses_bad_configs() {
     // The session that began before the reload keeps the timeout it began with.
     assert_eq!(kept.cmd("NOOP").0, 250);
 
-    reload_with("[server]\nshardz = 1\n".into());
-    let refused = wait_for("reload refused");
+    mx.reload_with("[server]\nshardz = 1\n".into());
+    let refused = mx.wait_for("reload refused");
     assert!(refused.contains("shardz"), "{refused}");
     assert_eq!(rcpt(addr, "x@b.test"), 250, "the old config stays in force");
 
     // A key that needs a restart is named, not silently ignored.
-    reload_with(config(
+    mx.reload_with(config(
         "\"b.test\"",
         port,
         admin,
         &spool,
         "max_connections_per_ip = 7\n",
     ));
-    let warned = wait_for("only after a restart");
+    let warned = mx.wait_for("only after a restart");
     assert!(warned.contains("server.max_connections_per_ip"), "{warned}");
-    // Each of the 2 shards logs when it has applied the new settings.
-    wait_for("configuration reloaded");
-    wait_for("configuration reloaded");
+    mx.wait_reloaded();
+    mx.stop();
+}
 
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    assert!(child.0.wait().unwrap().success());
+fn effects_config(
+    port: u16,
+    admin: std::net::SocketAddr,
+    spool: &std::path::Path,
+    hops: (std::net::SocketAddr, std::net::SocketAddr),
+    ca: &std::path::Path,
+    server_extra: &str,
+    outbound_extra: &str,
+) -> String {
+    let (sink, silent) = hops;
+    format!(
+        "[server]\nhostname = \"mx.test\"\nshards = 2\nspool = \"{}\"\n{server_extra}\
+         [[listener]]\naddress = \"127.0.0.1:{port}\"\ntls = \"starttls\"\n\
+         [admin]\naddress = \"{admin}\"\n\
+         [relay]\nnetworks = []\ndomains = [\"c.test\", \"slow.test\"]\n\
+         [outbound]\n{outbound_extra}\
+         [[route]]\ndomains = [\"c.test\"]\nnext_hop = \"[{}]:{}\"\n\
+         [[route]]\ndomains = [\"slow.test\"]\nnext_hop = \"[{}]:{}\"\n\
+         [[outbound_tls]]\ndomains = [\"c.test\"]\nlevel = \"verify\"\nca_file = \"{}\"\n\
+         match_names = [\"mx.c.test\"]\n",
+        spool.display(),
+        sink.ip(),
+        sink.port(),
+        silent.ip(),
+        silent.port(),
+        ca.display()
+    )
+}
+
+/// The code of one (possibly multiline) reply.
+fn reply_code(r: &mut impl BufRead) -> u16 {
+    loop {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).unwrap() > 0, "closed before a reply");
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return line[..3].parse().unwrap();
+        }
+    }
+}
+
+fn send(addr: std::net::SocketAddr, to: &str) -> String {
+    let mut c = Client::connect(addr);
+    c.cmd("EHLO c");
+    let (code, reply) = c.send_mail("a@s.test", &[to], "Subject: reload\r\n\r\nhello\r\n");
+    assert_eq!(code, 250, "{reply}");
+    common::client::queued_id(&reply)
+}
+
+/// Each reloadable key whose effect shows from outside: a CA file replaced in
+/// place (the TLS client configs are built again), the outbound reply timeouts
+/// and the inbound TLS handshake timeout.
+#[test]
+fn sighup_applies_a_replaced_ca_file_and_the_reloaded_timeouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let admin = closed_port();
+    let file = dir.path().join("mxring.toml");
+    let spool = dir.path().join("spool");
+    let (old_ca, new_ca) = (common::ca::Ca::new(), common::ca::Ca::new());
+    let sink = Sink::start(Script {
+        tls: Some(new_ca.issue("mx.c.test")),
+        ..Default::default()
+    });
+    // Accepts (the kernel does) and never says a word: only a banner timeout ends it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hops = (sink.addr, silent.local_addr().unwrap());
+    let ca = old_ca.write(dir.path());
+    let text = |server_extra: &str, outbound_extra: &str| {
+        effects_config(port, admin, &spool, hops, &ca, server_extra, outbound_extra)
+    };
+    std::fs::write(&file, text("", "")).unwrap();
+    let mx = Running::start(file, 2);
+    mx.wait_for("listening");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    // The next hop's certificate is from a CA the file does not hold yet.
+    let id = send(addr, "x@c.test");
+    let line = mx.wait_for_all(&["to=x@c.test", "result=\"deferred\""]);
+    assert!(line.contains("certificate"), "{line}");
+    // The same path, another CA: it counts from the reload on.
+    new_ca.write(dir.path());
+    mx.reload_with(text("", ""));
+    mx.wait_reloaded();
+    let admin_api = mxring::admin::AdminClient::new(admin);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        // 409 while the deferred attempt is still being recorded.
+        let (status, body) = admin_api
+            .request("POST", &format!("/queue/{id}/retry"))
+            .unwrap();
+        if status != 409 {
+            assert_eq!(status, 200, "{body}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let arrival = sink.next(20);
+    assert_eq!(arrival.rcpts, ["x@c.test"]);
+    assert!(arrival.tls.is_some(), "delivered over verified TLS");
+
+    // Reply timeouts (default 5 minutes for the banner) and the inbound TLS
+    // handshake timeout (default 30s) come from the reloaded file.
+    mx.reload_with(text(
+        "tls_handshake_timeout = \"1s\"\n",
+        "banner_timeout = \"1s\"\n",
+    ));
+    mx.wait_reloaded();
+    let started = std::time::Instant::now();
+    send(addr, "x@slow.test");
+    let line = mx.wait_for_all(&["to=x@slow.test", "result=\"deferred\""]);
+    assert!(line.contains("timed out after 1s"), "{line}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{line}");
+
+    let raw = std::net::TcpStream::connect(addr).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut r = BufReader::new(raw.try_clone().unwrap());
+    let mut w = raw;
+    assert_eq!(reply_code(&mut r), 220);
+    w.write_all(b"EHLO c\r\n").unwrap();
+    assert_eq!(reply_code(&mut r), 250);
+    w.write_all(b"STARTTLS\r\n").unwrap();
+    assert_eq!(reply_code(&mut r), 220);
+    // No ClientHello follows: the server gives up after the handshake timeout.
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    match r.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the connection stayed open: {e}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    mx.stop();
 }
 
 /// The server is killed if the test fails half-way.

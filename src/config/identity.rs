@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Config, Dur, ListenerTls};
 
@@ -46,8 +46,18 @@ impl<'de> Deserialize<'de> for ListenerAuth {
     }
 }
 
+impl Serialize for ListenerAuth {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ListenerAuth::Off => s.serialize_bool(false),
+            ListenerAuth::Offered => s.serialize_bool(true),
+            ListenerAuth::Required => s.serialize_str("required"),
+        }
+    }
+}
+
 /// `[auth]`: accounts for SMTP AUTH and the brute-force limit.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// One account per line, `login:argon2id-PHC-hash[:address,address,...]`;
@@ -76,7 +86,7 @@ impl Default for AuthConfig {
 }
 
 /// `[[tls.certificates]]`: one certificate served for some SNI names.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CertificateEntry {
     /// PEM certificate chain.

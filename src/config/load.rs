@@ -236,6 +236,30 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_are_config_keys_and_zero_is_refused() {
+        let base = "[[listener]]\naddress = \"127.0.0.1:25\"\n";
+        let c = load_str(
+            &format!("{base}[server]\ntls_handshake_timeout = \"5s\"\n[outbound]\nrcpt_to_timeout = \"90s\"\nquit_timeout = \"500ms\"\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.server.tls_handshake_timeout.0.as_secs(), 5);
+        assert_eq!(c.outbound.rcpt_to_timeout.0.as_secs(), 90);
+        assert_eq!(c.outbound.quit_timeout.0.as_millis(), 500);
+        assert_eq!(c.outbound.data_dot_timeout.0.as_secs(), 600);
+        let err = load_str(
+            &format!("{base}[outbound]\n\nbanner_timeout = \"0s\"\n"),
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("line 5: `outbound.banner_timeout`: must be above zero"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn semantic_errors_point_at_the_key_in_dotted_and_array_tables() {
         let text = "[[listener]]\naddress = \"127.0.0.1:25\"\n\n[[listener]]\nname = \"lb\"\naddress = \"127.0.0.1:26\"\nproxy_protocol = true\n";
         let err = load_str(text, "t.toml").unwrap_err().to_string();

@@ -2,6 +2,8 @@
 //! a documented default, and unknown keys are refused (with the key and its line).
 
 mod checks;
+#[cfg(test)]
+mod defaults_tests;
 mod files;
 mod identity;
 mod load;
@@ -22,9 +24,9 @@ pub use units::{canonical_ip, ByteSize, Cidr, Dur};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -58,7 +60,7 @@ pub struct Config {
 }
 
 /// `[tls_report]`: SMTP TLS reporting (RFC 8460) to the domains mxring delivers to.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsReportConfig {
     /// Count TLS sessions per policy domain and send the reports the domains ask
@@ -85,7 +87,7 @@ impl Default for TlsReportConfig {
 }
 
 /// `[server]`: identity, sharding, spool and per-connection limits.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Name in the banner, EHLO reply, Received headers and DSNs. Default "mxring.localhost".
@@ -125,10 +127,16 @@ pub struct ServerConfig {
     /// it, else epoll with a warning), "uring" (refuse to start without it) or
     /// "epoll". The environment variable MXRING_IO overrides it. Default "auto".
     pub io: IoChoice,
+    /// Time a client has to finish the TLS handshake, on an `implicit` listener and
+    /// after STARTTLS; then the connection is closed. Default 30s.
+    pub tls_handshake_timeout: Dur,
+    /// Time a load balancer has to send the PROXY header on a `proxy_protocol`
+    /// listener; then the connection is closed. Default 10s.
+    pub proxy_header_timeout: Dur,
 }
 
 /// `[server] io`: which I/O back end the shards run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum IoChoice {
     #[default]
@@ -173,6 +181,8 @@ impl Default for ServerConfig {
             max_connections_per_ip: 100,
             connection_rate_per_ip: 0,
             io: IoChoice::Auto,
+            tls_handshake_timeout: Dur(std::time::Duration::from_secs(30)),
+            proxy_header_timeout: Dur(std::time::Duration::from_secs(10)),
         }
     }
 }
@@ -196,7 +206,7 @@ impl ServerConfig {
 }
 
 /// How a listener treats TLS.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ListenerTls {
     /// Plain SMTP, STARTTLS not offered.
@@ -223,7 +233,7 @@ impl ListenerTls {
 }
 
 /// `[[listener]]`: one address to accept SMTP on; every shard binds it with SO_REUSEPORT.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     /// Name for logs and policy explanations.
@@ -256,7 +266,7 @@ fn default_listener_tls() -> ListenerTls {
 }
 
 /// TLS protocol floor.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TlsVersion {
     #[serde(rename = "1.2")]
     Tls12,
@@ -274,7 +284,7 @@ impl TlsVersion {
 }
 
 /// `[tls]`: the server certificate and the protocol floor for inbound TLS.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// PEM certificate chain. Empty: a self-signed ECDSA P-256 certificate for
@@ -309,7 +319,7 @@ impl Default for TlsConfig {
 }
 
 /// `[relay]`: who may send where. Never an open relay.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
     /// Clients that may relay to any domain. Default 127.0.0.0/8 and ::1.
@@ -328,7 +338,7 @@ impl Default for RelayConfig {
 }
 
 /// `[[route]]`: a fixed next hop for some domains instead of an MX lookup.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub domains: Vec<String>,
@@ -338,7 +348,7 @@ pub struct RouteConfig {
 }
 
 /// `[[inbound_tls]]`: when TLS is mandatory for mail we receive. First match wins.
-#[derive(Clone, Debug, Deserialize, Default)]
+#[derive(Clone, Debug, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct InboundTlsRule {
     /// Recipient matchers: `user@domain`, `*@domain`, `domain`, a local part, or `*`.
@@ -368,7 +378,7 @@ fn yes() -> bool {
 }
 
 /// Outbound TLS levels, with Postfix's names.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum TlsLevel {
     None,
@@ -400,7 +410,7 @@ impl TlsLevel {
 }
 
 /// What to do when a mandatory outbound level cannot be met.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default, Hash)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum OnTlsFailure {
     /// Retry on the queue schedule: delay DSN, then failure DSN at give_up_after.
@@ -421,7 +431,7 @@ impl OnTlsFailure {
 }
 
 /// `[[outbound_tls]]`: the TLS level for mail we send. First match wins.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutboundTlsRule {
     /// Recipient domains: exact, or `.domain` for every subdomain.
@@ -466,7 +476,7 @@ pub struct OutboundTlsRule {
 }
 
 /// `[outbound]`: defaults for delivery.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboundConfig {
     /// Level when no `[[outbound_tls]]` rule matches. Default "may".
@@ -495,10 +505,32 @@ pub struct OutboundConfig {
     /// Port of the HTTPS policy server. RFC 8461 fixes 443; another port is an
     /// override for tests and lab setups only. Default 443.
     pub mta_sts_port: u16,
+    /// Time the next hop has to finish the TLS handshake after STARTTLS. Default 60s.
+    pub tls_handshake_timeout: Dur,
+    /// How long to wait for the next hop's reply, per command, as KumoMTA names
+    /// them; the defaults are RFC 5321 4.5.3.2's. The 220 greeting. Default 5m.
+    pub banner_timeout: Dur,
+    /// The reply to EHLO (or HELO). Default 5m.
+    pub ehlo_timeout: Dur,
+    /// The reply to STARTTLS. Default 2m.
+    pub starttls_timeout: Dur,
+    /// The reply to MAIL FROM. Default 5m.
+    pub mail_from_timeout: Dur,
+    /// The reply to each RCPT TO. Default 5m.
+    pub rcpt_to_timeout: Dur,
+    /// The 354 reply to DATA. Default 2m.
+    pub data_timeout: Dur,
+    /// The reply after the message: to the final dot, or to each BDAT chunk. Default 10m.
+    pub data_dot_timeout: Dur,
+    /// The reply to RSET. Default 2m.
+    pub rset_timeout: Dur,
+    /// The reply to QUIT; then the connection is closed anyway. Default 2s.
+    pub quit_timeout: Dur,
 }
 
 impl Default for OutboundConfig {
     fn default() -> Self {
+        let secs = |n| Dur(std::time::Duration::from_secs(n));
         OutboundConfig {
             default_tls: TlsLevel::May,
             max_connections_per_host: 20,
@@ -510,12 +542,22 @@ impl Default for OutboundConfig {
             mta_sts: true,
             mta_sts_ca_file: None,
             mta_sts_port: 443,
+            tls_handshake_timeout: secs(60),
+            banner_timeout: secs(300),
+            ehlo_timeout: secs(300),
+            starttls_timeout: secs(120),
+            mail_from_timeout: secs(300),
+            rcpt_to_timeout: secs(300),
+            data_timeout: secs(120),
+            data_dot_timeout: secs(600),
+            rset_timeout: secs(120),
+            quit_timeout: secs(2),
         }
     }
 }
 
 /// `[queue]`: retry schedule and group commit.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     /// Delays between attempts; the last one repeats. Default 5m 10m 20m 40m 1h.
@@ -550,7 +592,7 @@ impl Default for QueueConfig {
 }
 
 /// `[dns]`: resolver settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DnsConfig {
     /// Nameservers (`ip` or `ip:port`). Empty: the system's /etc/resolv.conf.
@@ -572,7 +614,7 @@ impl Default for DnsConfig {
 }
 
 /// `[dns] dnssec`: how mxring learns whether an answer is DNSSEC-validated.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default, Hash)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum Dnssec {
     /// No DNSSEC: every answer is insecure, so DANE never applies.
@@ -597,7 +639,7 @@ impl Dnssec {
 }
 
 /// `[admin]`: the loopback HTTP API used by `mxring queue ...`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Address of the admin API; keep it on loopback. Empty string disables it.
@@ -613,7 +655,7 @@ impl Default for AdminConfig {
 }
 
 /// `[log]`: how log lines are written (to standard error).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` (one human-readable line per event) or `json` (one JSON object per
@@ -621,7 +663,7 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]

@@ -2,6 +2,12 @@
 //! session settings from a reloaded file, but sockets, threads, the spool, the
 //! resolver and the per-address and pool limits are built once at start: an operator
 //! who edits those must be told that a restart is needed, not find out later.
+//!
+//! Everything else is read from the current snapshot at one point: an inbound
+//! session when its connection comes (its timeouts), a delivery attempt when it
+//! starts (routes, TLS rules, the outbound timeouts), the delivery loop on each
+//! pass (`outbound.idle_timeout`), and outbound TLS client configs (CA bundles,
+//! client certificates) are built again after each reload.
 
 use std::fmt::Debug;
 
@@ -79,7 +85,9 @@ mod tests {
         let old = load("[server]\nmax_recipients = 10\n");
         let new = load(
             "[server]\nmax_recipients = 20\ncommand_timeout = \"1m\"\n\
-             [outbound]\nunreachable_hold = \"1m\"\n",
+             tls_handshake_timeout = \"5s\"\nproxy_header_timeout = \"5s\"\n\
+             [outbound]\nunreachable_hold = \"1m\"\nidle_timeout = \"1s\"\n\
+             tls_handshake_timeout = \"5s\"\nrcpt_to_timeout = \"1m\"\n",
         );
         assert!(restart_only_changes(&old, &new).is_empty());
     }

@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::syntax::is_domain;
 
@@ -105,6 +105,12 @@ impl<'de> Deserialize<'de> for NextHop {
     }
 }
 
+impl Serialize for NextHop {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// A nameserver: `ip` or `ip:port`, port 53 where none is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Nameserver(pub SocketAddr);
@@ -132,6 +138,12 @@ impl<'de> Deserialize<'de> for Nameserver {
         String::deserialize(d)?
             .parse()
             .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Nameserver {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

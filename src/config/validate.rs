@@ -12,6 +12,7 @@ pub(super) fn validate(c: &Config) -> Result<(), Problem> {
     checks::outbound_rules(c)?;
     server_identity(c)?;
     server_limits(c)?;
+    timeouts_above_zero(c)?;
     listeners_present_and_proxied(c)?;
     tls_pair(c)?;
     queue_schedule(c)?;
@@ -63,6 +64,30 @@ fn server_limits(c: &Config) -> Result<(), Problem> {
         ));
     }
     Ok(())
+}
+
+/// A zero timeout would fail every handshake and every command at once.
+fn timeouts_above_zero(c: &Config) -> Result<(), Problem> {
+    let (s, o) = (&c.server, &c.outbound);
+    let keys = [
+        ("server", "tls_handshake_timeout", s.tls_handshake_timeout),
+        ("server", "proxy_header_timeout", s.proxy_header_timeout),
+        ("outbound", "connect_timeout", o.connect_timeout),
+        ("outbound", "tls_handshake_timeout", o.tls_handshake_timeout),
+        ("outbound", "banner_timeout", o.banner_timeout),
+        ("outbound", "ehlo_timeout", o.ehlo_timeout),
+        ("outbound", "starttls_timeout", o.starttls_timeout),
+        ("outbound", "mail_from_timeout", o.mail_from_timeout),
+        ("outbound", "rcpt_to_timeout", o.rcpt_to_timeout),
+        ("outbound", "data_timeout", o.data_timeout),
+        ("outbound", "data_dot_timeout", o.data_dot_timeout),
+        ("outbound", "rset_timeout", o.rset_timeout),
+        ("outbound", "quit_timeout", o.quit_timeout),
+    ];
+    match keys.into_iter().find(|(_, _, d)| d.0.is_zero()) {
+        Some((table, key, _)) => Err(problem(table, key, "must be above zero")),
+        None => Ok(()),
+    }
 }
 
 fn listeners_present_and_proxied(c: &Config) -> Result<(), Problem> {

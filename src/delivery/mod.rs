@@ -20,5 +20,6 @@ mod unsaved;
 pub use ctx::{DeliveryCtx, DeliverySettings};
 pub use engine::{recover, run};
 pub use operator::operator_request;
+pub use outbound::forget_client_configs;
 pub use scheduler::Scheduler;
 pub use unreachable::Unreachable;

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 
-use crate::config::{TlsLevel, TlsVersion};
+use crate::config::{OutboundConfig, TlsLevel, TlsVersion};
 use crate::dane::DaneSet;
 use crate::net::{Stream, Transport};
 use crate::proto::client::{
-    ClientAction, ClientSession, OutboundTx, PeerLimit, SessionFailure, Stage, TlsWant, TxOutcome,
+    ClientAction, ClientSession, OutboundTx, PeerLimit, ReplyTimeouts, SessionFailure, Stage,
+    TlsWant, TxOutcome,
 };
 use crate::proto::data::dot_stuff;
 use crate::proto::TlsFacts;
@@ -200,7 +201,8 @@ impl OutboundConn {
         let mut out = Vec::new();
         self.session.quit(&mut out);
         if self.transport.write(&out).await.is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), self.next_action()).await;
+            // In all, however the reply trickles: `[outbound] quit_timeout`.
+            let _ = tokio::time::timeout(self.session.timeout(), self.next_action()).await;
         }
         self.transport.close().await;
     }
@@ -252,11 +254,12 @@ pub async fn open(
     mx_name: &str,
     plan: &TlsPlan,
     helo: &str,
-    connect_timeout: Duration,
+    timeouts: &OutboundConfig,
     plaintext_retry: bool,
 ) -> Result<OutboundConn, Failure> {
     let remote = format!("{mx_name}[{}]:{}", peer.ip(), peer.port());
-    let stream = match tokio::time::timeout(connect_timeout, Stream::connect(peer)).await {
+    let connect = tokio::time::timeout(timeouts.connect_timeout.0, Stream::connect(peer));
+    let stream = match connect.await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             return Err(Failure::Connect {
@@ -277,7 +280,7 @@ pub async fn open(
     };
     let mut conn = OutboundConn {
         transport: Transport::new(stream),
-        session: ClientSession::new(helo, want),
+        session: ClientSession::with_timeouts(helo, want, ReplyTimeouts::from_config(timeouts)),
         pending: Vec::new(),
         tls: None,
         peer,
@@ -292,7 +295,7 @@ pub async fn open(
             }
             ClientAction::StartTls => {
                 conn.pending.clear();
-                start_tls(&mut conn, plan, &remote).await?;
+                start_tls(&mut conn, plan, &remote, timeouts.tls_handshake_timeout.0).await?;
                 let mut out = Vec::new();
                 conn.session.tls_established(&mut out);
                 conn.transport
@@ -306,7 +309,12 @@ pub async fn open(
     }
 }
 
-async fn start_tls(conn: &mut OutboundConn, plan: &TlsPlan, remote: &str) -> Result<(), Failure> {
+async fn start_tls(
+    conn: &mut OutboundConn,
+    plan: &TlsPlan,
+    remote: &str,
+    handshake_timeout: Duration,
+) -> Result<(), Failure> {
     let (config, dane_outcome) = client_config(plan)
         .map_err(|e| tls(TlsProblem::Setup, format!("TLS setup for {remote}: {e}")))?;
     let name = match plan.peer_name.parse::<std::net::IpAddr>() {
@@ -322,7 +330,7 @@ async fn start_tls(conn: &mut OutboundConn, plan: &TlsPlan, remote: &str) -> Res
         .map_err(|e| tls(TlsProblem::Setup, format!("TLS setup for {remote}: {e}")))?;
     if let Err(e) = conn
         .transport
-        .handshake(client.into(), Duration::from_secs(60))
+        .handshake(client.into(), handshake_timeout)
         .await
     {
         let dane_failure = dane_outcome
@@ -400,6 +408,14 @@ thread_local! {
     /// Client configs are costly to build (roots are parsed); one per plan per shard.
     static CLIENT_CONFIGS: std::cell::RefCell<std::collections::HashMap<ClientConfigKey, Arc<rustls::ClientConfig>>> =
         Default::default();
+}
+
+/// Forget the cached client configs of this thread, so the next connection reads
+/// its CA bundle and client certificate files again. A shard calls it when it
+/// takes reloaded settings: a SIGHUP after a CA file was replaced in place
+/// applies it.
+pub fn forget_client_configs() {
+    CLIENT_CONFIGS.with(|m| m.borrow_mut().clear());
 }
 
 type Outcome = Option<crate::tls::DaneOutcome>;

@@ -63,8 +63,8 @@ impl Message<'_> {
             // A reused connection may have been closed by the peer: use a fresh one.
         }
         let helo = &config.server.hostname;
-        let timeout = config.outbound.connect_timeout.0;
-        let mut conn = match open(addr, host, plan, helo, timeout, false).await {
+        let timeouts = &config.outbound;
+        let mut conn = match open(addr, host, plan, helo, timeouts, false).await {
             Ok(c) => c,
             // Postfix at level `may`: a failed handshake is retried in plaintext.
             Err(
@@ -74,7 +74,7 @@ impl Message<'_> {
                 },
             ) if !plan.mandatory() => {
                 tracing::info!(relay = %host, mx_ip = %addr, error = %e.text(), "TLS handshake failed; retrying in plaintext");
-                open(addr, host, plan, helo, timeout, true).await?
+                open(addr, host, plan, helo, timeouts, true).await?
             }
             Err(e) => return Err(e),
         };

@@ -1,6 +1,6 @@
 //! The SMTP client session: a state machine fed the server's bytes, writing our
 //! commands into the caller's buffer. The driver owns the socket, the TLS
-//! handshake and the clock; it asks `timeout()` which RFC 5321 4.5.3.2 limit applies.
+//! handshake and the clock; it asks `timeout()` which limit of `ReplyTimeouts` applies.
 
 use std::collections::VecDeque;
 use std::fmt::Write;
@@ -8,6 +8,47 @@ use std::time::Duration;
 
 use super::envelope::{xtext_encode, BodyType, Ret};
 use super::reply::{parse_reply, ParsedReply, ReplyError};
+
+/// How long to wait for each reply, by the command it answers (`[outbound]
+/// banner_timeout` and the others; the defaults are RFC 5321 4.5.3.2's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyTimeouts {
+    pub banner: Duration,
+    /// EHLO and HELO.
+    pub ehlo: Duration,
+    pub starttls: Duration,
+    pub mail_from: Duration,
+    pub rcpt_to: Duration,
+    /// The 354 to DATA.
+    pub data: Duration,
+    /// After the final dot, and after each BDAT chunk.
+    pub data_dot: Duration,
+    pub rset: Duration,
+    pub quit: Duration,
+}
+
+impl ReplyTimeouts {
+    pub fn from_config(o: &crate::config::OutboundConfig) -> ReplyTimeouts {
+        ReplyTimeouts {
+            banner: o.banner_timeout.0,
+            ehlo: o.ehlo_timeout.0,
+            starttls: o.starttls_timeout.0,
+            mail_from: o.mail_from_timeout.0,
+            rcpt_to: o.rcpt_to_timeout.0,
+            data: o.data_timeout.0,
+            data_dot: o.data_dot_timeout.0,
+            rset: o.rset_timeout.0,
+            quit: o.quit_timeout.0,
+        }
+    }
+}
+
+/// The config's defaults, so the two can't drift.
+impl Default for ReplyTimeouts {
+    fn default() -> Self {
+        ReplyTimeouts::from_config(&crate::config::OutboundConfig::default())
+    }
+}
 
 /// What the peer announced in its EHLO reply.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -170,10 +211,16 @@ pub struct ClientSession {
     expect: VecDeque<Expect>,
     tx: Option<TxState>,
     failed: bool,
+    timeouts: ReplyTimeouts,
 }
 
 impl ClientSession {
+    /// A session with the default reply timeouts.
     pub fn new(helo: &str, tls: TlsWant) -> Self {
+        Self::with_timeouts(helo, tls, ReplyTimeouts::default())
+    }
+
+    pub fn with_timeouts(helo: &str, tls: TlsWant, timeouts: ReplyTimeouts) -> Self {
         ClientSession {
             helo: helo.to_string(),
             tls,
@@ -182,6 +229,7 @@ impl ClientSession {
             expect: VecDeque::from([Expect::Greeting]),
             tx: None,
             failed: false,
+            timeouts,
         }
     }
 
@@ -193,17 +241,22 @@ impl ClientSession {
         self.tls_active
     }
 
-    /// The RFC 5321 4.5.3.2 limit for the reply awaited now.
+    /// The limit for the reply awaited now.
     pub fn timeout(&self) -> Duration {
-        let minutes = match self.expect.front() {
-            Some(
-                Expect::Greeting | Expect::Ehlo | Expect::Helo | Expect::Mail | Expect::Rcpt(_),
-            ) => 5,
-            Some(Expect::Data) => 2,
-            Some(Expect::DataEnd | Expect::Bdat) => 10,
-            Some(Expect::StartTls | Expect::Rset | Expect::Quit) | None => 2,
-        };
-        Duration::from_secs(minutes * 60)
+        let t = &self.timeouts;
+        match self.expect.front() {
+            Some(Expect::Greeting) => t.banner,
+            Some(Expect::Ehlo | Expect::Helo) => t.ehlo,
+            Some(Expect::StartTls) => t.starttls,
+            Some(Expect::Mail) => t.mail_from,
+            Some(Expect::Rcpt(_)) => t.rcpt_to,
+            Some(Expect::Data) => t.data,
+            Some(Expect::DataEnd | Expect::Bdat) => t.data_dot,
+            Some(Expect::Rset) => t.rset,
+            Some(Expect::Quit) => t.quit,
+            // Nothing awaited: the caller reads only to notice the peer closing.
+            None => t.rset,
+        }
     }
 
     /// The handshake succeeded: RFC 3207 says to forget what the server said before

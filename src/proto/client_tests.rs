@@ -3,6 +3,7 @@
 
 use super::client::*;
 use super::envelope::BodyType;
+use std::time::Duration;
 
 fn tx(rcpts: &[&str]) -> OutboundTx {
     OutboundTx {
@@ -272,4 +273,53 @@ fn starttls_offered_refused_and_missing() {
         &mut Vec::new(),
     );
     assert_eq!(a, [ClientAction::Ready]);
+}
+
+#[test]
+fn each_reply_is_awaited_for_the_timeout_of_its_command() {
+    let secs = Duration::from_secs;
+    let t = ReplyTimeouts {
+        banner: secs(1),
+        ehlo: secs(2),
+        starttls: secs(3),
+        mail_from: secs(4),
+        rcpt_to: secs(5),
+        data: secs(6),
+        data_dot: secs(7),
+        rset: secs(8),
+        quit: secs(9),
+    };
+    let mut s = ClientSession::with_timeouts("me", TlsWant::Never, t);
+    let mut out = Vec::new();
+    assert_eq!(s.timeout(), t.banner);
+    let mut step = |s: &mut ClientSession, reply: &[u8]| {
+        out.clear();
+        let (n, action) = s.feed(reply, &mut out);
+        assert_eq!(n, reply.len());
+        action
+    };
+    step(&mut s, b"220 mx\r\n");
+    assert_eq!(s.timeout(), t.ehlo);
+    assert_eq!(step(&mut s, b"250 mx\r\n"), ClientAction::Ready);
+    s.start_transaction(&tx(&["b@r.example"]), &mut Vec::new())
+        .unwrap();
+    assert_eq!(s.timeout(), t.mail_from);
+    step(&mut s, b"250 ok\r\n");
+    assert_eq!(s.timeout(), t.rcpt_to);
+    step(&mut s, b"250 ok\r\n");
+    assert_eq!(s.timeout(), t.data);
+    assert_eq!(step(&mut s, b"354 go\r\n"), ClientAction::SendData);
+    assert_eq!(s.timeout(), t.data_dot);
+    assert!(matches!(
+        step(&mut s, b"250 queued\r\n"),
+        ClientAction::Done(_)
+    ));
+    s.quit(&mut Vec::new());
+    assert_eq!(s.timeout(), t.quit);
+    assert_eq!(
+        ReplyTimeouts::default().banner,
+        secs(300),
+        "RFC 5321 4.5.3.2"
+    );
+    assert_eq!(ReplyTimeouts::default().data_dot, secs(600));
 }

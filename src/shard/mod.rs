@@ -337,6 +337,8 @@ async fn shard_main(
             Some(s) = reload_rx.recv() => {
                 delivery_ctx.replace_settings(s.delivery());
                 ctx.replace_settings(s);
+                // CA and client certificate files are read again under the new settings.
+                crate::delivery::forget_client_configs();
                 tracing::info!(shard = index, "configuration reloaded");
             }
             _ = shutdown.wait_for(|s| *s) => break,

@@ -2,7 +2,7 @@
 //! store a message.
 
 use super::store::{self, Spilled};
-use super::{Connection, Flow, HANDSHAKE_TIMEOUT};
+use super::{Connection, Flow};
 use crate::metrics;
 use crate::net::WriteOutcome;
 use crate::proto::auth::AuthOutcome;
@@ -44,14 +44,11 @@ impl Connection {
         let Ok(conn) = rustls::ServerConnection::new(self.ctx.tls_server()) else {
             return Flow::Stop;
         };
-        if let Err(e) = self
-            .transport
-            .handshake(conn.into(), HANDSHAKE_TIMEOUT)
-            .await
-        {
+        let limit = self.config.server.tls_handshake_timeout.0;
+        if let Err(e) = self.transport.handshake(conn.into(), limit).await {
             tracing::debug!(peer = %self.peer, error = %e, "STARTTLS handshake failed");
             self.counted.handshake_failed();
-            return Flow::Stop;
+            return Flow::Shut;
         }
         let Some((version, facts)) = self.transport.tls().and_then(|c| crate::tls::facts(c)) else {
             return Flow::Stop;

@@ -11,7 +11,7 @@ mod store;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 
@@ -24,8 +24,6 @@ use crate::proto::{ServerSession, SessionConfig, Waiting};
 use count::ConnectionCount;
 use store::Spilled;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Whether the connection goes on after a step.
 #[derive(PartialEq, Eq)]
 enum Flow {
@@ -34,6 +32,9 @@ enum Flow {
     Stop,
     /// Over once the replies gathered are written, if the client takes them in time.
     SayAndClose,
+    /// Over: shut the socket down now (a read a timeout left on the ring ends,
+    /// and the client sees the close at once).
+    Shut,
 }
 
 /// One client connection and its session.
@@ -83,8 +84,12 @@ impl Connection {
     ) -> Option<Connection> {
         let mut transport = Transport::new(stream);
         let mut counted = ConnectionCount::new(&listener.name);
+        // The settings as they were when the connection came: a SIGHUP applies to new ones.
+        let config = ctx.settings().config.clone();
+        let server = &config.server;
         if listener.proxy_protocol {
-            match proxy::read_proxy_header(&mut transport, listener, peer).await {
+            let wait = server.proxy_header_timeout.0;
+            match proxy::read_proxy_header(&mut transport, listener, peer, wait).await {
                 Some(real) => peer = real,
                 None => {
                     transport.close().await;
@@ -100,13 +105,18 @@ impl Connection {
                     return None;
                 }
             };
-            if let Err(e) = transport.handshake(conn.into(), HANDSHAKE_TIMEOUT).await {
+            if let Err(e) = transport
+                .handshake(conn.into(), server.tls_handshake_timeout.0)
+                .await
+            {
                 tracing::debug!(%peer, error = %e, "implicit TLS handshake failed");
                 counted.handshake_failed();
+                // Shut down, so a read left on the ring by the timeout ends and the
+                // socket closes now, not when the client finally sends or goes.
+                transport.close().await;
                 return None;
             }
         }
-        let config = ctx.settings().config.clone();
         let mut session = ServerSession::new(session_cfg, peer.ip(), ctx.ids.clone());
         if let Some((version, facts)) = transport.tls().and_then(|c| crate::tls::facts(c)) {
             counted.tls = facts.version.clone();
@@ -151,6 +161,7 @@ impl Connection {
                 Flow::Go => {}
                 Flow::Stop => return,
                 Flow::SayAndClose => return self.say_and_close().await,
+                Flow::Shut => return self.transport.close().await,
             }
         }
     }

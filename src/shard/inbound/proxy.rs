@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use crate::net::Transport;
 
-/// Read the PROXY header: only from `proxy_networks`, well-formed, within 10 s.
+/// Read the PROXY header: only from `proxy_networks`, well-formed, within `wait`.
 /// Returns the real client address; None closes the connection.
 pub(super) async fn read_proxy_header(
     transport: &mut Transport,
     listener: &crate::config::ListenerConfig,
     peer: SocketAddr,
+    wait: Duration,
 ) -> Option<SocketAddr> {
     use crate::proto::proxy::{parse_proxy_header, ProxyHeader};
     if !listener
@@ -23,7 +24,7 @@ pub(super) async fn read_proxy_header(
         return None;
     }
     let mut buf = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         match parse_proxy_header(&buf) {
             Ok(Some((header, used))) => {
