@@ -7,6 +7,7 @@ mod dns;
 mod engine;
 mod nexthop;
 mod notify;
+pub mod observe;
 pub mod outbound;
 pub mod outcome;
 mod pool;
