@@ -9,38 +9,15 @@ name of the raw archive the report points to.
 
 Standard library only; the SVG is written by hand.
 """
-import json
 import math
 import os
-import statistics
 import sys
+
+from mdreport import jload, jsonl, med, table
 
 MTAS = ("mxring", "postfix")
 ALL_MTAS = ("mxring", "postfix", "postfix-hold")
 NAMES = {"mxring": "mxring", "postfix": "Postfix", "postfix-hold": "Postfix, hold queue"}
-
-
-def load_runs(raw):
-    if not os.path.exists(os.path.join(raw, "runs.jsonl")):
-        return []
-    with open(os.path.join(raw, "runs.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def load_jsonl(raw, name):
-    p = os.path.join(raw, name)
-    if not os.path.exists(p):
-        return []
-    with open(p) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def jload(raw, name):
-    p = os.path.join(raw, name)
-    if not os.path.exists(p):
-        return None
-    with open(p) as f:
-        return json.load(f)
 
 
 def is_relay(run):
@@ -67,11 +44,6 @@ def others_pct(run):
     """Share of the machine's CPU used by neither the MTA nor the load generator."""
     other = run["machine_busy_s"] - run["cpu_s"] - run["load_cpu_s"]
     return max(0.0, other) / run["machine_total_s"] * 100 if run["machine_total_s"] else 0.0
-
-
-def med(xs):
-    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
-    return statistics.median(xs) if xs else float("nan")
 
 
 def mib(kib):
@@ -134,8 +106,7 @@ def summarize(runs):
 
 def workload_section(name, desc, s, relay):
     L = [f"#### {name}: {desc}", ""]
-    L.append("| MTA | msg/s (median) | min – max | p50 / p99 DATA→250 (ms) | CPU s / 1000 msg | peak memory | runs |")
-    L.append("|---|---:|---:|---:|---:|---|---:|")
+    rows = []
     for m in ALL_MTAS:
         if m not in s:
             continue
@@ -144,10 +115,10 @@ def workload_section(name, desc, s, relay):
             memtxt = f"{mib(x['hwm'])} (VmHWM)"
         else:
             memtxt = f"Σ PSS {mib(x['pss'])}; Σ VmHWM {mib(x['hwm'])} ({x['procs']} procs)"
-        L.append(
-            f"| {NAMES[m]} | {fmt_rate(x['rate'])} | {fmt_rate(x['min'])} – {fmt_rate(x['max'])} "
-            f"| {x['p50']:.1f} / {x['p99']:.1f} | {x['cpu1k']:.2f} | {memtxt} | {len(x['runs'])} |"
-        )
+        rows.append([NAMES[m], fmt_rate(x['rate']), f"{fmt_rate(x['min'])} – {fmt_rate(x['max'])}",
+                     f"{x['p50']:.1f} / {x['p99']:.1f}", f"{x['cpu1k']:.2f}", memtxt, len(x['runs'])])
+    L += table("lrrrrlr", ["MTA", "msg/s (median)", "min – max", "p50 / p99 DATA→250 (ms)",
+                           "CPU s / 1000 msg", "peak memory", "runs"], rows)
     if "mxring" in s and "postfix" in s:
         L.append("")
         ratio = s["mxring"]["rate"] / s["postfix"]["rate"] if s["postfix"]["rate"] else float("inf")
@@ -254,7 +225,7 @@ def svg_plot(order, summaries, out):
 def main():
     raw, out_md, out_svg = sys.argv[1:4]
     archive = sys.argv[4] if len(sys.argv) > 4 else None
-    runs = load_runs(raw)
+    runs = jsonl(raw, "runs.jsonl")
     meta = jload(raw, "meta.json") or {}
     main_runs = [r for r in runs if r["kind"] == "main"]
     order, descs = [], {}
@@ -300,16 +271,16 @@ def main():
     # summary
     L.append("### Summary")
     L.append("")
-    L.append("| workload | mxring msg/s | Postfix msg/s | ratio | mxring p99 ms | Postfix p99 ms "
-             "| mxring CPU s/1k | Postfix CPU s/1k |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    rows = []
     for w in order:
         s = summaries[w]
         if "mxring" not in s or "postfix" not in s:
             continue
         a, b = s["mxring"], s["postfix"]
-        L.append(f"| {w} | {fmt_rate(a['rate'])} | {fmt_rate(b['rate'])} | {a['rate'] / b['rate']:.2f}× "
-                 f"| {a['p99']:.1f} | {b['p99']:.1f} | {a['cpu1k']:.2f} | {b['cpu1k']:.2f} |")
+        rows.append([w, fmt_rate(a['rate']), fmt_rate(b['rate']), f"{a['rate'] / b['rate']:.2f}×",
+                     f"{a['p99']:.1f}", f"{b['p99']:.1f}", f"{a['cpu1k']:.2f}", f"{b['cpu1k']:.2f}"])
+    L += table("lrrrrrrr", ["workload", "mxring msg/s", "Postfix msg/s", "ratio", "mxring p99 ms",
+                            "Postfix p99 ms", "mxring CPU s/1k", "Postfix CPU s/1k"], rows)
     L.append("")
 
     # flags: anything that went wrong, gathered from every run
@@ -351,36 +322,34 @@ def main():
     if c1 or c2:
         L.append("### Ceiling (no MTA: load generator straight into a sink, plaintext 1 KiB, 50 sessions)")
         L.append("")
-        L.append("| path | msg/s | mxring accept-1k as % | Postfix accept-1k as % |")
-        L.append("|---|---:|---:|---:|")
         mx = summaries.get("accept-1k", {}).get("mxring", {}).get("rate", float("nan"))
         pf = summaries.get("accept-1k", {}).get("postfix", {}).get("rate", float("nan"))
+        paths = []
         if c1:
-            L.append(f"| smtp-source -s 50 -l 1024 -d → smtp-sink ({c1['messages']} msgs) | "
-                     f"{fmt_rate(c1['messages_per_s'])} | {mx / c1['messages_per_s'] * 100:.0f}% | "
-                     f"{pf / c1['messages_per_s'] * 100:.0f}% |")
+            paths.append((f"smtp-source -s 50 -l 1024 -d → smtp-sink ({c1['messages']} msgs)", c1))
         if c2:
-            L.append(f"| mxring-bench load → mxring-bench sink | {fmt_rate(c2['messages_per_s'])} | "
-                     f"{mx / c2['messages_per_s'] * 100:.0f}% | {pf / c2['messages_per_s'] * 100:.0f}% |")
+            paths.append(("mxring-bench load → mxring-bench sink", c2))
+        L += table("lrrr", ["path", "msg/s", "mxring accept-1k as %", "Postfix accept-1k as %"],
+                   [[path, fmt_rate(c['messages_per_s']), f"{mx / c['messages_per_s'] * 100:.0f}%",
+                     f"{pf / c['messages_per_s'] * 100:.0f}%"] for path, c in paths])
         L.append("")
         L.append("The sinks neither parse much nor write anything to disk; the MTAs fsync every message "
                  "before their 250. smtp-source sends one message per transaction without waiting "
                  "between sessions; mxring-bench pipelines MAIL/RCPT/DATA.")
         L.append("")
-        pairs = load_jsonl(raw, "ceiling-pairs.jsonl")
+        pairs = jsonl(raw, "ceiling-pairs.jsonl")
         if pairs:
             L.append("With the same generator on both sides (`smtp-source -s 50 -l 1024 -d`, the same "
                      "message count, smtp-sink and mxring accept-only alternating):")
             L.append("")
-            L.append("| pair | smtp-source → smtp-sink msg/s | smtp-source → mxring msg/s | mxring as % | "
-                     "queued in mxring |")
-            L.append("|---|---:|---:|---:|---:|")
-            shares = []
+            shares, rows = [], []
             for i, p in enumerate(pairs, 1):
                 share = p["mxring_per_s"] / p["sink_per_s"] * 100
                 shares.append(share)
-                L.append(f"| {i} | {fmt_rate(p['sink_per_s'])} | {fmt_rate(p['mxring_per_s'])} | "
-                         f"{share:.0f}% | {p['mxring_queued']:,} of {p['messages']:,} |")
+                rows.append([i, fmt_rate(p['sink_per_s']), fmt_rate(p['mxring_per_s']), f"{share:.0f}%",
+                             f"{p['mxring_queued']:,} of {p['messages']:,}"])
+            L += table("lrrrr", ["pair", "smtp-source → smtp-sink msg/s", "smtp-source → mxring msg/s",
+                                 "mxring as %", "queued in mxring"], rows)
             L.append("")
             L.append(f"Median share: **{sorted(shares)[len(shares) // 2]:.0f}%** of the ceiling.")
             L.append("")
@@ -423,29 +392,32 @@ def half_peak_section(hp, hp_runs):
              f"{fmt_rate(hp['postfix_peak'] / 2)}. Postfix also ran once at mxring's R (the same "
              f"offered load, above its peak).")
     L.append("")
-    L.append("| MTA | offered msg/s | achieved msg/s | p50 ms | p90 ms | p99 ms | p99.9 ms |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|")
+    rows = []
     for r in sorted(hp_runs, key=lambda r: (r["mta"] != "mxring", r["kind"], r["round"])):
         d = r["load"]["data_latency_ms"]
         offered = r.get("offered_rate")
-        L.append(f"| {NAMES[r['mta']]} | {fmt_rate(offered) if offered else '—'} | {fmt_rate(rate(r))} | "
-                 f"{d['p50']:.2f} | {d['p90']:.2f} | {d['p99']:.2f} | {d['p999']:.2f} |")
+        rows.append([NAMES[r['mta']], fmt_rate(offered) if offered else '—', fmt_rate(rate(r)),
+                     f"{d['p50']:.2f}", f"{d['p90']:.2f}", f"{d['p99']:.2f}", f"{d['p999']:.2f}"])
+    L += table("lrrrrrr", ["MTA", "offered msg/s", "achieved msg/s", "p50 ms", "p90 ms", "p99 ms",
+                           "p99.9 ms"], rows)
     L.append("")
     mx = [r for r in hp_runs if r["mta"] == "mxring" and r.get("store_metrics")]
     if mx:
         L.append("Where mxring's time went, from its own counters (`GET /metrics`, `store`; "
                  "quantiles are bucket bounds, within 19 %):")
         L.append("")
-        L.append("| run | DATA→250 written, p50 / p99 ms | commit wait p99 | commit p99 | "
-                 "sled flush p99 | fdatasync p99 | messages per commit |")
-        L.append("|---|---:|---:|---:|---:|---:|---:|")
-        ms = lambda h, q: f"{h[q] / 1000:.2f}"
+        def ms(h, q):
+            return f"{h[q] / 1000:.2f}"
+        rows = []
         for r in sorted(mx, key=lambda r: r["round"]):
             s = r["store_metrics"]
-            L.append(f"| round {r['round']} | {ms(s['data_to_reply'], 'p50_us_below')} / "
-                     f"{ms(s['data_to_reply'], 'p99_us_below')} | {ms(s['commit_wait'], 'p99_us_below')} | "
-                     f"{ms(s['commit'], 'p99_us_below')} | {ms(s['commit_flush'], 'p99_us_below')} | "
-                     f"{ms(s['commit_sync'], 'p99_us_below')} | {s['mean_batch']:.1f} |")
+            rows.append([f"round {r['round']}",
+                         f"{ms(s['data_to_reply'], 'p50_us_below')} / {ms(s['data_to_reply'], 'p99_us_below')}",
+                         ms(s['commit_wait'], 'p99_us_below'), ms(s['commit'], 'p99_us_below'),
+                         ms(s['commit_flush'], 'p99_us_below'), ms(s['commit_sync'], 'p99_us_below'),
+                         f"{s['mean_batch']:.1f}"])
+        L += table("lrrrrrr", ["run", "DATA→250 written, p50 / p99 ms", "commit wait p99", "commit p99",
+                               "sled flush p99", "fdatasync p99", "messages per commit"], rows)
         L.append("")
     L += fsync_probe_lines(hp)
     L.append("")

@@ -6,36 +6,15 @@
 Reads ss-runs.jsonl (one line per smtp-source run), ss-bench.jsonl (mxring-bench runs
 for the half-peak p99), disk-bw-*.json and ss-fsync-after.json. Standard library only.
 """
-import json
 import os
-import statistics
 import sys
+
+from mdreport import jload, jsonl, med, table
 
 TARGETS = ("sink", "mxring", "postfix")
 NAMES = {"sink": "smtp-sink", "mxring": "mxring", "postfix": "Postfix"}
 KIB = 1024
 MIB = 1024 * 1024
-
-
-def jsonl(raw, name):
-    p = os.path.join(raw, name)
-    if not os.path.exists(p):
-        return []
-    with open(p) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def jload(raw, name):
-    p = os.path.join(raw, name)
-    if not os.path.exists(p):
-        return None
-    with open(p) as f:
-        return json.load(f)
-
-
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else float("nan")
 
 
 def rate(x):
@@ -161,17 +140,18 @@ def main():
 
     out("### Throughput: durable 250s per second")
     out("")
-    out("| workload | messages | smtp-sink (ceiling) | mxring | Postfix | mxring / Postfix | mxring / ceiling "
-        "| end to end: mxring | Postfix | ratio |")
-    out("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    S = {}
+    S, rows = {}, []
     for w in order:
         s = {t: med([r["accept_per_s"] for r in by[(w, t)]]) for t in TARGETS}
         e = {t: med([r["e2e_per_s"] for r in by[(w, t)]]) for t in TARGETS}
         S[w] = (s, e)
-        out(f"| {first[w]['desc']} | {first[w]['messages']:,} | {rate(s['sink'])} | {rate(s['mxring'])} | "
-            f"{rate(s['postfix'])} | {fmt(s['mxring'] / s['postfix'], '.2f')}× | {fmt(s['mxring'] / s['sink'] * 100, '.0f')}% | "
-            f"{rate(e['mxring'])} | {rate(e['postfix'])} | {fmt(e['mxring'] / e['postfix'], '.2f')}× |")
+        rows.append([first[w]['desc'], f"{first[w]['messages']:,}", rate(s['sink']), rate(s['mxring']),
+                     rate(s['postfix']), f"{fmt(s['mxring'] / s['postfix'], '.2f')}×",
+                     f"{fmt(s['mxring'] / s['sink'] * 100, '.0f')}%", rate(e['mxring']), rate(e['postfix']),
+                     f"{fmt(e['mxring'] / e['postfix'], '.2f')}×"])
+    L += table("lrrrrrrrrr", ["workload", "messages", "smtp-sink (ceiling)", "mxring", "Postfix",
+                              "mxring / Postfix", "mxring / ceiling", "end to end: mxring", "Postfix",
+                              "ratio"], rows)
     out("")
     out("msg/s = messages / smtp-source's wall time (connect to the last 250; every 250 of both MTAs "
         "follows an fsync). End to end = messages counted by smtp-sink / (smtp-source's start to the last "
@@ -184,10 +164,7 @@ def main():
 
     out("### Disk bytes written per message")
     out("")
-    out("| workload | body | mxring | mxring / body | Postfix | of which Postfix's maillog | Postfix / body "
-        "| target (≤ 1.3 × body + 4 KiB) | device, mxring run | device, Postfix run |")
-    out("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    B = {}
+    B, rows = {}, []
     for w in order:
         size = first[w]["size"]
         mx = med([per_msg(r, "disk_write_bytes") for r in by[(w, "mxring")]])
@@ -197,8 +174,12 @@ def main():
         dpf = med([per_msg(r, "device_write_bytes") for r in by[(w, "postfix")]])
         bound = 1.3 * size + 4 * KIB
         B[w] = (mx, bound)
-        out(f"| {w} | {size:,} | {fmt(mx, ',.0f')} | {fmt(mx / size, '.1f')}× | {fmt(pf, ',.0f')} | {fmt(pf_log, ',.0f')} | "
-            f"{fmt(pf / size, '.1f')}× | {bound:,.0f}: {verdict(mx <= bound, mx).strip('*')} | {fmt(dmx, ',.0f')} | {fmt(dpf, ',.0f')} |")
+        rows.append([w, f"{size:,}", fmt(mx, ',.0f'), f"{fmt(mx / size, '.1f')}×", fmt(pf, ',.0f'),
+                     fmt(pf_log, ',.0f'), f"{fmt(pf / size, '.1f')}×",
+                     f"{bound:,.0f}: {verdict(mx <= bound, mx).strip('*')}", fmt(dmx, ',.0f'), fmt(dpf, ',.0f')])
+    L += table("lrrrrrrrrr", ["workload", "body", "mxring", "mxring / body", "Postfix",
+                              "of which Postfix's maillog", "Postfix / body", "target (≤ 1.3 × body + 4 KiB)",
+                              "device, mxring run", "device, Postfix run"], rows)
     out("")
     out("Bytes = write_bytes − cancelled_write_bytes from /proc/PID/io, summed over the MTA's process tree, "
         "after the run minus before it (Postfix: the master and every child alive, plus the master's own "
@@ -226,8 +207,7 @@ def main():
             "new size), *overwrite* rewrites it in place (no metadata). Random data. Measured before and after "
             "the rounds.")
         out("")
-        out("| block | append, before | overwrite, before | append, after | overwrite, after | sync p50 / p99 ms (overwrite, before) |")
-        out("|---:|---:|---:|---:|---:|---:|")
+        rows = []
         for i, blk in enumerate(bws[0]["blocks"]):
             cells = []
             for b in bws:
@@ -236,7 +216,9 @@ def main():
             while len(cells) < 4:
                 cells.append("–")
             sm = blk["overwrite"]["sync_ms"]
-            out(f"| {blk['block_bytes'] // KIB:,} KiB | " + " | ".join(cells) + f" | {sm['p50']} / {sm['p99']} |")
+            rows.append([f"{blk['block_bytes'] // KIB:,} KiB"] + cells + [f"{sm['p50']} / {sm['p99']}"])
+        L += table("rrrrrr", ["block", "append, before", "overwrite, before", "append, after",
+                              "overwrite, after", "sync p50 / p99 ms (overwrite, before)"], rows)
         out("")
         if mx100 and bw:
             size = first["ss-100k"]["size"]
@@ -275,9 +257,7 @@ def main():
             "the final dot written to the reply read, at the load generator; a connection that falls behind "
             "sends its overdue messages back to back, each timed from its own slot.")
         out("")
-        out("| MTA | offered msg/s | achieved msg/s | delivered | p50 ms | p90 ms | p99 ms | p99.9 ms | mxring's own DATA→250 written, p99 ms |")
-        out("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        mx_p99 = []
+        mx_p99, rows = [], []
         for b in sorted(hp, key=lambda b: (b["target"] != "mxring", b["kind"], b["round"])):
             d = b["load"]["data_latency_ms"]
             own = "–"
@@ -285,10 +265,12 @@ def main():
             if isinstance(m, dict) and "data_to_reply" in m:
                 own = f"{m['data_to_reply']['p99_us_below'] / 1000:.2f}"
             label = NAMES[b["target"]] + (" (at mxring's R)" if b["kind"] == "halfpeak-same" else "")
-            out(f"| {label} | {rate(b['offered_rate'])} | {rate(b['load']['messages_per_s'])} | {b['delivered']:,} "
-                f"| {d['p50']:.2f} | {d['p90']:.2f} | {d['p99']:.2f} | {d['p999']:.2f} | {own} |")
+            rows.append([label, rate(b['offered_rate']), rate(b['load']['messages_per_s']), f"{b['delivered']:,}",
+                         f"{d['p50']:.2f}", f"{d['p90']:.2f}", f"{d['p99']:.2f}", f"{d['p999']:.2f}", own])
             if b["target"] == "mxring" and b["kind"] == "halfpeak":
                 mx_p99.append(d["p99"])
+        L += table("lrrrrrrrr", ["MTA", "offered msg/s", "achieved msg/s", "delivered", "p50 ms", "p90 ms",
+                                 "p99 ms", "p99.9 ms", "mxring's own DATA→250 written, p99 ms"], rows)
         p99_mx = med(mx_p99)
         out("")
         fs = jload(raw, "ss-fsync-after.json")
@@ -301,16 +283,17 @@ def main():
 
     out("### CPU")
     out("")
-    out("| workload | mxring CPU s / 1000 msg | Postfix CPU s / 1000 msg | smtp-sink | smtp-source (into mxring) "
-        "| kernel threads, mxring run | kernel threads, Postfix run |")
-    out("|---|---:|---:|---:|---:|---:|---:|")
+    rows = []
     for w in order:
         c = {t: med([r["cpu_s"] / r["messages"] * 1000 for r in by[(w, t)]]) for t in TARGETS}
         g = med([r["gen_cpu_s"] / r["messages"] * 1000 for r in by[(w, "mxring")]])
         k = {t: med([r["kthreads_cpu_s"] / r["messages"] * 1000 for r in by[(w, t)] if "kthreads_cpu_s" in r])
              for t in TARGETS}
-        out(f"| {w} | {fmt(c['mxring'], '.2f')} | {fmt(c['postfix'], '.2f')} | {fmt(c['sink'], '.2f')} | {fmt(g, '.2f')} "
-            f"| {fmt(k['mxring'], '.2f')} | {fmt(k['postfix'], '.2f')} |")
+        rows.append([w, fmt(c['mxring'], '.2f'), fmt(c['postfix'], '.2f'), fmt(c['sink'], '.2f'), fmt(g, '.2f'),
+                     fmt(k['mxring'], '.2f'), fmt(k['postfix'], '.2f')])
+    L += table("lrrrrrr", ["workload", "mxring CPU s / 1000 msg", "Postfix CPU s / 1000 msg", "smtp-sink",
+                           "smtp-source (into mxring)", "kernel threads, mxring run",
+                           "kernel threads, Postfix run"], rows)
     out("")
     out("CPU: utime + stime of the process tree (Postfix with its reaped children), until it stops growing "
         "after the run, so queue-manager and delivery work is in. Kernel threads: the CPU of every kernel "
@@ -324,32 +307,36 @@ def main():
     # Targets from the issue, as measured here.
     out("### Targets")
     out("")
-    out("| target | measured | |")
-    out("|---|---|---|")
+    goals = []  # (target, measured, verdict)
 
     def ratio(w):
         s = S[w][0]
         return s["mxring"] / s["postfix"]
     if "ss-100k" in S:
         x = ratio('ss-100k')
-        out(f"| 100 KiB reused: ≥ 3× Postfix | {fmt(x, '.2f')}× | {verdict(x >= 3, x)} |")
+        goals.append(("100 KiB reused: ≥ 3× Postfix", f"{fmt(x, '.2f')}×", verdict(x >= 3, x)))
         share = mx100 * first["ss-100k"]["size"] / MIB / bw * 100 if (mx100 and bw) else float("nan")
-        out(f"| 100 KiB reused: ≥ 60% of the disk's fdatasync'd bandwidth | {fmt(share, '.1f')}% | {verdict(share >= 60, share)} |")
+        goals.append(("100 KiB reused: ≥ 60% of the disk's fdatasync'd bandwidth", f"{fmt(share, '.1f')}%",
+                      verdict(share >= 60, share)))
     if "ss-1k" in S:
         x = ratio('ss-1k')
-        out(f"| 1 KiB reused: ≥ 10× Postfix | {fmt(x, '.2f')}× | {verdict(x >= 10, x)} |")
+        goals.append(("1 KiB reused: ≥ 10× Postfix", f"{fmt(x, '.2f')}×", verdict(x >= 10, x)))
     if "ss-newconn-1k" in S:
         x = ratio('ss-newconn-1k')
-        out(f"| 1 KiB, new connection per message: ≥ 4× Postfix | {fmt(x, '.2f')}× | {verdict(x >= 4, x)} |")
+        goals.append(("1 KiB, new connection per message: ≥ 4× Postfix", f"{fmt(x, '.2f')}×", verdict(x >= 4, x)))
     for w in order:
         mx, bound = B[w]
-        out(f"| {w}: bytes written ≤ 1.3 × body + 4 KiB | {fmt(mx, ',.0f')} B (bound {bound:,.0f}) | {verdict(mx <= bound, mx)} |")
+        goals.append((f"{w}: bytes written ≤ 1.3 × body + 4 KiB", f"{fmt(mx, ',.0f')} B (bound {bound:,.0f})",
+                      verdict(mx <= bound, mx)))
     if p99_mx is not None:
-        out(f"| p99 DATA→250 ≤ 2 ms at half of peak | {fmt(p99_mx, '.2f')} ms (median of the runs) | {verdict(p99_mx <= 2, p99_mx)} |")
+        goals.append(("p99 DATA→250 ≤ 2 ms at half of peak", f"{fmt(p99_mx, '.2f')} ms (median of the runs)",
+                      verdict(p99_mx <= 2, p99_mx)))
     for w in order:
         s = S[w][0]
         share = s["mxring"] / s["sink"] * 100
-        out(f"| {w}: smtp-source into mxring ≥ 50% of into smtp-sink | {fmt(share, '.0f')}% | {verdict(share >= 50, share)} |")
+        goals.append((f"{w}: smtp-source into mxring ≥ 50% of into smtp-sink", f"{fmt(share, '.0f')}%",
+                      verdict(share >= 50, share)))
+    L += table("lll", ["target", "measured", ""], goals)
     out("")
 
     if down:
@@ -361,15 +348,19 @@ def main():
             "retry/defer services, which append a defer log per message and move the queue file to deferred/: "
             "more work than relaying it, which is why accept-only figures understate Postfix.")
         out("")
-        out("| MTA | msg/s, next hop down | msg/s relaying (median above) | CPU s / 1000 msg, down | relaying | bytes written / msg, down | relaying | queued after |")
-        out("|---|---:|---:|---:|---:|---:|---:|---:|")
+        rows = []
         for r in down:
             w, t = r["workload"], r["target"]
             rel = by.get((w, t), [])
-            out(f"| {NAMES[t]} | {rate(r['accept_per_s'])} | {rate(med([x['accept_per_s'] for x in rel]))} | "
-                f"{r['cpu_s'] / r['messages'] * 1000:.2f} | {fmt(med([x['cpu_s'] / x['messages'] * 1000 for x in rel]), '.2f')} | "
-                f"{r['disk_write_bytes'] / r['messages']:,.0f} | {fmt(med([per_msg(x, 'disk_write_bytes') for x in rel]), ',.0f')} | "
-                f"{r['queued_after']:,} of {r['messages']:,} |")
+            rows.append([NAMES[t], rate(r['accept_per_s']), rate(med([x['accept_per_s'] for x in rel])),
+                         f"{r['cpu_s'] / r['messages'] * 1000:.2f}",
+                         fmt(med([x['cpu_s'] / x['messages'] * 1000 for x in rel]), '.2f'),
+                         f"{r['disk_write_bytes'] / r['messages']:,.0f}",
+                         fmt(med([per_msg(x, 'disk_write_bytes') for x in rel]), ',.0f'),
+                         f"{r['queued_after']:,} of {r['messages']:,}"])
+        L += table("lrrrrrrr", ["MTA", "msg/s, next hop down", "msg/s relaying (median above)",
+                                "CPU s / 1000 msg, down", "relaying", "bytes written / msg, down", "relaying",
+                                "queued after"], rows)
         out("")
 
     L += postfix_section(raw)

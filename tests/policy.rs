@@ -434,6 +434,63 @@ fn check_tls_transcript_and_verdict() {
     assert!(report.text().contains("satisfies none, may\n"));
 }
 
+/// A server that refuses EHLO gets HELO from check-tls, as from delivery (the same
+/// ClientSession), and the check goes on in plaintext to MAIL and RCPT.
+#[test]
+fn check_tls_falls_back_to_helo_when_ehlo_is_refused() {
+    let old = Sink::start(Script {
+        ehlo_reply: Some("502 5.5.1 EHLO not implemented".into()),
+        // It could do TLS, but HELO announces no STARTTLS.
+        tls: Some(mxring::tls::self_signed("sink.test").unwrap()),
+        ..Default::default()
+    });
+    let opts = |level| mxring::checktls::CheckOptions {
+        target: old.addr.to_string(),
+        helo: "checker.test".into(),
+        port: 25,
+        dns: Default::default(),
+        ca_file: None,
+        mail_from: Some("a@b.test".into()),
+        rcpt_to: Some("c@d.test".into()),
+        timeout: std::time::Duration::from_secs(10),
+        level,
+        mta_sts: None,
+    };
+    let may = opts(mxring::config::TlsLevel::May);
+    let report = run_on_chosen_backend(async move { mxring::checktls::check(&may).await });
+    let text = report.text();
+    let expected = [
+        "--> EHLO checker.test",
+        "<-- 502 5.5.1 EHLO not implemented",
+        "EHLO refused: trying HELO, as delivery does",
+        "--> HELO checker.test",
+        "<-- 250 2.0.0 Ok",
+        "We can use this server",
+        "TLS is not an option on this server",
+        "--> MAIL FROM:<a@b.test>\n",
+        "Sender is OK",
+        "--> RCPT TO:<c@d.test>\n",
+        "Recipient OK",
+        "--> QUIT",
+        "Verdict: 127.0.0.1 satisfies none, may\n",
+        "Verdict: level may is met (by 127.0.0.1)\n",
+    ];
+    let mut at = 0;
+    for needle in expected {
+        let found = text[at..].find(needle);
+        assert!(
+            found.is_some(),
+            "missing {needle:?} (in this order) in:\n{text}"
+        );
+        at += found.unwrap_or(0) + needle.len();
+    }
+    assert!(!text.contains("STARTTLS"), "{text}");
+    assert!(report.passed && report.verdict.may && !report.verdict.encrypt);
+    let encrypt = opts(mxring::config::TlsLevel::Encrypt);
+    let report = run_on_chosen_backend(async move { mxring::checktls::check(&encrypt).await });
+    assert!(!report.passed, "{}", report.text());
+}
+
 /// Run on the back end `mxring serve` would pick (MXRING_IO, else auto).
 fn run_on_chosen_backend<F: std::future::Future>(fut: F) -> F::Output {
     let backend = mxring::net::choose(mxring::config::IoChoice::Auto).expect("an I/O back end");

@@ -5,6 +5,7 @@ mod attempt;
 mod ctx;
 mod engine;
 mod notify;
+pub mod observe;
 pub mod operator;
 pub mod outbound;
 pub mod outcome;

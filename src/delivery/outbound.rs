@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 
-use crate::config::{OutboundConfig, TlsLevel, TlsVersion};
+use super::observe::{Observer, Seen};
+use crate::config::{Dur, OutboundConfig, TlsLevel, TlsVersion};
 use crate::dane::DaneSet;
 use crate::net::{Stream, Transport};
 use crate::proto::client::{
@@ -110,6 +111,8 @@ pub struct OutboundConn {
     pub peer: SocketAddr,
     pub mx_name: String,
     pub peer_dsn: bool,
+    /// check-tls's: what this connection sent, received and negotiated.
+    observer: Option<Observer>,
 }
 
 impl OutboundConn {
@@ -118,21 +121,35 @@ impl OutboundConn {
         format!("{}[{}]:{}", self.mx_name, self.peer.ip(), self.peer.port())
     }
 
+    /// Write what the session wrote, telling the observer first.
+    async fn write_commands(&mut self, out: &[u8]) -> std::io::Result<()> {
+        if let Some(o) = &self.observer {
+            o.sent(out, self.session.tls_active());
+        }
+        self.transport.write(out).await
+    }
+
     async fn next_action(&mut self) -> Result<ClientAction, Failure> {
         loop {
             let mut out = Vec::new();
+            let tls = self.session.tls_active();
             let (n, action) = self.session.feed(&self.pending, &mut out);
+            if let Some(o) = &self.observer {
+                o.received(&self.pending[..n], tls);
+            }
             self.pending.drain(..n);
             if !out.is_empty() {
-                self.transport
-                    .write(&out)
+                self.write_commands(&out)
                     .await
                     .map_err(|e| lost(format!("lost connection with {}: {e}", self.remote())))?;
             }
             if action != ClientAction::NeedMore {
                 return Ok(action);
             }
-            let limit = self.session.timeout();
+            let limit = self
+                .observer
+                .as_ref()
+                .map_or_else(|| self.session.timeout(), |o| o.timeout);
             match tokio::time::timeout(limit, self.transport.read(&mut self.pending)).await {
                 Ok(Ok(0)) => {
                     return Err(lost(format!(
@@ -163,8 +180,7 @@ impl OutboundConn {
             .start_transaction(tx, &mut out)
             .map_err(|f| session_error(&f, &self.remote()))?;
         let lost = |e: std::io::Error, r: String| lost(format!("lost connection with {r}: {e}"));
-        self.transport
-            .write(&out)
+        self.write_commands(&out)
             .await
             .map_err(|e| lost(e, self.remote()))?;
         if first == ClientAction::SendChunk {
@@ -196,11 +212,28 @@ impl OutboundConn {
         }
     }
 
+    /// MAIL FROM and RCPT TO, never DATA (check-tls's `--mail-from`): the
+    /// replies, one command at a time; the session is ready again afterwards.
+    pub async fn probe(&mut self, tx: &OutboundTx) -> Result<TxOutcome, Failure> {
+        let mut out = Vec::new();
+        self.session
+            .start_probe(tx, &mut out)
+            .map_err(|f| session_error(&f, &self.remote()))?;
+        self.write_commands(&out)
+            .await
+            .map_err(|e| lost(format!("lost connection with {}: {e}", self.remote())))?;
+        match self.next_action().await? {
+            ClientAction::Done(outcome) => Ok(outcome),
+            ClientAction::Failed(f) => Err(session_error(&f, &self.remote())),
+            other => Err(unexpected(&self.remote(), &other)),
+        }
+    }
+
     /// Say QUIT and close; errors no longer matter.
     pub async fn quit(mut self) {
         let mut out = Vec::new();
         self.session.quit(&mut out);
-        if self.transport.write(&out).await.is_ok() {
+        if self.write_commands(&out).await.is_ok() {
             // In all, however the reply trickles: `[outbound] quit_timeout`.
             let _ = tokio::time::timeout(self.session.timeout(), self.next_action()).await;
         }
@@ -257,6 +290,36 @@ pub async fn open(
     timeouts: &OutboundConfig,
     plaintext_retry: bool,
 ) -> Result<OutboundConn, Failure> {
+    open_with(peer, mx_name, plan, helo, timeouts, plaintext_retry, None).await
+}
+
+/// `open` with an observer (check-tls), whose timeout bounds the connect, every
+/// reply and the handshake.
+pub async fn open_observed(
+    peer: SocketAddr,
+    mx_name: &str,
+    plan: &TlsPlan,
+    helo: &str,
+    observer: Observer,
+) -> Result<OutboundConn, Failure> {
+    // The observer's limit also bounds each reply (see `next_action`).
+    let timeouts = OutboundConfig {
+        connect_timeout: Dur(observer.timeout),
+        tls_handshake_timeout: Dur(observer.timeout),
+        ..OutboundConfig::default()
+    };
+    open_with(peer, mx_name, plan, helo, &timeouts, false, Some(observer)).await
+}
+
+async fn open_with(
+    peer: SocketAddr,
+    mx_name: &str,
+    plan: &TlsPlan,
+    helo: &str,
+    timeouts: &OutboundConfig,
+    plaintext_retry: bool,
+    observer: Option<Observer>,
+) -> Result<OutboundConn, Failure> {
     let remote = format!("{mx_name}[{}]:{}", peer.ip(), peer.port());
     let connect = tokio::time::timeout(timeouts.connect_timeout.0, Stream::connect(peer));
     let stream = match connect.await {
@@ -273,6 +336,9 @@ pub async fn open(
         }
     };
     let _ = stream.set_nodelay(true);
+    if let Some(o) = &observer {
+        o.record(Seen::Connected);
+    }
     let want = if plaintext_retry {
         TlsWant::Never
     } else {
@@ -286,6 +352,7 @@ pub async fn open(
         peer,
         mx_name: mx_name.to_string(),
         peer_dsn: false,
+        observer,
     };
     loop {
         match conn.next_action().await? {
@@ -298,8 +365,7 @@ pub async fn open(
                 start_tls(&mut conn, plan, &remote, timeouts.tls_handshake_timeout.0).await?;
                 let mut out = Vec::new();
                 conn.session.tls_established(&mut out);
-                conn.transport
-                    .write(&out)
+                conn.write_commands(&out)
                     .await
                     .map_err(|e| lost(format!("lost connection with {remote}: {e}")))?;
             }
@@ -333,6 +399,10 @@ async fn start_tls(
         .handshake(client.into(), handshake_timeout)
         .await
     {
+        if let Some(o) = &conn.observer {
+            let reason = crate::tls::words::io_error(&e);
+            o.record(Seen::TlsFailed { reason });
+        }
         let dane_failure = dane_outcome
             .as_ref()
             .and_then(|o| o.lock().ok().and_then(|g| g.clone()))
@@ -373,6 +443,12 @@ async fn start_tls(
             format!("Cannot start TLS with {remote}: no session"),
         ));
     };
+    if let Some(o) = &conn.observer {
+        let chain = conn.transport.tls().and_then(|c| c.peer_certificates());
+        let chain = chain.unwrap_or(&[]).iter().map(|c| c.to_vec()).collect();
+        let facts = facts.clone();
+        o.record(Seen::TlsUp { facts, chain });
+    }
     if version < plan.min_version && plan.mandatory() {
         return Err(tls(
             TlsProblem::VersionTooOld,

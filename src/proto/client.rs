@@ -201,6 +201,8 @@ struct TxState {
     size: u64,
     /// Commands not yet sent (when the peer does not pipeline).
     queued: VecDeque<(Vec<u8>, Expect)>,
+    /// MAIL and RCPT only: the transaction ends after the last RCPT, no data.
+    probe: bool,
 }
 
 pub struct ClientSession {
@@ -284,6 +286,26 @@ impl ClientSession {
         tx: &OutboundTx,
         out: &mut Vec<u8>,
     ) -> Result<ClientAction, SessionFailure> {
+        self.begin(tx, out, false)
+    }
+
+    /// MAIL and RCPT as `start_transaction` writes them, one at a time and no
+    /// RCPT after a refused MAIL, then `Done` with no data sent (check-tls asks
+    /// whether the peer would take the envelope). The session stays usable.
+    pub fn start_probe(
+        &mut self,
+        tx: &OutboundTx,
+        out: &mut Vec<u8>,
+    ) -> Result<ClientAction, SessionFailure> {
+        self.begin(tx, out, true)
+    }
+
+    fn begin(
+        &mut self,
+        tx: &OutboundTx,
+        out: &mut Vec<u8>,
+        probe: bool,
+    ) -> Result<ClientAction, SessionFailure> {
         if let Some(limit) = self.caps.size.filter(|&l| tx.size > l) {
             return Err(SessionFailure {
                 stage: Stage::PeerLimit(PeerLimit::MessageTooBig),
@@ -352,8 +374,9 @@ impl ClientSession {
             use_bdat,
             size: tx.size,
             queued: VecDeque::new(),
+            probe,
         };
-        if self.caps.pipelining {
+        if self.caps.pipelining && !probe {
             for (cmd, e) in std::iter::once(mail).chain(rcpts) {
                 self.send(out, cmd, e);
             }
@@ -574,6 +597,9 @@ impl ClientSession {
         }
         if matches!(expect, Expect::Rcpt(_)) && self.expect.is_empty() {
             // Not pipelining and every RCPT answered: data, or give up politely.
+            if tx.probe {
+                return self.finish_tx();
+            }
             let any = tx
                 .rcpts
                 .iter()

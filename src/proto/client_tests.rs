@@ -91,6 +91,49 @@ fn pipelined_transaction_with_dsn_parameters_and_multiline_replies() {
     }
 }
 
+/// check-tls's envelope probe: MAIL, then RCPT after its reply (never pipelined,
+/// never DATA), `Done` after the last RCPT; no RCPT after a refused MAIL.
+#[test]
+fn probe_sends_mail_and_rcpt_one_at_a_time_and_never_data() {
+    for step in [1, 1000] {
+        let mut s = ClientSession::new("me.example", TlsWant::Never);
+        let mut out = Vec::new();
+        run(&mut s, EHLO_FULL, step, &mut out);
+        out.clear();
+        let probe = tx(&["x@r.example"]);
+        assert_eq!(
+            s.start_probe(&probe, &mut out).unwrap(),
+            ClientAction::NeedMore
+        );
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "MAIL FROM:<a@s.example> SIZE=42 BODY=8BITMIME ENVID=env+201\r\n",
+            "one command although the peer pipelines"
+        );
+        out.clear();
+        assert!(run(&mut s, b"250 2.1.0 ok\r\n", step, &mut out).is_empty());
+        assert!(String::from_utf8(out.clone())
+            .unwrap()
+            .starts_with("RCPT TO:<x@r.example>"));
+        out.clear();
+        let actions = run(&mut s, b"250 2.1.5 ok\r\n", step, &mut out);
+        let [ClientAction::Done(outcome)] = &actions[..] else {
+            panic!("{actions:?}")
+        };
+        assert!(out.is_empty(), "no DATA: {out:?}");
+        assert_eq!(outcome.rcpts[0].as_ref().map(|r| r.code), Some(250));
+        assert_eq!(outcome.data, None);
+        // The session is ready for another probe; a refused MAIL ends it at once.
+        s.start_probe(&probe, &mut out).unwrap();
+        out.clear();
+        let actions = run(&mut s, b"550 5.7.1 not you\r\n", step, &mut out);
+        assert!(
+            matches!(&actions[..], [ClientAction::Done(o)] if o.mail.code == 550 && o.rcpts == [None])
+        );
+        assert!(out.is_empty(), "no RCPT after a refused MAIL: {out:?}");
+    }
+}
+
 #[test]
 fn without_pipelining_commands_go_one_at_a_time_and_no_rcpt_means_rset() {
     let mut s = ClientSession::new("me", TlsWant::Never);

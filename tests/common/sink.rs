@@ -40,6 +40,9 @@ pub struct Script {
     pub hold: Option<HoldGate>,
     /// Offer REQUIRETLS (RFC 8689) once TLS is up.
     pub requiretls: bool,
+    /// Answer EHLO with this (e.g. "502 5.5.1 EHLO not implemented"), as an old
+    /// server that speaks only HELO does.
+    pub ehlo_reply: Option<String>,
 }
 
 /// The sink's side of a held reply.
@@ -176,7 +179,10 @@ fn serve(
             return Ok(());
         }
         let upper = line.to_ascii_uppercase();
-        if upper.starts_with("EHLO") {
+        let refuse_ehlo = script.lock().unwrap().ehlo_reply.clone();
+        if let (true, Some(refusal)) = (upper.starts_with("EHLO"), refuse_ehlo) {
+            send(&mut r, &format!("{refusal}\r\n"))?;
+        } else if upper.starts_with("EHLO") {
             let starttls = script.lock().unwrap().tls.is_some() && tls_version.is_none();
             let mut s = String::from(
                 "250-sink.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 100000000\r\n",

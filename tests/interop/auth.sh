@@ -15,6 +15,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 MXRING=$ROOT/target/release/mxring
 POSTFIX=/usr/sbin/postfix
 SMTP_SINK=/usr/sbin/smtp-sink
+source "$ROOT/tests/interop/postfix_instance.sh"
 
 section() { printf '\n==== %s ====\n' "$*"; }
 
@@ -45,16 +46,9 @@ PF_DIRS=()
 PASSED=0 FAILED=0
 
 cleanup() {
-    local rc=$? dir pid mpid
+    local rc=$? dir pid
     set +e
-    for dir in "${PF_DIRS[@]}"; do
-        mpid=$(tr -dc 0-9 <"$dir/queue/pid/master.pid" 2>/dev/null)
-        "$POSTFIX" -c "$dir" abort >/dev/null 2>&1
-        for _ in $(seq 50); do
-            [[ -n $mpid ]] && kill -0 "$mpid" 2>/dev/null || break
-            sleep 0.1
-        done
-    done
+    for dir in "${PF_DIRS[@]}"; do pf_abort "$dir"; done
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -327,35 +321,12 @@ fi
 # ---------------------------------------------------------------------------------------
 section "interop auth: Postfix as an authenticating client"
 PF=$T/postfix
-mkdir -p "$PF/queue" "$PF/data"
-chown postfix "$PF/data"
+pf_main "$PF" pf-client.interop.test no-dns
 printf '[127.0.0.1]:%s alice@customer-a.test:%s\n' "$P_SUB" "$PASSWORD" >"$PF/sasl_passwd"
 chmod 600 "$PF/sasl_passwd"
-cat >"$PF/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $PF/queue
-data_directory = $PF/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = pf-client.interop.test
-mydomain = interop.test
-myorigin = \$myhostname
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
+cat >>"$PF/main.cf" <<EOF
 relay_domains =
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 relayhost = [127.0.0.1]:$P_SUB
-smtp_dns_support_level = disabled
-smtpd_peername_lookup = no
-maillog_file = $PF/maillog
-maillog_file_prefixes = $PF
-in_flow_delay = 0
-biff = no
 smtpd_tls_security_level = none
 smtp_tls_security_level = encrypt
 smtp_sasl_auth_enable = yes
@@ -363,33 +334,10 @@ smtp_sasl_password_maps = texthash:$PF/sasl_passwd
 smtp_sasl_security_options = noanonymous
 smtp_sasl_tls_security_options = noanonymous
 EOF
-cat >"$PF/master.cf" <<EOF
-127.0.0.1:$P_PF inet n - n - - smtpd
-pickup     unix  n - n 60 1 pickup
-cleanup    unix  n - n -  0 cleanup
-qmgr       unix  n - n 300 1 qmgr
-tlsmgr     unix  - - n 1000? 1 tlsmgr
-rewrite    unix  - - n -  - trivial-rewrite
-bounce     unix  - - n -  0 bounce
-defer      unix  - - n -  0 bounce
-trace      unix  - - n -  0 bounce
-verify     unix  - - n -  1 verify
-flush      unix  n - n 1000? 0 flush
-proxymap   unix  - - n -  - proxymap
-proxywrite unix  - - n -  1 proxymap
-smtp       unix  - - n -  - smtp
-relay      unix  - - n -  - smtp
-showq      unix  n - n -  - showq
-error      unix  - - n -  - error
-retry      unix  - - n -  - error
-discard    unix  - - n -  - discard
-anvil      unix  - - n -  1 anvil
-scache     unix  - - n -  1 scache
-postlog    unix-dgram n - n - 1 postlogd
-EOF
+pf_master "$PF" "127.0.0.1:$P_PF inet n - n - - smtpd"
 PF_DIRS+=("$PF")
 name="A10 Postfix (smtp_sasl_auth_enable) relays through mxring's submission listener with AUTH"
-if ! "$POSTFIX" -c "$PF" start >"$T/logs/postfix-start.txt" 2>&1 || ! wait_port "$P_PF"; then
+if ! pf_start "$PF" "$P_PF" 2>"$T/logs/postfix-start.txt"; then
     fail "$name" "the private Postfix did not start" "$T/logs/postfix-start.txt"
 else
     mark="interop-a10-$RANDOM$RANDOM"

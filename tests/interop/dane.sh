@@ -22,6 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 MXRING=$ROOT/target/release/mxring
 POSTFIX=/usr/sbin/postfix
+source "$ROOT/tests/interop/postfix_instance.sh"
 REQUIRE=${INTEROP_REQUIRE_DELIVERY:-0}
 
 section() { printf '\n==== %s ====\n' "$*"; }
@@ -71,9 +72,7 @@ cleanup() {
     local rc=$?
     set +e
     local dir pid
-    for dir in "${PF_DIRS[@]}"; do
-        "$POSTFIX" -c "$dir" stop >/dev/null 2>&1
-    done
+    for dir in "${PF_DIRS[@]}"; do pf_abort "$dir"; done
     for pid in "${PIDS[@]}"; do
         kill "$pid" 2>/dev/null
     done
@@ -261,66 +260,24 @@ fi
 section "dane interop: two receiving Postfix instances"
 postfix_receiver() { # postfix_receiver NAME IP CERT
     local dir=$T/postfix-$1
-    mkdir -p "$dir/queue" "$dir/data"
-    chown postfix "$dir/data"
+    pf_main "$dir" "$1.dane.test" no-dns
     install -m 644 "$T/$3.pem" "$dir/cert.pem"
     install -m 600 "$T/$3.key" "$dir/key.pem"
-    cat >"$dir/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $dir/queue
-data_directory = $dir/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = $1.dane.test
-# Postfix checks inet_interfaces against the configured addresses (127.0.0.2 is
-# routed to lo, not configured on it); master.cf binds the smtpd to $2 itself.
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
+    # Postfix checks inet_interfaces (127.0.0.1) against the configured addresses
+    # (127.0.0.2 is routed to lo, not configured on it); master.cf binds the smtpd to
+    # $2 itself.
+    cat >>"$dir/main.cf" <<EOF
 relay_domains = dane.test, bad.dane.test, bogus.test
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 default_transport = discard
 relay_transport = discard
-smtp_dns_support_level = disabled
-smtpd_peername_lookup = no
-maillog_file = $dir/maillog
-maillog_file_prefixes = $dir
-in_flow_delay = 0
-biff = no
 smtpd_tls_security_level = may
 smtpd_tls_cert_file = $dir/cert.pem
 smtpd_tls_key_file = $dir/key.pem
 smtpd_tls_loglevel = 1
 EOF
-    cat >"$dir/master.cf" <<EOF
-$2:$P_SMTP inet n - n - - smtpd
-pickup     unix  n - n 60 1 pickup
-cleanup    unix  n - n -  0 cleanup
-qmgr       unix  n - n 300 1 qmgr
-tlsmgr     unix  - - n 1000? 1 tlsmgr
-rewrite    unix  - - n -  - trivial-rewrite
-bounce     unix  - - n -  0 bounce
-defer      unix  - - n -  0 bounce
-trace      unix  - - n -  0 bounce
-verify     unix  - - n -  1 verify
-flush      unix  n - n 1000? 0 flush
-proxymap   unix  - - n -  - proxymap
-proxywrite unix  - - n -  1 proxymap
-smtp       unix  - - n -  - smtp
-showq      unix  n - n -  - showq
-error      unix  - - n -  - error
-retry      unix  - - n -  - error
-discard    unix  - - n -  - discard
-anvil      unix  - - n -  1 anvil
-scache     unix  - - n -  1 scache
-postlog    unix-dgram n - n - 1 postlogd
-EOF
+    pf_master "$dir" "$2:$P_SMTP inet n - n - - smtpd"
     PF_DIRS+=("$dir")
-    "$POSTFIX" -c "$dir" start >"$T/logs/postfix-$1-start.log" 2>&1 && wait_port "$2" "$P_SMTP"
+    pf_start "$dir" "$2:$P_SMTP" 2>"$T/logs/postfix-$1-start.log"
 }
 pf_up=1
 postfix_receiver good 127.0.0.2 good || { pf_up=0; fail "D0 Postfix mx-good starts" "see log" "$T/logs/postfix-good-start.log"; }

@@ -21,6 +21,7 @@ MXRING=$ROOT/target/release/mxring
 BENCH=$ROOT/target/release/mxring-bench
 POSTFIX=/usr/sbin/postfix
 SMTP_SINK=/usr/sbin/smtp-sink
+source "$HERE/postfix_instance.sh"
 
 section() { printf '\n==== %s ====\n' "$*"; }
 
@@ -77,15 +78,8 @@ PASSED=0 FAILED=0 SKIPPED=0
 cleanup() {
     local rc=$?
     set +e
-    local dir mpid
-    for dir in "${PF_DIRS[@]}"; do
-        mpid=$(tr -dc 0-9 <"$dir/queue/pid/master.pid" 2>/dev/null)
-        "$POSTFIX" -c "$dir" abort >/dev/null 2>&1
-        for _ in $(seq 50); do
-            [[ -n $mpid ]] && kill -0 "$mpid" 2>/dev/null || break
-            sleep 0.1
-        done
-    done
+    local dir
+    for dir in "${PF_DIRS[@]}"; do pf_abort "$dir"; done
     local pid
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do
@@ -559,35 +553,12 @@ fi
 start pf-sink "$BENCH" sink --listen "127.0.0.1:$P_PFSINK" --duration 600 --dump-dir "$T/pfsink"
 PID_PFSINK=$LAST_PID
 PF=$T/postfix
-mkdir -p "$PF/queue" "$PF/data"
-chown postfix "$PF/data"
+pf_main "$PF" pf.interop.test no-dns
 cp "$T/peer-cert.pem" "$PF/cert.pem"
 install -m 600 "$T/peer-key.pem" "$PF/key.pem"
-cat >"$PF/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $PF/queue
-data_directory = $PF/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = pf.interop.test
-mydomain = interop.test
-myorigin = \$myhostname
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
+cat >>"$PF/main.cf" <<EOF
 relay_domains =
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 relayhost = [127.0.0.1]:$P_PFSINK
-smtp_dns_support_level = disabled
-smtpd_peername_lookup = no
-maillog_file = $PF/maillog
-maillog_file_prefixes = $PF
-in_flow_delay = 0
-biff = no
 smtpd_tls_security_level = may
 smtpd_tls_cert_file = $PF/cert.pem
 smtpd_tls_key_file = $PF/key.pem
@@ -595,52 +566,15 @@ smtpd_tls_loglevel = 1
 smtpd_tls_received_header = yes
 smtp_tls_security_level = none
 EOF
-cat >"$PF/master.cf" <<EOF
-127.0.0.1:$P_PF inet n - n - - smtpd
-127.0.0.1:$P_PFNOTLS inet n - n - - smtpd
+pf_master "$PF" "127.0.0.1:$P_PF inet n - n - - smtpd" \
+    "127.0.0.1:$P_PFNOTLS inet n - n - - smtpd
   -o smtpd_tls_security_level=none
-  -o syslog_name=postfix-notls
-pickup     unix  n - n 60 1 pickup
-cleanup    unix  n - n -  0 cleanup
-qmgr       unix  n - n 300 1 qmgr
-tlsmgr     unix  - - n 1000? 1 tlsmgr
-rewrite    unix  - - n -  - trivial-rewrite
-bounce     unix  - - n -  0 bounce
-defer      unix  - - n -  0 bounce
-trace      unix  - - n -  0 bounce
-verify     unix  - - n -  1 verify
-flush      unix  n - n 1000? 0 flush
-proxymap   unix  - - n -  - proxymap
-proxywrite unix  - - n -  1 proxymap
-smtp       unix  - - n -  - smtp
-relay      unix  - - n -  - smtp
-showq      unix  n - n -  - showq
-error      unix  - - n -  - error
-retry      unix  - - n -  - error
-discard    unix  - - n -  - discard
-local      unix  - n n -  - local
-virtual    unix  - n n -  - virtual
-lmtp       unix  - - n -  - lmtp
-anvil      unix  - - n -  1 anvil
-scache     unix  - - n -  1 scache
-postlog    unix-dgram n - n - 1 postlogd
-EOF
+  -o syslog_name=postfix-notls"
 PF_DIRS+=("$PF")
 pf_up=0
-if ! wait_ports "$PID_PFSINK" "$T/pf-sink.log" "mxring-bench sink" "$P_PFSINK"; then
-    :
-elif ! "$POSTFIX" -c "$PF" start >"$T/logs/postfix-start.txt" 2>&1; then
-    echo "postfix -c $PF start failed:"
-    sed 's/^/  | /' "$T/logs/postfix-start.txt" "$PF/maillog" 2>/dev/null || true
-else
-    for _ in $(seq 100); do
-        port_open "$P_PF" && port_open "$P_PFNOTLS" && { pf_up=1; break; }
-        sleep 0.1
-    done
-    ((pf_up)) || {
-        echo "postfix not listening on $P_PF and $P_PFNOTLS:"
-        sed 's/^/  | /' "$PF/maillog" || true
-    }
+if wait_ports "$PID_PFSINK" "$T/pf-sink.log" "mxring-bench sink" "$P_PFSINK" &&
+    pf_start "$PF" "$P_PF" "$P_PFNOTLS"; then
+    pf_up=1
 fi
 if ((pf_up)); then
     name="P2 control: swaks --tls into the private Postfix reaches its relayhost over STARTTLS"
@@ -871,29 +805,22 @@ PF2=$T/postfix-sender
 S9_ENCRYPT="9 Postfix (smtp_tls_security_level = encrypt) relays into the required listener over TLS"
 S9_NONE="9 Postfix (smtp_tls_security_level = none) is refused by the required listener with 530 5.7.0"
 S9_NOTHING="9 nothing from the refused Postfix is queued by mxring"
-mkdir -p "$PF2/queue" "$PF2/data"
-chown postfix "$PF2/data"
-sed -e "s#$PF/#$PF2/#g; s#= $PF\$#= $PF2#" \
-    -e "s#^myhostname = .*#myhostname = pf-sender.interop.test#" \
-    -e "s#^relayhost = .*#relayhost = [127.0.0.1]:$P_REQ#" \
-    -e "/^smtpd_tls_/d; /^smtp_tls_security_level/d" "$PF/main.cf" >"$PF2/main.cf"
+pf_main "$PF2" pf-sender.interop.test no-dns
 cat >>"$PF2/main.cf" <<EOF
+relay_domains =
+relayhost = [127.0.0.1]:$P_REQ
 smtpd_tls_security_level = none
 smtp_tls_security_level = encrypt
 smtp_tls_loglevel = 1
 smtp_connection_cache_on_demand = no
 EOF
-{
-    echo "127.0.0.1:$P_PF2 inet n - n - - smtpd"
-    grep -vE '^(127\.0\.0\.1:| )' "$PF/master.cf"
-} >"$PF2/master.cf"
+pf_master "$PF2" "127.0.0.1:$P_PF2 inet n - n - - smtpd"
 PF_DIRS+=("$PF2")
 pf2_up=0
-if ! "$POSTFIX" -c "$PF2" start >"$T/logs/postfix-sender-start.txt" 2>&1; then
-    pf2_why="postfix -c $PF2 start failed: $(tr '\n' ' ' <"$T/logs/postfix-sender-start.txt")"
+if pf_start "$PF2" "$P_PF2" 2>"$T/logs/postfix-sender-start.txt"; then
+    pf2_up=1
 else
-    for _ in $(seq 100); do port_open "$P_PF2" && { pf2_up=1; break; }; sleep 0.1; done
-    pf2_why="the sending Postfix is not listening on $P_PF2"
+    pf2_why=$(tr '\n' ' ' <"$T/logs/postfix-sender-start.txt")
 fi
 echo "sending Postfix: $PF2, smtpd $P_PF2, relayhost [127.0.0.1]:$P_REQ (mxring's required listener)"
 
