@@ -2,10 +2,9 @@
 //! into the queue, the required and implicit listeners, relay control, limits, and
 //! a kill -9 restart that keeps every acknowledged message.
 
-mod common;
 
-use common::client::{queued_id, Client};
-use common::{closed_port, route_all, TestServer};
+use mxring_testkit::client::{queued_id, Client};
+use mxring_testkit::{closed_port, route_all, TestServer};
 use mxring::config::TlsVersion;
 
 fn listeners() -> String {

@@ -3,15 +3,14 @@
 //! five failures and its end, relaying as an authenticated user, a sender the login
 //! does not own, and an `accounts` rule that a forged MAIL FROM cannot trigger.
 
-mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::client::Client;
-use common::sink::{Script, Sink};
-use common::{closed_port, TestServer};
+use mxring_testkit::client::Client;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::{closed_port, TestServer};
 use mxring::config::TlsVersion;
 
 fn b64(s: &str) -> String {
@@ -215,7 +214,7 @@ fn an_accounts_rule_defers_alice_to_a_plaintext_next_hop_and_not_bob_or_a_forged
         "Subject: a\n\nx\n",
     );
     assert_eq!(code, 250);
-    let alice_id = common::client::queued_id(&reply);
+    let alice_id = mxring_testkit::client::queued_id(&reply);
     let mut bob = submit(&s);
     assert_eq!(bob.cmd(&plain("bob@customer-b.test", "bob-pw")).0, 235);
     assert_eq!(

@@ -2,11 +2,10 @@
 //! certificate gets ours, over a real handshake; without it the handshake fails
 //! and the message waits rather than going out another way.
 
-mod common;
 
-use common::client::Client;
-use common::sink::{Script, Sink};
-use common::TestServer;
+use mxring_testkit::client::Client;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::TestServer;
 
 struct Pki {
     ca: rustls::pki_types::CertificateDer<'static>,

@@ -10,7 +10,6 @@
 //! On failure the temp dir with the spool and mxring's logs (RUST_LOG=info) is kept
 //! and its path printed.
 
-mod crash_support;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -18,10 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crash_support::client::{message, Outcome, Smtp};
-use crash_support::process::Mx;
-use crash_support::sink::Sink;
-use crash_support::{free_port, grep_logs, write_config, Rng, Workdir};
+use mxring_testkit::crash_client::{message, Outcome, Smtp};
+use mxring_testkit::process::Mx;
+use mxring_testkit::counting_sink::Sink;
+use mxring_testkit::{free_port, grep_logs, write_config, Rng, Workdir};
 
 const CLIENTS: usize = 8;
 /// Bound on "every acknowledged message has arrived" after the last restart.
@@ -207,7 +206,7 @@ fn delivered_twice_in_one_run(logs: &[PathBuf]) -> Vec<(String, String)> {
 /// still missing then will never arrive.
 fn wait_arrived(sink: &Sink, mx: &Mx, limit: Duration, ids: &[&String]) -> bool {
     // Cheap first test: the full check only once there are enough arrivals.
-    let all = |c: &crash_support::sink::Counts| {
+    let all = |c: &mxring_testkit::counting_sink::Counts| {
         c.arrivals.len() >= ids.len() && ids.iter().all(|id| c.arrivals.contains_key(*id))
     };
     let deadline = Instant::now() + limit;

@@ -3,9 +3,6 @@
 //! delivers to receiving servers started here with their own certificates. Each
 //! case checks both what arrived and what did not.
 
-mod common;
-#[allow(dead_code)]
-mod dns_server;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -16,10 +13,10 @@ use hickory_proto::rr::RecordType;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use common::client::Client;
-use common::sink::{Script, Sink};
-use common::TestServer;
-use dns_server::{DnsServer, Zone};
+use mxring_testkit::client::Client;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::TestServer;
+use mxring_testkit::dns_server::{DnsServer, Zone};
 
 const MX: &str = "mx.dane.test";
 
@@ -135,7 +132,7 @@ fn after_first_attempt(s: &TestServer) -> mxring::admin::RecipientView {
     }
 }
 
-fn dsn_field(dsn: &common::sink::Arrival, name: &str) -> String {
+fn dsn_field(dsn: &mxring_testkit::sink::Arrival, name: &str) -> String {
     let p = mxring::dsn::parse_delivery_status(&dsn.data).unwrap();
     p.recipients[0].field(name).unwrap_or("").to_string()
 }

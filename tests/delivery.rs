@@ -2,13 +2,12 @@
 //! loopback. Exactly-once arrival, retries, delay and failure DSNs on a schedule of
 //! seconds, immediate failure DSNs for 5xx, and a restart that keeps the schedule.
 
-mod common;
 
 use std::time::Duration;
 
-use common::client::{queued_id, Client};
-use common::sink::{Script, Sink};
-use common::TestServer;
+use mxring_testkit::client::{queued_id, Client};
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::TestServer;
 
 const LISTENER: &str = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\n";
 
@@ -273,7 +272,7 @@ fn restart_keeps_pending_messages_and_their_schedule() {
 
 #[test]
 fn an_unreachable_next_hop_is_not_tried_for_every_message() {
-    let dead = common::closed_port();
+    let dead = mxring_testkit::closed_port();
     let cfg = format!(
         "{LISTENER}[[route]]\ndomains = [\"*\"]\nnext_hop = \"[127.0.0.1]:{}\"\n\
          [outbound]\nunreachable_hold = \"1h\"\n[queue]\nretry = [\"1h\"]\n",

@@ -5,15 +5,14 @@
 //! status writes that failed while full are retried). A restart afterwards finds
 //! the queue empty, so nothing can be delivered again.
 
-mod crash_support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crash_support::client::{message, Outcome, Smtp};
-use crash_support::process::Mx;
-use crash_support::sink::Sink;
-use crash_support::{free_port, Workdir};
+use mxring_testkit::crash_client::{message, Outcome, Smtp};
+use mxring_testkit::process::Mx;
+use mxring_testkit::counting_sink::Sink;
+use mxring_testkit::{free_port, Workdir};
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -132,7 +131,7 @@ fn a_full_spool_recovers_without_restart_or_duplicates() {
         sink.state.counts()
     );
     // The store did hit the full disk (or this test would prove nothing).
-    let wedged = crash_support::grep_logs(
+    let wedged = mxring_testkit::grep_logs(
         std::slice::from_ref(&mx.log),
         &["spool write failed".to_string()],
     );

@@ -1,8 +1,6 @@
 //! MX resolution against a real DNS server on loopback (tests/dns_server), and one
 //! message delivered end to end by MX lookup: client → mxring → DNS → SMTP sink.
 
-#[allow(dead_code)] // the DANE parts are used by tests/dane.rs
-mod dns_server;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
@@ -18,7 +16,7 @@ use hickory_proto::rr::RecordType;
 use mxring::config::{DnsConfig, Dur};
 use mxring::delivery::{Dns, DnsFailure, MxHost};
 
-use dns_server::{DnsServer, Zone};
+use mxring_testkit::dns_server::{DnsServer, Zone};
 
 /// Run `f` with a resolver pointed at `server`, on a current-thread runtime (as in a shard).
 fn with_dns<T>(server: &DnsServer, timeout: Duration, f: impl AsyncFnOnce(&Dns) -> T) -> T {

@@ -3,14 +3,13 @@
 //! twice, TLS garbage, and a reset in the middle of DATA. Each gets a clear reply
 //! or a closed connection; the server keeps serving and nothing accepted is lost.
 
-mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::client::Client;
-use common::{closed_port, route_all, TestServer};
+use mxring_testkit::client::Client;
+use mxring_testkit::{closed_port, route_all, TestServer};
 use mxring::config::TlsVersion;
 
 fn server(server_keys: &str) -> TestServer {
@@ -360,7 +359,7 @@ fn data_trickle_hits_the_total_data_deadline() {
 /// to `[server] postmaster`.
 #[test]
 fn bare_postmaster_is_delivered_to_the_configured_address() {
-    let sink = common::sink::Sink::start(Default::default());
+    let sink = mxring_testkit::sink::Sink::start(Default::default());
     let s = TestServer::start_cfg(
         "postmaster = \"hostmaster@ops.test\"\n",
         &format!(
@@ -382,7 +381,7 @@ fn bare_postmaster_is_delivered_to_the_configured_address() {
 /// chunks, and no spill file is left behind.
 #[test]
 fn large_bodies_spilled_while_arriving_arrive_intact() {
-    let sink = common::sink::Sink::start(Default::default());
+    let sink = mxring_testkit::sink::Sink::start(Default::default());
     let s = TestServer::start_cfg(
         "",
         &format!(

@@ -2,14 +2,13 @@
 //! the test must see the server's own resources: its open fds, its TCP connections
 //! in /proc/net/tcp, and its memory in /proc/PID/status.
 
-mod crash_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crash_support::process::Mx;
-use crash_support::{free_port, grep_logs, Workdir};
+use mxring_testkit::process::Mx;
+use mxring_testkit::{free_port, grep_logs, Workdir};
 
 /// One shard (so per-IP limits are exact), plaintext, every domain routed to a
 /// closed port (nothing is delivered; mail stays queued).

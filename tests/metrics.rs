@@ -2,11 +2,10 @@
 //! with a Prometheus parser (not our own). Counters are process-wide, so this binary
 //! holds one test: the counts it asserts are exactly its own traffic.
 
-mod common;
 
-use common::client::Client;
-use common::sink::{Script, Sink};
-use common::TestServer;
+use mxring_testkit::client::Client;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::TestServer;
 use mxring::config::TlsVersion;
 use prometheus_parse::{Scrape, Value};
 
@@ -35,7 +34,7 @@ fn prometheus_scrape_counts_real_traffic() {
         "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n\
          [[listener]]\nname = \"secure\"\naddress = \"127.0.0.1:0\"\ntls = \"required\"\n\
          [relay]\nnetworks = []\ndomains = [\"dest.test\"]\n{}",
-        common::route_all(sink.addr)
+        mxring_testkit::route_all(sink.addr)
     ));
 
     let mut plain = Client::connect(s.addr("mx"));

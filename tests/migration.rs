@@ -4,15 +4,14 @@
 //! every one of its recipients. A spool marked with a newer format is refused with
 //! a clear message, and nothing in it is touched.
 
-mod crash_support;
 
 use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
-use crash_support::process::Mx;
-use crash_support::sink::Sink;
-use crash_support::{free_port, Workdir};
+use mxring_testkit::process::Mx;
+use mxring_testkit::counting_sink::Sink;
+use mxring_testkit::{free_port, Workdir};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spool-v1")
@@ -149,7 +148,7 @@ fn a_format_1_spool_is_migrated_and_every_message_delivered() {
         }
     }
     let logs = [mx.log.clone()];
-    let migrated = crash_support::grep_logs(&logs, &["spool migrated from format 1".to_string()]);
+    let migrated = mxring_testkit::grep_logs(&logs, &["spool migrated from format 1".to_string()]);
     assert_eq!(migrated.len(), 1, "the migration was not logged once");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while mx.queue_len() != Some(0) {
@@ -164,7 +163,7 @@ fn a_format_1_spool_is_migrated_and_every_message_delivered() {
     // Migrated once: a restart finds format 2 and nothing left to deliver.
     let mx = Mx::start(&cfg, work.join("mxring-2.log"));
     assert_eq!(mx.queue_len(), Some(0));
-    let again = crash_support::grep_logs(
+    let again = mxring_testkit::grep_logs(
         std::slice::from_ref(&mx.log),
         &["spool migrated".to_string()],
     );

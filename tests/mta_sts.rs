@@ -4,21 +4,18 @@
 //! `mta_sts_port`), and delivers to receiving servers with their own certificates.
 //! Each case checks what arrived and what did not.
 
-mod common;
-#[allow(dead_code)]
-mod dns_server;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use common::ca::Ca;
-use common::client::Client;
-use common::https::{HttpsServer, Response};
-use common::sink::{Script, Sink};
-use common::TestServer;
-use dns_server::{DnsServer, Zone};
+use mxring_testkit::ca::Ca;
+use mxring_testkit::client::Client;
+use mxring_testkit::https::{HttpsServer, Response};
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::TestServer;
+use mxring_testkit::dns_server::{DnsServer, Zone};
 
 const MX: &str = "mx.sts.test";
 const DOMAIN: &str = "dest.test";

@@ -3,11 +3,10 @@
 //! receiving servers without STARTTLS, with self-signed and CA-signed certificates,
 //! TLS 1.2 only, and a CIDR rule on the MX address. And check-tls's transcript.
 
-mod common;
 
-use common::client::Client;
-use common::sink::{Script, Sink};
-use common::TestServer;
+use mxring_testkit::client::Client;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::TestServer;
 use mxring::config::TlsVersion;
 
 const LISTENER: &str =
@@ -16,7 +15,7 @@ const LISTENER: &str =
 fn inbound(rules: &str, sink: &Sink) -> TestServer {
     TestServer::start(&format!(
         "{LISTENER}[relay]\nnetworks = []\ndomains = [\"bank.test\", \"corp.test\"]\n{}{rules}",
-        common::route_all(sink.addr)
+        mxring_testkit::route_all(sink.addr)
     ))
 }
 
@@ -144,7 +143,7 @@ fn send(s: &TestServer, to: &str) {
     );
 }
 
-fn dsn_field(dsn: &common::sink::Arrival, name: &str) -> String {
+fn dsn_field(dsn: &mxring_testkit::sink::Arrival, name: &str) -> String {
     let p = mxring::dsn::parse_delivery_status(&dsn.data).unwrap();
     p.recipients[0].field(name).unwrap_or("").to_string()
 }
@@ -194,7 +193,7 @@ fn encrypt_without_starttls_is_deferred_never_sent_plain_then_warned_and_bounced
 }
 
 /// The human-readable part of a DSN, folded lines joined.
-fn first_part(dsn: &common::sink::Arrival) -> String {
+fn first_part(dsn: &mxring_testkit::sink::Arrival) -> String {
     let text = String::from_utf8_lossy(&dsn.data);
     let start = text.find("This is the mail system").expect("first part");
     let end = text[start..]

@@ -3,14 +3,13 @@
 //! A retry then does nothing (no second delivery); bounce and delete wait for the
 //! attempt to end and apply only to the recipients still pending then.
 
-mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::client::{queued_id, Client};
-use common::sink::{hold, Hold, Script, Sink};
-use common::TestServer;
+use mxring_testkit::client::{queued_id, Client};
+use mxring_testkit::sink::{hold, Hold, Script, Sink};
+use mxring_testkit::TestServer;
 
 const LISTENER: &str = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\n";
 

@@ -1,15 +1,14 @@
 //! SIGHUP reloads policy and routes without dropping connections; a bad new config
 //! is refused with a message and the old one stays in force.
 
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::client::Client;
-use common::closed_port;
+use mxring_testkit::client::Client;
+use mxring_testkit::closed_port;
 
 fn config(
     domains: &str,

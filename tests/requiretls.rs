@@ -3,18 +3,15 @@
 //! certificate verified; otherwise the sender gets a failure DSN (5.7.10) that
 //! carries the headers only.
 
-mod common;
-#[allow(dead_code)]
-mod dns_server;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use common::ca::Ca;
-use common::client::Client;
-use common::sink::{Script, Sink};
-use common::TestServer;
-use dns_server::{DnsServer, Zone};
+use mxring_testkit::ca::Ca;
+use mxring_testkit::client::Client;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::TestServer;
+use mxring_testkit::dns_server::{DnsServer, Zone};
 use mxring::config::TlsVersion;
 
 const MX: &str = "mx.rt.test";

@@ -1,13 +1,12 @@
 //! Durability across a hard crash: every message that got a 250 is still queued
 //! after `kill -9` and a restart of the real binary.
 
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use common::client::{queued_id, Client};
-use common::closed_port;
+use mxring_testkit::client::{queued_id, Client};
+use mxring_testkit::closed_port;
 
 /// Start `mxring serve` and wait for its "listening" log line (a signal, not a sleep).
 fn spawn(config: &std::path::Path) -> (Child, std::net::SocketAddr) {

@@ -4,14 +4,13 @@
 //! every input the next hop must see exactly what mxring acknowledged: one message
 //! for each 250, none for each refusal, and never the smuggled sender.
 
-mod common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::client::Client;
-use common::lenient::LenientSink;
-use common::{route_all, TestServer};
+use mxring_testkit::client::Client;
+use mxring_testkit::lenient::LenientSink;
+use mxring_testkit::{route_all, TestServer};
 
 /// The commands an attacker hides behind a fake end of data.
 const SMUGGLED: &str =

@@ -4,7 +4,6 @@
 //! a SIGHUP adds a certificate file without dropping connections, and a bad file
 //! keeps the old set and is named.
 
-mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::client::Client;
-use common::TestServer;
+use mxring_testkit::client::Client;
+use mxring_testkit::TestServer;
 use mxring::tls::{client_config_versions, ClientVerification};
 use rustls::pki_types::ServerName;
 

@@ -4,15 +4,14 @@
 //! quarantined while the records around it are recovered and delivered, and a torn
 //! tail is dropped.
 
-mod crash_support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crash_support::client::{message, Outcome, Smtp};
-use crash_support::process::Mx;
-use crash_support::sink::Sink;
-use crash_support::{free_port, Workdir};
+use mxring_testkit::crash_client::{message, Outcome, Smtp};
+use mxring_testkit::process::Mx;
+use mxring_testkit::counting_sink::Sink;
+use mxring_testkit::{free_port, Workdir};
 
 /// One shard (so the records sit in one log, in order), every domain to `sink`
 /// except held.test, which goes to `held` (nobody listens there until the test
@@ -106,7 +105,7 @@ fn disk_use_stays_bounded_with_messages_held_back() {
         std::thread::sleep(Duration::from_millis(100));
         seen = log_bytes(&spool);
     }
-    let compacted = crash_support::grep_logs(
+    let compacted = mxring_testkit::grep_logs(
         std::slice::from_ref(&mx.log),
         &["log segment compacted".to_string()],
     );
@@ -213,7 +212,7 @@ fn a_damaged_record_is_quarantined_and_its_neighbours_delivered() {
     drop(counts);
 
     let logs = [mx.log.clone()];
-    let said = |needle: &str| !crash_support::grep_logs(&logs, &[needle.to_string()]).is_empty();
+    let said = |needle: &str| !mxring_testkit::grep_logs(&logs, &[needle.to_string()]).is_empty();
     assert!(
         said("damaged log record moved to quarantine"),
         "the damage was not logged"

@@ -3,12 +3,6 @@
 //! fallible SMTP client (a broken connection is an outcome, not a panic), and a
 //! small seeded PRNG for the kill moments.
 
-#![allow(dead_code)]
-
-pub mod client;
-pub mod process;
-pub mod sink;
-
 use std::path::{Path, PathBuf};
 
 /// xorshift64*: enough randomness for kill moments, reproducible from its seed.

@@ -154,7 +154,7 @@ pub fn message(id: &str, lines: usize) -> Vec<u8> {
             ));
         }
     }
-    let sum = super::fnv1a(body.as_bytes());
+    let sum = crate::fnv1a(body.as_bytes());
     let mut m = format!(
         "From: <sender@client.test>\r\nTo: <rcpt@sink.test>\r\nSubject: crash test {id}\r\n\
          X-Test-Id: {id}\r\nX-Test-Sum: {sum:016x}\r\n\r\n"

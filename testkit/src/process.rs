@@ -39,7 +39,7 @@ fn field(line: &str, key: &str) -> Option<SocketAddr> {
 impl Mx {
     /// Start mxring and wait until it listens. Panics (with the log) if it exits first.
     pub fn start(config: &Path, log: PathBuf) -> Mx {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mxring"))
+        let mut child = Command::new(mxring_bin())
             .args(["serve", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
@@ -154,6 +154,28 @@ impl Drop for Mx {
             let _ = c.wait();
         }
     }
+}
+
+/// The `mxring` binary cargo built next to the running test: tests live in
+/// `target/<profile>/deps/`, the binary in `target/<profile>/`. The kit is a library,
+/// so `env!("CARGO_BIN_EXE_mxring")` (set only when compiling the package's own
+/// integration tests) is not available here.
+pub fn mxring_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CARGO_BIN_EXE_mxring") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a test binary under target/<profile>/deps");
+    let bin = dir.join("mxring");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it first (cargo test builds it for the mxring package's tests)",
+        bin.display()
+    );
+    bin
 }
 
 fn signal(pid: u32, sig: libc::c_int) {

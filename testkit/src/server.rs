@@ -2,15 +2,6 @@
 //! temp spool, a blocking SMTP client with rustls, and a scriptable receiving SMTP
 //! server (the next hop) that reports each message on a channel.
 
-#![allow(dead_code)]
-
-pub mod ca;
-pub mod client;
-pub mod https;
-pub mod lenient;
-pub mod seccomp;
-pub mod sink;
-
 use std::net::SocketAddr;
 
 use mxring::shard::RunningServer;

@@ -1,0 +1,28 @@
+//! Test support shared by mxring's integration tests (tests/), the bench harness's
+//! tests and the fuzz targets: real loopback servers and clients, no mocks.
+//!
+//! - [`server::TestServer`]: mxring in-process on loopback with a temp spool;
+//!   [`process::Mx`]: the real binary as a child, started when its log says so.
+//! - [`sink::Sink`]: the receiving SMTP server (the next hop); [`lenient`]: one
+//!   that splits lines the lenient way, for smuggling tests.
+//! - [`client::Client`]: a blocking SMTP client with rustls; [`crash_client`]: a
+//!   fallible one for tests where a broken connection is an outcome.
+//! - [`dns_server`], [`ca`], [`https`]: the DNS, PKI and HTTPS around delivery.
+//! - [`ports`], [`rng`], [`workdir`]: free ports, a seeded PRNG, a temp dir kept
+//!   when a test fails.
+
+pub mod ca;
+pub mod client;
+pub mod counting_sink;
+pub mod crash;
+pub mod crash_client;
+pub mod dns_server;
+pub mod https;
+pub mod lenient;
+pub mod process;
+pub mod seccomp;
+pub mod server;
+pub mod sink;
+
+pub use crash::{fnv1a, free_port, grep_logs, write_config, Rng, Workdir};
+pub use server::{closed_port, route_all, TestServer};
