@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use mxring_testkit::crash_client::{message, Outcome, Smtp};
 use mxring_testkit::process::Mx;
-use mxring_testkit::counting_sink::Sink;
+use mxring_testkit::sink::Sink;
 use mxring_testkit::{free_port, grep_logs, write_config, Rng, Workdir};
 
 const CLIENTS: usize = 8;
@@ -206,7 +206,7 @@ fn delivered_twice_in_one_run(logs: &[PathBuf]) -> Vec<(String, String)> {
 /// still missing then will never arrive.
 fn wait_arrived(sink: &Sink, mx: &Mx, limit: Duration, ids: &[&String]) -> bool {
     // Cheap first test: the full check only once there are enough arrivals.
-    let all = |c: &mxring_testkit::counting_sink::Counts| {
+    let all = |c: &mxring_testkit::sink::Counts| {
         c.arrivals.len() >= ids.len() && ids.iter().all(|id| c.arrivals.contains_key(*id))
     };
     let deadline = Instant::now() + limit;
@@ -247,7 +247,7 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
     // A next hop a little slower than the load (10 ms per message, 4 connections
     // per shard), so that a backlog of acknowledged, undelivered messages builds
     // up in the spool and every kill hits a queue, not just a few messages.
-    let sink = Sink::start(Duration::from_millis(10));
+    let sink = Sink::delayed(Duration::from_millis(10));
     let config = write_config(
         &work,
         free_port(),
@@ -427,7 +427,7 @@ fn sigterm_drains_without_loss_or_duplicates() {
     const SENDERS: usize = 4;
     let started = Instant::now();
     let work = Workdir::new("sigterm");
-    let sink = Sink::start(Duration::from_millis(300));
+    let sink = Sink::delayed(Duration::from_millis(300));
     // Few deliveries per shard, so that at SIGTERM some are in flight and most are
     // still queued (they must wait for the restart, not be lost or doubled).
     let config = write_config(

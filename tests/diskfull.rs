@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use mxring_testkit::crash_client::{message, Outcome, Smtp};
 use mxring_testkit::process::Mx;
-use mxring_testkit::counting_sink::Sink;
+use mxring_testkit::sink::{Script, Sink};
 use mxring_testkit::{free_port, Workdir};
 
 /// A tmpfs mounted for the test, unmounted when dropped.
@@ -122,7 +122,7 @@ fn a_full_spool_recovers_without_restart_or_duplicates() {
     }
     // The next hop comes up: the queued mail is delivered while the disk is full,
     // so the queue cannot record it (yet).
-    let sink = Sink::start_at(&format!("127.0.0.1:{sink_port}"), Duration::ZERO);
+    let sink = Sink::start_at(&format!("127.0.0.1:{sink_port}"), Script::default());
     assert!(
         sink.state.wait_until(Duration::from_secs(60), |c| queued
             .iter()

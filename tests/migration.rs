@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mxring_testkit::process::Mx;
-use mxring_testkit::counting_sink::Sink;
+use mxring_testkit::sink::{Script, Sink};
 use mxring_testkit::{free_port, Workdir};
 
 fn fixture() -> PathBuf {
@@ -95,10 +95,8 @@ fn a_format_1_spool_is_migrated_and_every_message_delivered() {
         "the migrated queue is not the fixture's"
     );
     // The next hop comes up and the operator asks for them now.
-    let sink = Sink::start_at(&format!("127.0.0.1:{hop}"), Duration::ZERO);
-    sink.state
-        .keep
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let sink = Sink::start_at(&format!("127.0.0.1:{hop}"), Script::default());
+    sink.keep();
     for m in &queued {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -191,7 +189,7 @@ fn a_spool_of_a_newer_format_is_refused_and_left_alone() {
         db.flush().unwrap();
     }
     let before = std::fs::read(spool.join("db")).unwrap();
-    let sink = Sink::start(Duration::ZERO);
+    let sink = Sink::start(Script::default());
     let cfg = config(&work, free_port(), sink.addr.port());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mxring"))
         .args(["serve", "--config"])

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use mxring_testkit::crash_client::{message, Outcome, Smtp};
 use mxring_testkit::process::Mx;
-use mxring_testkit::counting_sink::Sink;
+use mxring_testkit::sink::{Script, Sink};
 use mxring_testkit::{free_port, Workdir};
 
 /// One shard (so the records sit in one log, in order), every domain to `sink`
@@ -66,7 +66,7 @@ fn disk_use_stays_bounded_with_messages_held_back() {
     const SEGMENT: u64 = 1 << 20;
     const BOUND: u64 = 7 * SEGMENT;
     let work = Workdir::new("compaction");
-    let sink = Sink::start(Duration::ZERO);
+    let sink = Sink::start(Script::default());
     let held_port = free_port();
     let cfg = config(
         &work,
@@ -114,7 +114,7 @@ fn disk_use_stays_bounded_with_messages_held_back() {
         "the log shrank below the bound without compaction, so this test proves nothing"
     );
     // The held messages survived being moved: they arrive whole once their host is up.
-    let held_sink = Sink::start_at(&format!("127.0.0.1:{held_port}"), Duration::ZERO);
+    let held_sink = Sink::start_at(&format!("127.0.0.1:{held_port}"), Script::default());
     let admin = mxring::admin::AdminClient::new(mx.admin);
     let (_, body) = admin.request("GET", "/queue").unwrap();
     let queued: Vec<mxring::admin::MessageView> = serde_json::from_str(&body).unwrap();
@@ -191,7 +191,7 @@ fn a_damaged_record_is_quarantined_and_its_neighbours_delivered() {
     bytes[end..end + torn.len()].copy_from_slice(&torn);
     std::fs::write(&segment, &bytes).unwrap();
 
-    let sink = Sink::start_at(&format!("127.0.0.1:{sink_port}"), Duration::ZERO);
+    let sink = Sink::start_at(&format!("127.0.0.1:{sink_port}"), Script::default());
     let mx = Mx::start(&cfg, work.join("mxring-2.log"));
     assert!(
         sink.state.wait_until(Duration::from_secs(30), |c| c
@@ -251,7 +251,7 @@ fn a_damaged_record_is_quarantined_and_its_neighbours_delivered() {
 #[test]
 fn a_message_larger_than_a_segment_gets_its_own_file() {
     let work = Workdir::new("oversize");
-    let sink = Sink::start(Duration::ZERO);
+    let sink = Sink::start(Script::default());
     let cfg = config(
         &work,
         free_port(),

@@ -13,16 +13,17 @@
 
 pub mod ca;
 pub mod client;
-pub mod counting_sink;
 pub mod crash;
 pub mod crash_client;
 pub mod dns_server;
 pub mod https;
 pub mod lenient;
+pub mod poll;
 pub mod process;
 pub mod seccomp;
 pub mod server;
 pub mod sink;
 
 pub use crash::{fnv1a, free_port, grep_logs, write_config, Rng, Workdir};
+pub use poll::{wait_for, wait_until};
 pub use server::{closed_port, route_all, TestServer};
