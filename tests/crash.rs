@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use mxring_testkit::crash_client::{message, Outcome, Smtp};
+use mxring_testkit::client::{message, Client, Outcome};
 use mxring_testkit::process::Mx;
 use mxring_testkit::sink::Sink;
 use mxring_testkit::{free_port, grep_logs, write_config, Rng, Workdir};
@@ -113,7 +113,7 @@ fn load(n: usize, addr: std::net::SocketAddr, gate: &Gate) -> Ledger {
     let mut seq = 0u64;
     let mut failed_gen = 0;
     'outer: while let Some(gen) = gate.wait_up(failed_gen) {
-        let mut smtp = match Smtp::connect(addr, Duration::from_secs(20)) {
+        let mut smtp = match Client::open(addr, Duration::from_secs(20)) {
             Ok(s) => s,
             Err(_) => {
                 // This incarnation is gone; wait for the next one.
@@ -444,7 +444,7 @@ fn sigterm_drains_without_loss_or_duplicates() {
         .map(|n| {
             let log = logs[0].clone();
             std::thread::spawn(move || {
-                let mut smtp = Smtp::connect(addr, Duration::from_secs(30)).unwrap();
+                let mut smtp = Client::open(addr, Duration::from_secs(30)).unwrap();
                 let mut acked = Vec::new();
                 for i in 0..MESSAGES / SENDERS {
                     let id = format!("s{n}-{i}");
@@ -455,7 +455,7 @@ fn sigterm_drains_without_loss_or_duplicates() {
                     }
                 }
                 let _ = smtp.send(b"QUIT\r\n");
-                let _ = smtp.reply();
+                let _ = smtp.try_reply();
                 acked
             })
         })
@@ -468,7 +468,7 @@ fn sigterm_drains_without_loss_or_duplicates() {
     let sent_in = started.elapsed();
 
     // An idle session, open at SIGTERM time: it must be told 421 4.3.2.
-    let mut idle = Smtp::connect(addr, Duration::from_secs(40)).unwrap();
+    let mut idle = Client::open(addr, Duration::from_secs(40)).unwrap();
     assert!(
         sink.state
             .wait_until(Duration::from_secs(10), |c| c.in_flight > 0),
@@ -481,7 +481,7 @@ fn sigterm_drains_without_loss_or_duplicates() {
     };
     let term_at = Instant::now();
     mx.sigterm();
-    let idle_reply = idle.reply();
+    let idle_reply = idle.try_reply();
     let status = mx.wait_exit(Duration::from_secs(60));
     let stop_time = term_at.elapsed();
     let (at_exit, abandoned) = {

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mxring_testkit::crash_client::{message, Outcome, Smtp};
+use mxring_testkit::client::{message, Client, Outcome};
 use mxring_testkit::process::Mx;
 use mxring_testkit::sink::{Script, Sink};
 use mxring_testkit::{free_port, Workdir};
@@ -60,7 +60,7 @@ fn fill(path: &Path) -> u64 {
 }
 
 fn submit(addr: std::net::SocketAddr, id: &str) -> Outcome {
-    let mut c = match Smtp::connect(addr, Duration::from_secs(30)) {
+    let mut c = match Client::open(addr, Duration::from_secs(30)) {
         Ok(c) => c,
         Err(e) => return Outcome::BrokenBefore(e),
     };

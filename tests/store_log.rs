@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mxring_testkit::crash_client::{message, Outcome, Smtp};
+use mxring_testkit::client::{message, Client, Outcome};
 use mxring_testkit::process::Mx;
 use mxring_testkit::sink::{Script, Sink};
 use mxring_testkit::{free_port, Workdir};
@@ -33,7 +33,7 @@ fn config(work: &Workdir, port: u16, sink: u16, held: u16, queue: &str) -> PathB
 }
 
 fn submit(addr: std::net::SocketAddr, to: &str, id: &str, lines: usize) {
-    let mut c = Smtp::connect(addr, Duration::from_secs(30)).unwrap();
+    let mut c = Client::open(addr, Duration::from_secs(30)).unwrap();
     match c.submit("sender@client.test", to, &message(id, lines)) {
         Outcome::Acked(_) => {}
         other => panic!("{id} was not accepted: {other:?}"),

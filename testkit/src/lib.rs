@@ -14,7 +14,6 @@
 pub mod ca;
 pub mod client;
 pub mod crash;
-pub mod crash_client;
 pub mod dns_server;
 pub mod https;
 pub mod lenient;
