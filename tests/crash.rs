@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use mxring_testkit::client::{message, Client, Outcome};
 use mxring_testkit::process::Mx;
 use mxring_testkit::sink::Sink;
-use mxring_testkit::{free_port, grep_logs, write_config, Rng, Workdir};
+use mxring_testkit::{free_port, grep_logs, Rng, Toml, Workdir};
 
 const CLIENTS: usize = 8;
 /// Bound on "every acknowledged message has arrived" after the last restart.
@@ -237,11 +237,24 @@ fn wait_queue_empty(mx: &Mx, limit: Duration) -> Option<usize> {
     }
 }
 
+
+/// The config used by both tests: two shards, plaintext listener on `port`, admin
+/// API on an ephemeral port, every domain routed to the sink, retries after 1 s.
+fn write_config(work: &Workdir, port: u16, sink: std::net::SocketAddr, extra: &str) -> PathBuf {
+    Toml::new(&work.join("spool"), 2)
+        .listener("mx", port, "none")
+        .admin("127.0.0.1:0")
+        .route_all(sink)
+        .queue("retry = [\"1s\"]\ndelay_warning_after = \"1h\"\ngive_up_after = \"1h\"")
+        .extra(extra)
+        .write(work.join("mxring.toml"))
+}
+
 #[test]
 fn kill_9_under_load_loses_nothing_acknowledged() {
     let started = Instant::now();
     let kills = env_usize("MXRING_CRASH_KILLS", 3);
-    let (mut rng, seed) = Rng::from_env_or_time();
+    let (mut rng, seed) = Rng::from_env_or_time("MXRING_CRASH_SEED");
     eprintln!("crash: kills={kills} seed={seed} (replay with MXRING_CRASH_SEED={seed})");
     let work = Workdir::new("crash");
     // A next hop a little slower than the load (10 ms per message, 4 connections

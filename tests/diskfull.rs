@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mxring_testkit::client::{message, Client, Outcome};
 use mxring_testkit::process::Mx;
 use mxring_testkit::sink::{Script, Sink};
-use mxring_testkit::{free_port, Workdir};
+use mxring_testkit::{free_port, loopback, Toml, Workdir};
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -70,18 +70,15 @@ fn submit(addr: std::net::SocketAddr, id: &str) -> Outcome {
 }
 
 fn config(work: &Workdir, spool: &Path, port: u16, sink_port: u16) -> PathBuf {
-    let path = work.join("mxring.toml");
-    let text = format!(
-        "[server]\nhostname = \"mx.test\"\nshards = 1\nspool = \"{spool}\"\n\
-         [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:{port}\"\ntls = \"none\"\n\
-         [admin]\naddress = \"127.0.0.1:0\"\n\
-         [[route]]\ndomains = [\"*\"]\nnext_hop = \"[127.0.0.1]:{sink_port}\"\n\
-         [queue]\nretry = [\"1s\"]\ndelay_warning_after = \"1h\"\ngive_up_after = \"1h\"\n\
-         min_free_space = \"16MiB\"\n",
-        spool = spool.display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    Toml::new(spool, 1)
+        .listener("mx", port, "none")
+        .admin("127.0.0.1:0")
+        .route_all(loopback(sink_port))
+        .queue(
+            "retry = [\"1s\"]\ndelay_warning_after = \"1h\"\ngive_up_after = \"1h\"\n\
+             min_free_space = \"16MiB\"",
+        )
+        .write(work.join("mxring.toml"))
 }
 
 #[test]

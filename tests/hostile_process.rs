@@ -8,22 +8,17 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use mxring_testkit::process::Mx;
-use mxring_testkit::{free_port, grep_logs, Workdir};
+use mxring_testkit::{closed_port, free_port, grep_logs, Toml, Workdir};
 
 /// One shard (so per-IP limits are exact), plaintext, every domain routed to a
 /// closed port (nothing is delivered; mail stays queued).
 fn start(work: &Workdir, server_keys: &str) -> Mx {
-    let closed = free_port();
-    let path = work.join("mxring.toml");
-    let text = format!(
-        "[server]\nhostname = \"mx.test\"\nshards = 1\nspool = \"{spool}\"\n{server_keys}\
-         [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:{port}\"\ntls = \"none\"\n\
-         [admin]\naddress = \"127.0.0.1:0\"\n\
-         [[route]]\ndomains = [\"*\"]\nnext_hop = \"[127.0.0.1]:{closed}\"\n",
-        spool = work.join("spool").display(),
-        port = free_port(),
-    );
-    std::fs::write(&path, text).unwrap();
+    let path = Toml::new(&work.join("spool"), 1)
+        .server(server_keys)
+        .listener("mx", free_port(), "none")
+        .admin("127.0.0.1:0")
+        .route_all(closed_port())
+        .write(work.join("mxring.toml"));
     Mx::start(&path, work.join("mxring.log"))
 }
 

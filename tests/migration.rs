@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mxring_testkit::process::Mx;
 use mxring_testkit::sink::{Script, Sink};
-use mxring_testkit::{free_port, Workdir};
+use mxring_testkit::{free_port, loopback, Toml, Workdir};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spool-v1")
@@ -28,17 +28,12 @@ fn copy_fixture(to: &Path) {
 /// Two shards, every domain to `hop`. The fixture's messages were queued on
 /// 2026-12-01 and age with the calendar: no delay or give-up time may fire.
 fn config(work: &Workdir, port: u16, hop: u16) -> PathBuf {
-    let path = work.join("mxring.toml");
-    let text = format!(
-        "[server]\nhostname = \"mx.test\"\nshards = 2\nspool = \"{spool}\"\n\
-         [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:{port}\"\ntls = \"none\"\n\
-         [admin]\naddress = \"127.0.0.1:0\"\n\
-         [[route]]\ndomains = [\"*\"]\nnext_hop = \"[127.0.0.1]:{hop}\"\n\
-         [queue]\nretry = [\"1h\"]\ndelay_warning_after = \"3650d\"\ngive_up_after = \"3650d\"\n",
-        spool = work.join("spool").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    Toml::new(&work.join("spool"), 2)
+        .listener("mx", port, "none")
+        .admin("127.0.0.1:0")
+        .route_all(loopback(hop))
+        .queue("retry = [\"1h\"]\ndelay_warning_after = \"3650d\"\ngive_up_after = \"3650d\"")
+        .write(work.join("mxring.toml"))
 }
 
 /// What the fixture holds (see its README): message id, recipients, and a line
@@ -77,7 +72,7 @@ fn a_format_1_spool_is_migrated_and_every_message_delivered() {
     let mx = Mx::start(&cfg, work.join("mxring.log"));
 
     // Migrated with their schedule and status: all five are queued.
-    let admin = mxring::admin::AdminClient::new(mx.admin);
+    let admin = mxring::admin::AdminClient::new(mx.admin.unwrap());
     let (status, body) = admin.request("GET", "/queue").unwrap();
     assert_eq!(status, 200, "{body}");
     let queued: Vec<mxring::admin::MessageView> = serde_json::from_str(&body).unwrap();

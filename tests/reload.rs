@@ -2,13 +2,11 @@
 //! is refused with a message and the old one stays in force.
 
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use mxring_testkit::client::Client;
-use mxring_testkit::closed_port;
+use mxring_testkit::process::Mx;
+use mxring_testkit::{closed_port, free_port, Toml};
 
 fn config(
     domains: &str,
@@ -17,15 +15,13 @@ fn config(
     spool: &std::path::Path,
     server_extra: &str,
 ) -> String {
-    let dead = closed_port();
-    format!(
-        "[server]\nhostname = \"mx.test\"\nshards = 2\nspool = \"{}\"\n{server_extra}\
-         [[listener]]\naddress = \"127.0.0.1:{port}\"\ntls = \"starttls\"\n[admin]\naddress = \"{admin}\"\n\
-         [relay]\nnetworks = []\ndomains = [{domains}]\n[[route]]\ndomains = [\"*\"]\nnext_hop = \"[{}]:{}\"\n",
-        spool.display(),
-        dead.ip(),
-        dead.port()
-    )
+    Toml::new(spool, 2)
+        .server(server_extra)
+        .listener("mx", port, "starttls")
+        .admin(&admin.to_string())
+        .extra(&format!("[relay]\nnetworks = []\ndomains = [{domains}]"))
+        .route_all(closed_port())
+        .text()
 }
 
 fn rcpt(addr: std::net::SocketAddr, to: &str) -> u16 {
@@ -38,53 +34,21 @@ fn rcpt(addr: std::net::SocketAddr, to: &str) -> u16 {
 #[test]
 fn sighup_reloads_policy_and_keeps_connections_and_refuses_bad_configs() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let admin = closed_port();
     let file = dir.path().join("mxring.toml");
     let spool = dir.path().join("spool");
     std::fs::write(&file, config("\"a.test\"", port, admin, &spool, "")).unwrap();
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_mxring"))
-            .args(["serve", "--config"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let wait_for = |needle: &str| loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
-        if line.contains(needle) {
-            return line;
-        }
-    };
-    wait_for("listening");
+    let mx = Mx::start(&file, dir.path().join("mxring.log"));
+    let wait_for = |needle: &str| mx.wait_log(needle, Duration::from_secs(20));
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     assert_eq!(rcpt(addr, "x@a.test"), 250);
     assert_eq!(rcpt(addr, "x@b.test"), 554);
 
-    let pid = child.0.id().to_string();
     // Write the config file and send SIGHUP.
     let reload_with = |text: String| {
         std::fs::write(&file, text).unwrap();
-        assert!(Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success());
+        mx.sighup();
     };
     let mut kept = Client::connect(addr);
     kept.cmd("EHLO kept");
@@ -141,20 +105,7 @@ fn sighup_reloads_policy_and_keeps_connections_and_refuses_bad_configs() {
     wait_for("configuration reloaded");
     wait_for("configuration reloaded");
 
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    assert!(child.0.wait().unwrap().success());
-}
-
-/// The server is killed if the test fails half-way.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    mx.sigterm();
+    let status = mx.wait_exit(Duration::from_secs(60));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }

@@ -11,25 +11,22 @@ use std::time::{Duration, Instant};
 use mxring_testkit::client::{message, Client, Outcome};
 use mxring_testkit::process::Mx;
 use mxring_testkit::sink::{Script, Sink};
-use mxring_testkit::{free_port, Workdir};
+use mxring_testkit::{free_port, loopback, Toml, Workdir};
 
 /// One shard (so the records sit in one log, in order), every domain to `sink`
 /// except held.test, which goes to `held` (nobody listens there until the test
 /// says so).
 fn config(work: &Workdir, port: u16, sink: u16, held: u16, queue: &str) -> PathBuf {
-    let path = work.join("mxring.toml");
-    let text = format!(
-        "[server]\nhostname = \"mx.test\"\nshards = 1\nspool = \"{spool}\"\n\
-         [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:{port}\"\ntls = \"none\"\n\
-         [admin]\naddress = \"127.0.0.1:0\"\n\
-         [outbound]\nunreachable_hold = \"0s\"\n\
-         [[route]]\ndomains = [\"held.test\"]\nnext_hop = \"[127.0.0.1]:{held}\"\n\
-         [[route]]\ndomains = [\"*\"]\nnext_hop = \"[127.0.0.1]:{sink}\"\n\
-         [queue]\ndelay_warning_after = \"1h\"\ngive_up_after = \"1h\"\n{queue}",
-        spool = work.join("spool").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    Toml::new(&work.join("spool"), 1)
+        .listener("mx", port, "none")
+        .admin("127.0.0.1:0")
+        .extra("[outbound]\nunreachable_hold = \"0s\"")
+        .route("\"held.test\"", loopback(held))
+        .route_all(loopback(sink))
+        .queue(&format!(
+            "delay_warning_after = \"1h\"\ngive_up_after = \"1h\"\n{queue}"
+        ))
+        .write(work.join("mxring.toml"))
 }
 
 fn submit(addr: std::net::SocketAddr, to: &str, id: &str, lines: usize) {
@@ -115,7 +112,7 @@ fn disk_use_stays_bounded_with_messages_held_back() {
     );
     // The held messages survived being moved: they arrive whole once their host is up.
     let held_sink = Sink::start_at(&format!("127.0.0.1:{held_port}"), Script::default());
-    let admin = mxring::admin::AdminClient::new(mx.admin);
+    let admin = mxring::admin::AdminClient::new(mx.admin.unwrap());
     let (_, body) = admin.request("GET", "/queue").unwrap();
     let queued: Vec<mxring::admin::MessageView> = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -232,7 +229,7 @@ fn a_damaged_record_is_quarantined_and_its_neighbours_delivered() {
         find(&kept, b"middle line 000001").is_some(),
         "the quarantined octets are not the damaged record"
     );
-    let (_, metrics) = mxring::admin::AdminClient::new(mx.admin)
+    let (_, metrics) = mxring::admin::AdminClient::new(mx.admin.unwrap())
         .request("GET", "/metrics")
         .unwrap();
     assert!(

@@ -346,7 +346,7 @@ pub fn message(id: &str, lines: usize) -> Vec<u8> {
             ));
         }
     }
-    let sum = crate::fnv1a(body.as_bytes());
+    let sum = fnv1a(body.as_bytes());
     let head = format!(
         "From: <sender@client.test>\r\nTo: <rcpt@sink.test>\r\nSubject: crash test {id}\r\n\
          X-Test-Id: {id}\r\nX-Test-Sum: {sum:016x}\r\n\r\n"
@@ -355,4 +355,14 @@ pub fn message(id: &str, lines: usize) -> Vec<u8> {
     let mut m = Vec::new();
     mxring::proto::encode::dot_stuff(format!("{head}{body}").as_bytes(), &mut m);
     m
+}
+
+/// FNV-1a 64, to check that a body arrives byte for byte.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,15 +16,14 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Mx {
     child: Option<Child>,
     pub pid: u32,
+    /// The address of the first listener that logged "listening".
     pub smtp: SocketAddr,
-    pub admin: SocketAddr,
+    /// The admin API's address, when `start` waited for it.
+    pub admin: Option<SocketAddr>,
     pub log: PathBuf,
+    /// Every log line not yet looked at by `start` or `wait_log`.
+    lines: Mutex<mpsc::Receiver<String>>,
     copier: Option<JoinHandle<()>>,
-}
-
-enum Ready {
-    Smtp(SocketAddr),
-    Admin(SocketAddr),
 }
 
 fn field(line: &str, key: &str) -> Option<SocketAddr> {
@@ -37,8 +36,18 @@ fn field(line: &str, key: &str) -> Option<SocketAddr> {
 }
 
 impl Mx {
-    /// Start mxring and wait until it listens. Panics (with the log) if it exits first.
+    /// Start mxring and wait until it listens and its admin API is up. Panics (with
+    /// the log) if it exits first.
     pub fn start(config: &Path, log: PathBuf) -> Mx {
+        Self::spawn(config, log, true)
+    }
+
+    /// As `start`, for a config without an admin API: waits for "listening" only.
+    pub fn start_without_admin(config: &Path, log: PathBuf) -> Mx {
+        Self::spawn(config, log, false)
+    }
+
+    fn spawn(config: &Path, log: PathBuf, admin_api: bool) -> Mx {
         let mut child = Command::new(mxring_bin())
             .args(["serve", "--config"])
             .arg(config)
@@ -56,44 +65,73 @@ impl Mx {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 let _ = writeln!(file, "{line}");
-                if line.contains(" listening") {
-                    if let Some(a) = field(&line, "addr=") {
-                        let _ = tx.send(Ready::Smtp(a));
-                    }
-                } else if line.contains("admin API") {
-                    if let Some(a) = field(&line, "address=") {
-                        let _ = tx.send(Ready::Admin(a));
-                    }
-                }
+                let _ = tx.send(line);
             }
         });
+        let mut mx = Mx {
+            child: Some(child),
+            pid,
+            smtp: SocketAddr::from(([0, 0, 0, 0], 0)),
+            admin: None,
+            log,
+            lines: Mutex::new(rx),
+            copier: Some(copier),
+        };
         let deadline = Instant::now() + START_TIMEOUT;
         let (mut smtp, mut admin) = (None, None);
-        while smtp.is_none() || admin.is_none() {
+        while smtp.is_none() || (admin_api && admin.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(Ready::Smtp(a)) => smtp = Some(a),
-                Ok(Ready::Admin(a)) => admin = Some(a),
-                Err(e) => {
-                    let _ = child.kill();
-                    let status = child.wait().ok();
-                    let _ = copier.join();
+            let line = match mx.lines.get_mut().unwrap().recv_timeout(left) {
+                Ok(line) => line,
+                Err(e) => mx.fail(&format!("mxring did not start ({e})")),
+            };
+            if line.contains(" listening") {
+                smtp = smtp.or(field(&line, "addr="));
+            } else if line.contains("admin API") {
+                admin = admin.or(field(&line, "address="));
+            }
+        }
+        mx.smtp = smtp.unwrap();
+        mx.admin = admin;
+        mx
+    }
+
+    /// Wait for the next log line containing `needle` (lines before it are passed
+    /// over) and return it; fails the test, showing the log, after `limit`.
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        let lines = self.lines.lock().unwrap();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => {
+                    drop(lines);
                     panic!(
-                        "mxring did not start ({e:?}, status {status:?}); log {}:\n{}",
-                        log.display(),
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
+                        "no log line with {needle:?} within {limit:?}; log {}:\n{}",
+                        self.log.display(),
+                        std::fs::read_to_string(&self.log).unwrap_or_default()
+                    )
                 }
             }
         }
-        Mx {
-            child: Some(child),
-            pid,
-            smtp: smtp.unwrap(),
-            admin: admin.unwrap(),
-            log,
-            copier: Some(copier),
+    }
+
+    /// Kill the child and fail the test with its log.
+    fn fail(&mut self, why: &str) -> ! {
+        let status = self.child.take().map(|mut c| {
+            let _ = c.kill();
+            c.wait()
+        });
+        if let Some(c) = self.copier.take() {
+            let _ = c.join();
         }
+        panic!(
+            "{why} (status {status:?}); log {}:\n{}",
+            self.log.display(),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
     }
 
     /// SIGKILL: no flush, no goodbye. Returns once the process is gone and its
@@ -109,6 +147,11 @@ impl Mx {
 
     pub fn sigterm(&self) {
         signal(self.pid, libc::SIGTERM);
+    }
+
+    /// SIGHUP: reload the configuration.
+    pub fn sighup(&self) {
+        signal(self.pid, libc::SIGHUP);
     }
 
     /// Wait for the process to exit by itself, at most `limit`. On timeout it is
@@ -135,7 +178,7 @@ impl Mx {
 
     /// The queue as the admin API reports it (None if the API did not answer).
     pub fn queue_len(&self) -> Option<usize> {
-        let (status, body) = mxring::admin::AdminClient::new(self.admin)
+        let (status, body) = mxring::admin::AdminClient::new(self.admin?)
             .request("GET", "/queue")
             .ok()?;
         if status != 200 {
@@ -182,4 +225,23 @@ fn signal(pid: u32, sig: libc::c_int) {
     // SAFETY: kill(2) on the pid of our own child, which we have not reaped yet.
     let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
     assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
+}
+
+/// Every line of the given log files that contains one of `needles`.
+pub fn grep_logs(logs: &[PathBuf], needles: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for log in logs {
+        let Ok(text) = std::fs::read_to_string(log) else {
+            continue;
+        };
+        for line in text.lines() {
+            if needles.iter().any(|n| line.contains(n.as_str())) {
+                out.push(format!(
+                    "{}: {line}",
+                    log.file_name().unwrap().to_string_lossy()
+                ));
+            }
+        }
+    }
+    out
 }

@@ -594,7 +594,7 @@ fn inspect(data: &[u8]) -> (Option<String>, bool) {
     };
     let id = header("X-Test-Id");
     let good = match header("X-Test-Sum") {
-        Some(sum) => sum == format!("{:016x}", crate::fnv1a(&data[split..])),
+        Some(sum) => sum == format!("{:016x}", crate::client::fnv1a(&data[split..])),
         None => id.is_none(),
     };
     (id, good)
