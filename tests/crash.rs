@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use mxring_testkit::client::{message, Client, Outcome};
 use mxring_testkit::process::Mx;
 use mxring_testkit::sink::Sink;
-use mxring_testkit::{free_port, grep_logs, Rng, Toml, Workdir};
+use mxring_testkit::{free_port, grep_logs, settle, Rng, Toml, Workdir};
 
 const CLIENTS: usize = 8;
 /// Bound on "every acknowledged message has arrived" after the last restart.
@@ -227,14 +227,7 @@ fn wait_arrived(sink: &Sink, mx: &Mx, limit: Duration, ids: &[&String]) -> bool 
 /// Poll the admin API (bounded; there is no event for "queue empty") until the
 /// queue is empty. Returns the last length seen.
 fn wait_queue_empty(mx: &Mx, limit: Duration) -> Option<usize> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let n = mx.queue_len();
-        if n == Some(0) || Instant::now() >= deadline {
-            return n;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    settle(limit, || mx.queue_len(), |n| *n == Some(0))
 }
 
 

@@ -117,19 +117,7 @@ fn send(s: &TestServer, notify_success: bool) {
 
 /// The recipient's view once the first attempt is over (bounded wait).
 fn after_first_attempt(s: &TestServer) -> mxring::admin::RecipientView {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(r) = s
-            .queue()
-            .into_iter()
-            .flat_map(|m| m.recipients)
-            .find(|r| r.attempts >= 1)
-        {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "no attempt within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    s.after_first_attempt(20)
 }
 
 fn dsn_field(dsn: &mxring_testkit::sink::Arrival, name: &str) -> String {

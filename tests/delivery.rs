@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mxring_testkit::client::{queued_id, Client};
 use mxring_testkit::sink::{Script, Sink};
-use mxring_testkit::TestServer;
+use mxring_testkit::{wait_for, wait_until, TestServer};
 
 const LISTENER: &str = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\n";
 
@@ -239,15 +239,10 @@ fn restart_keeps_pending_messages_and_their_schedule() {
     let s = TestServer::start(&cfg);
     let id = send(&s, &["bob@dest.test"], "Subject: survive\r\n\r\nbody\r\n");
     // Wait for the first deferral to be recorded.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let q = s.queue();
-        if q.iter().any(|m| m.id == id && m.attempts >= 1) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(20), "the first deferral", || {
+        s.queue().iter().any(|m| m.id == id && m.attempts >= 1)
+    })
+    .unwrap();
     let spool = s.stop();
     let s = TestServer::start_on(spool, "", &cfg);
     let q = s.queue();
@@ -300,14 +295,10 @@ fn an_unreachable_next_hop_is_not_tried_for_every_message() {
         m.recipients[0].last_reply.clone()
     };
     let wait_reply = |s: &TestServer, id: &str| -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(r) = reply_of(s, id) {
-                return r;
-            }
-            assert!(std::time::Instant::now() < deadline, "{id} never attempted");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for(Duration::from_secs(20), &format!("an attempt for {id}"), || {
+            reply_of(s, id)
+        })
+        .unwrap()
     };
     let first = submit(1);
     let r1 = wait_reply(&s, &first);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use mxring_testkit::client::{message, Client, Outcome};
 use mxring_testkit::process::Mx;
 use mxring_testkit::sink::{Script, Sink};
-use mxring_testkit::{free_port, loopback, Toml, Workdir};
+use mxring_testkit::{free_port, loopback, wait_until, Toml, Workdir};
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -136,30 +136,30 @@ fn a_full_spool_recovers_without_restart_or_duplicates() {
     // Space comes back: within seconds mail is taken again, and the queue empties.
     std::fs::remove_file(&filler).unwrap();
     let freed = Instant::now();
-    loop {
+    let mut last = None;
+    wait_until(Duration::from_secs(10), "mail accepted again", || {
         match submit(mx.smtp, "after") {
-            Outcome::Acked(_) => break,
-            other => assert!(
-                freed.elapsed() < Duration::from_secs(10),
-                "still refused {:?} after space came back: {other:?}",
-                freed.elapsed()
-            ),
+            Outcome::Acked(_) => true,
+            other => {
+                last = Some(other);
+                false
+            }
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    })
+    .unwrap_or_else(|e| panic!("{e}: still refused after space came back: {last:?}"));
     eprintln!(
         "mail accepted again {:?} after space came back",
         freed.elapsed()
     );
-    let drained = Instant::now() + Duration::from_secs(30);
-    while mx.queue_len() != Some(0) {
-        assert!(
-            Instant::now() < drained,
-            "queue not empty after space came back: {:?} left",
+    wait_until(Duration::from_secs(30), "the queue to drain", || {
+        mx.queue_len() == Some(0)
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: queue not empty after space came back: {:?} left",
             mx.queue_len()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        )
+    });
     // A restart finds nothing left to deliver again.
     mx.sigterm();
     assert!(mx.wait_exit(Duration::from_secs(30)).is_some());

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use mxring_testkit::client::Client;
-use mxring_testkit::{closed_port, route_all, TestServer};
+use mxring_testkit::{closed_port, route_all, wait_until, TestServer};
 use mxring::config::TlsVersion;
 
 fn server(server_keys: &str) -> TestServer {
@@ -104,15 +104,10 @@ fn connections_per_address_are_capped_with_421() {
     }
     drop(open.pop());
     // A slot frees when a connection closes; wait for the server to notice.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let c = Client::connect(s.addr("mx"));
-        if c.greeting.0 == 220 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "slot never freed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(10), "a connection slot to free", || {
+        Client::connect(s.addr("mx")).greeting.0 == 220
+    })
+    .unwrap();
 }
 
 #[test]

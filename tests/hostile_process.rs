@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use mxring_testkit::process::Mx;
-use mxring_testkit::{closed_port, free_port, grep_logs, Toml, Workdir};
+use mxring_testkit::{closed_port, free_port, grep_logs, settle, Toml, Workdir};
 
 /// One shard (so per-IP limits are exact), plaintext, every domain routed to a
 /// closed port (nothing is delivered; mail stays queued).
@@ -60,19 +60,8 @@ fn status_kib(pid: u32, key: &str) -> u64 {
 
 /// Poll `what` (bounded by `secs`) until `ok` holds of it; the server has no event
 /// for "that connection is gone" that a test could wait on instead.
-fn wait_until<T: std::fmt::Debug>(
-    secs: u64,
-    mut what: impl FnMut() -> T,
-    ok: impl Fn(&T) -> bool,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let v = what();
-        if ok(&v) || Instant::now() > deadline {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_until<T>(secs: u64, what: impl FnMut() -> T, ok: impl Fn(&T) -> bool) -> T {
+    settle(Duration::from_secs(secs), what, ok)
 }
 
 /// A reading that stayed the same for half a second (bounded to ten seconds).

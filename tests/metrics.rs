@@ -68,8 +68,11 @@ fn prometheus_scrape_counts_real_traffic() {
     }
     s.wait_queue_empty(20);
     // A connection is counted when its session ends, after QUIT's reply: poll.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let m = loop {
+    let mut last = (0.0, None);
+    let m = mxring_testkit::wait_for(
+        std::time::Duration::from_secs(10),
+        "3 connections ended and 3 recipients delivered",
+        || {
         let m = scrape(&s);
         let ended = ["mx", "secure"]
             .iter()
@@ -85,15 +88,10 @@ fn prometheus_scrape_counts_real_traffic() {
             .flatten()
             .sum::<f64>();
         let delivered = value(&m, "mxring_recipients_total", &[("outcome", "delivered")]);
-        if ended == 3.0 && delivered == Some(3.0) {
-            break m;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "connections ended: {ended}, delivered: {delivered:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+        last = (ended, delivered);
+        (ended == 3.0 && delivered == Some(3.0)).then_some(m)
+    })
+    .unwrap_or_else(|e| panic!("{e}: connections ended: {}, delivered: {:?}", last.0, last.1));
 
     assert_eq!(
         value(&m, "mxring_messages_received_total", &[("listener", "mx")]),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mxring_testkit::process::Mx;
 use mxring_testkit::sink::{Script, Sink};
-use mxring_testkit::{free_port, loopback, Toml, Workdir};
+use mxring_testkit::{free_port, loopback, wait_until, Toml, Workdir};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spool-v1")
@@ -93,21 +93,20 @@ fn a_format_1_spool_is_migrated_and_every_message_delivered() {
     let sink = Sink::start_at(&format!("127.0.0.1:{hop}"), Script::default());
     sink.keep();
     for m in &queued {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        let what = format!("the retry of {} to be taken", m.id);
+        wait_until(Duration::from_secs(30), &what, || {
             let (status, body) = admin
                 .request("POST", &format!("/queue/{}/retry", m.id))
                 .unwrap();
             match status {
                 // 404: the attempt due at start found the hop up and delivered it.
-                200 | 404 => break,
+                200 | 404 => true,
                 // An attempt (the one due at start) is still running.
-                409 if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
+                409 => false,
                 _ => panic!("retry of {}: {status} {body}", m.id),
             }
-        }
+        })
+        .unwrap();
     }
 
     let wanted: usize = EXPECTED.iter().map(|(_, r, _, _)| r.len()).sum();
@@ -143,14 +142,10 @@ fn a_format_1_spool_is_migrated_and_every_message_delivered() {
     let logs = [mx.log.clone()];
     let migrated = mxring_testkit::grep_logs(&logs, &["spool migrated from format 1".to_string()]);
     assert_eq!(migrated.len(), 1, "the migration was not logged once");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while mx.queue_len() != Some(0) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the queue did not empty after delivery"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(Duration::from_secs(30), "the queue to empty after delivery", || {
+        mx.queue_len() == Some(0)
+    })
+    .unwrap();
     mx.sigterm();
     assert!(mx.wait_exit(Duration::from_secs(30)).is_some());
     // Migrated once: a restart finds format 2 and nothing left to deliver.

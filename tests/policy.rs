@@ -240,31 +240,27 @@ fn self_signed_peer_is_fine_for_encrypt_and_deferred_under_verify() {
     assert_eq!(a.tls.as_deref(), Some("TLSv1_3"));
     send(&s, "carol@verify.test");
     // Deferred with 4.7.5: wait until the attempt is recorded.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let q = s.queue();
-        let r = q
-            .iter()
-            .flat_map(|m| m.recipients.iter())
-            .find(|r| r.address == "carol@verify.test")
-            .cloned();
-        if let Some(r) = r.filter(|r| r.attempts > 0) {
-            assert_eq!(r.state, "deferred");
-            assert!(
-                r.last_reply
-                    .as_deref()
-                    .unwrap()
-                    .contains("Server certificate not verified"),
-                "{r:?}"
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no attempt recorded: {q:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut q = Vec::new();
+    let r = mxring_testkit::wait_for(
+        std::time::Duration::from_secs(20),
+        "an attempt for carol@verify.test",
+        || {
+            q = s.queue();
+            q.iter()
+                .flat_map(|m| m.recipients.iter())
+                .find(|r| r.address == "carol@verify.test" && r.attempts > 0)
+                .cloned()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: no attempt recorded: {q:?}"));
+    assert_eq!(r.state, "deferred");
+    assert!(
+        r.last_reply
+            .as_deref()
+            .unwrap()
+            .contains("Server certificate not verified"),
+        "{r:?}"
+    );
     assert!(
         dest.arrivals.try_recv().is_err(),
         "verify must not deliver to an unverified peer"

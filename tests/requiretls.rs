@@ -5,7 +5,6 @@
 
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
 
 use mxring_testkit::ca::Ca;
 use mxring_testkit::client::Client;
@@ -151,19 +150,7 @@ fn requiretls_raises_an_opportunistic_level_to_verified_tls() {
     });
     let s = env.start(&dest, None);
     send_requiretls(&s);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let r = loop {
-        if let Some(r) = s
-            .queue()
-            .into_iter()
-            .flat_map(|m| m.recipients)
-            .find(|r| r.attempts >= 1)
-        {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "no attempt within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let r = s.after_first_attempt(20);
     let reply = r.last_reply.unwrap_or_default();
     assert_eq!(r.state, "deferred", "{reply}");
     assert!(

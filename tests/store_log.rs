@@ -6,12 +6,12 @@
 
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mxring_testkit::client::{message, Client, Outcome};
 use mxring_testkit::process::Mx;
 use mxring_testkit::sink::{Script, Sink};
-use mxring_testkit::{free_port, loopback, Toml, Workdir};
+use mxring_testkit::{free_port, loopback, wait_until, Toml, Workdir};
 
 /// One shard (so the records sit in one log, in order), every domain to `sink`
 /// except held.test, which goes to `held` (nobody listens there until the test
@@ -91,17 +91,17 @@ fn disk_use_stays_bounded_with_messages_held_back() {
         sink.state.counts().arrivals.len()
     );
     let spool = work.join("spool");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = log_bytes(&spool);
-    while seen > BOUND {
-        assert!(
-            Instant::now() < deadline,
-            "the log still takes {seen} octets, over the bound of {BOUND}, with {} messages held",
-            held.len()
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    let mut seen = 0;
+    wait_until(Duration::from_secs(30), "the log to shrink to its bound", || {
         seen = log_bytes(&spool);
-    }
+        seen <= BOUND
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: the log still takes {seen} octets, over the bound of {BOUND}, with {} messages held",
+            held.len()
+        )
+    });
     let compacted = mxring_testkit::grep_logs(
         std::slice::from_ref(&mx.log),
         &["log segment compacted".to_string()],
@@ -272,13 +272,12 @@ fn a_message_larger_than_a_segment_gets_its_own_file() {
         "the large message was damaged"
     );
     let spool = work.join("spool");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while log_bytes(&spool) > 3 << 20 {
-        assert!(
-            Instant::now() < deadline,
-            "the large message's own file stayed after delivery: {} octets of log",
-            log_bytes(&spool)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut seen = 0;
+    wait_until(Duration::from_secs(10), "the large message's file to go", || {
+        seen = log_bytes(&spool);
+        seen <= 3 << 20
+    })
+    .unwrap_or_else(|e| {
+        panic!("{e}: the large message's own file stayed after delivery: {seen} octets of log")
+    });
 }

@@ -29,7 +29,7 @@ pub mod workdir;
 
 pub use client::fnv1a;
 pub use config::{loopback, Toml};
-pub use poll::{wait_for, wait_until};
+pub use poll::{settle, wait_for, wait_until};
 pub use ports::{closed_port, free_port};
 pub use process::grep_logs;
 pub use rng::Rng;

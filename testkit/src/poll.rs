@@ -60,6 +60,20 @@ pub fn wait_for<T>(
     }
 }
 
+/// Probe until `ok` holds of the reading or `limit` has passed, and return the
+/// last reading either way: for tests that assert on (and print) the value.
+pub fn settle<T>(limit: Duration, mut probe: impl FnMut() -> T, ok: impl Fn(&T) -> bool) -> T {
+    let mut last = None;
+    let held = wait_until(limit, "", || {
+        let v = probe();
+        let done = ok(&v);
+        last = Some(v);
+        done
+    });
+    let _ = held;
+    last.expect("probed at least once")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +93,13 @@ mod tests {
             (n == 3).then_some(n)
         });
         assert_eq!(v.unwrap(), 3);
+    }
+
+    #[test]
+    fn settle_returns_the_last_reading_held_or_not() {
+        let mut n = 0;
+        assert_eq!(settle(Duration::from_secs(5), || { n += 1; n }, |&n| n == 4), 4);
+        assert_eq!(settle(Duration::from_millis(30), || 7, |&n| n == 0), 7);
     }
 
     #[test]

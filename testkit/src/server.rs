@@ -39,7 +39,13 @@ impl TestServer {
             .text();
         let config =
             mxring::config::load_str(&text, "test").unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let server = mxring::shard::start(config, "test").unwrap();
+        // Started from a thread of its own: the start probes io_uring, and a ring's
+        // task work is signalled to the thread that made it, which would see EINTR
+        // in its own blocking reads (the test's raw sockets) ever after.
+        let server = std::thread::spawn(move || mxring::shard::start(config, "test"))
+            .join()
+            .expect("the start did not panic")
+            .unwrap();
         TestServer {
             server: Some(server),
             spool: Some(spool),
@@ -72,6 +78,18 @@ impl TestServer {
         if let Err(e) = drained {
             panic!("{e}: {last:?}");
         }
+    }
+
+    /// The first recipient whose first delivery attempt is over (fails the test
+    /// after `secs`).
+    pub fn after_first_attempt(&self, secs: u64) -> mxring::admin::RecipientView {
+        crate::wait_for(Duration::from_secs(secs), "a first delivery attempt", || {
+            self.queue()
+                .into_iter()
+                .flat_map(|m| m.recipients)
+                .find(|r| r.attempts >= 1)
+        })
+        .unwrap()
     }
 
     /// Stop (draining) and hand back the spool for a restart.
