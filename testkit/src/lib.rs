@@ -12,6 +12,7 @@
 //!   [`ports`], [`rng`], [`workdir`]: free ports, a seeded PRNG, a temp dir kept
 //!   when a test fails.
 
+pub mod bench;
 pub mod ca;
 pub mod client;
 pub mod config;

@@ -199,12 +199,33 @@ impl Drop for Mx {
     }
 }
 
-/// The `mxring` binary cargo built next to the running test: tests live in
-/// `target/<profile>/deps/`, the binary in `target/<profile>/`. The kit is a library,
-/// so `env!("CARGO_BIN_EXE_mxring")` (set only when compiling the package's own
-/// integration tests) is not available here.
+/// Wait for `child` to exit, at most `limit` (a bounded poll of `try_wait`). On
+/// timeout it is killed and reaped, and None is returned.
+pub fn wait_child(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let status = crate::wait_for(limit, "the process to exit", || {
+        child.try_wait().expect("try_wait on our own child")
+    });
+    match status {
+        Ok(s) => Some(s),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+    }
+}
+
+/// The `mxring` binary cargo built next to the running test.
 pub fn mxring_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CARGO_BIN_EXE_mxring") {
+    built_bin("mxring")
+}
+
+/// A binary of the workspace that cargo built next to the running test: tests live
+/// in `target/<profile>/deps/`, binaries in `target/<profile>/`. The kit is a
+/// library, so `env!("CARGO_BIN_EXE_<name>")` (set only when compiling a package's
+/// own integration tests) is not available here.
+pub fn built_bin(name: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(format!("CARGO_BIN_EXE_{name}")) {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("the test's own path");
@@ -212,10 +233,10 @@ pub fn mxring_bin() -> PathBuf {
         .parent()
         .and_then(|deps| deps.parent())
         .expect("a test binary under target/<profile>/deps");
-    let bin = dir.join("mxring");
+    let bin = dir.join(name);
     assert!(
         bin.exists(),
-        "{} does not exist: build it first (cargo test builds it for the mxring package's tests)",
+        "{} does not exist: cargo builds it for its own package's tests",
         bin.display()
     );
     bin
