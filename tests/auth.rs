@@ -3,15 +3,14 @@
 //! five failures and its end, relaying as an authenticated user, a sender the login
 //! does not own, and an `accounts` rule that a forged MAIL FROM cannot trigger.
 
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use mxring::config::TlsVersion;
 use mxring_testkit::client::Client;
 use mxring_testkit::sink::{Script, Sink};
 use mxring_testkit::{closed_port, wait_for, wait_until, TestServer};
-use mxring::config::TlsVersion;
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
@@ -242,14 +241,18 @@ fn an_accounts_rule_defers_alice_to_a_plaintext_next_hop_and_not_bob_or_a_forged
     got.sort();
     assert_eq!(got, ["forged@far.test", "to-bob@far.test"]);
     // Alice's message waits for a next hop with TLS, with the reason.
-    let reply = wait_for(Duration::from_secs(20), "an attempt for alice's message", || {
-        let q = s.queue();
-        let m = q
-            .iter()
-            .find(|m| m.id == alice_id)
-            .expect("alice's message is queued");
-        m.recipients[0].last_reply.clone()
-    })
+    let reply = wait_for(
+        Duration::from_secs(20),
+        "an attempt for alice's message",
+        || {
+            let q = s.queue();
+            let m = q
+                .iter()
+                .find(|m| m.id == alice_id)
+                .expect("alice's message is queued");
+            m.recipients[0].last_reply.clone()
+        },
+    )
     .unwrap();
     assert!(
         reply.contains("4.7.4") && reply.contains("TLS is required, but was not offered"),

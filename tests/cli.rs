@@ -1,7 +1,6 @@
 //! The `mxring` binary as an operator runs it: output into a closed pipe, and
 //! JSON log lines.
 
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 

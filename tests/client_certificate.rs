@@ -2,7 +2,6 @@
 //! certificate gets ours, over a real handshake; without it the handshake fails
 //! and the message waits rather than going out another way.
 
-
 use mxring_testkit::client::Client;
 use mxring_testkit::sink::{Script, Sink};
 use mxring_testkit::TestServer;

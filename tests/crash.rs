@@ -10,7 +10,6 @@
 //! On failure the temp dir with the spool and mxring's logs (RUST_LOG=info) is kept
 //! and its path printed.
 
-
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -229,7 +228,6 @@ fn wait_arrived(sink: &Sink, mx: &Mx, limit: Duration, ids: &[&String]) -> bool 
 fn wait_queue_empty(mx: &Mx, limit: Duration) -> Option<usize> {
     settle(limit, || mx.queue_len(), |n| *n == Some(0))
 }
-
 
 /// The config used by both tests: two shards, plaintext listener on `port`, admin
 /// API on an ephemeral port, every domain routed to the sink, retries after 1 s.

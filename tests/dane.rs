@@ -3,7 +3,6 @@
 //! delivers to receiving servers started here with their own certificates. Each
 //! case checks both what arrived and what did not.
 
-
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -14,9 +13,9 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use mxring_testkit::client::Client;
-use mxring_testkit::sink::{Script, Sink};
-use mxring_testkit::TestServer;
 use mxring_testkit::dns_server::{DnsServer, Zone};
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::{TestServer, Toml};
 
 const MX: &str = "mx.dane.test";
 
@@ -86,18 +85,20 @@ fn mxring_with(
     level: &str,
     rule: &str,
 ) -> TestServer {
-    TestServer::start(&format!(
-        "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n\
-         [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\ndnssec = \"trust-ad\"\n\
-         [outbound]\nport = {}\n\
-         [[outbound_tls]]\ndomains = [\"dest.test\"]\nlevel = \"{level}\"\n{rule}\
-         [[route]]\ndomains = [\"sender.test\"]\nnext_hop = \"[{}]:{}\"\n\
-         [queue]\nretry = [\"1h\"]\n",
-        dns.nameserver(),
-        dest.addr.port(),
-        senders.addr.ip(),
-        senders.addr.port()
-    ))
+    TestServer::start(
+        &Toml::default()
+            .listener("mx", 0, "starttls")
+            .extra(&format!(
+                "[dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\ndnssec = \"trust-ad\"\n\
+                 [outbound]\nport = {}\n\
+                 [[outbound_tls]]\ndomains = [\"dest.test\"]\nlevel = \"{level}\"\n{rule}",
+                dns.nameserver(),
+                dest.addr.port(),
+            ))
+            .route("\"sender.test\"", senders.addr)
+            .queue("retry = [\"1h\"]")
+            .text(),
+    )
 }
 
 fn send(s: &TestServer, notify_success: bool) {

@@ -2,7 +2,6 @@
 //! loopback. Exactly-once arrival, retries, delay and failure DSNs on a schedule of
 //! seconds, immediate failure DSNs for 5xx, and a restart that keeps the schedule.
 
-
 use std::time::Duration;
 
 use mxring_testkit::client::{queued_id, Client};
@@ -295,9 +294,11 @@ fn an_unreachable_next_hop_is_not_tried_for_every_message() {
         m.recipients[0].last_reply.clone()
     };
     let wait_reply = |s: &TestServer, id: &str| -> String {
-        wait_for(Duration::from_secs(20), &format!("an attempt for {id}"), || {
-            reply_of(s, id)
-        })
+        wait_for(
+            Duration::from_secs(20),
+            &format!("an attempt for {id}"),
+            || reply_of(s, id),
+        )
         .unwrap()
     };
     let first = submit(1);

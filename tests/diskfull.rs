@@ -5,7 +5,6 @@
 //! status writes that failed while full are retried). A restart afterwards finds
 //! the queue empty, so nothing can be delivered again.
 
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -137,15 +136,17 @@ fn a_full_spool_recovers_without_restart_or_duplicates() {
     std::fs::remove_file(&filler).unwrap();
     let freed = Instant::now();
     let mut last = None;
-    wait_until(Duration::from_secs(10), "mail accepted again", || {
-        match submit(mx.smtp, "after") {
+    wait_until(
+        Duration::from_secs(10),
+        "mail accepted again",
+        || match submit(mx.smtp, "after") {
             Outcome::Acked(_) => true,
             other => {
                 last = Some(other);
                 false
             }
-        }
-    })
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}: still refused after space came back: {last:?}"));
     eprintln!(
         "mail accepted again {:?} after space came back",

@@ -1,7 +1,6 @@
 //! MX resolution against a real DNS server on loopback (the testkit's DNS server), and one
 //! message delivered end to end by MX lookup: client → mxring → DNS → SMTP sink.
 
-
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};

@@ -3,12 +3,11 @@
 //! drives both a running server and the `mxring` binary's explain; the verdicts
 //! ("accepted" or the 530 text) must agree.
 
-
 use std::process::Command;
 
+use mxring::config::TlsVersion;
 use mxring_testkit::client::Client;
 use mxring_testkit::TestServer;
-use mxring::config::TlsVersion;
 
 struct Case {
     name: &'static str,

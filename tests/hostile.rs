@@ -3,14 +3,13 @@
 //! twice, TLS garbage, and a reset in the middle of DATA. Each gets a clear reply
 //! or a closed connection; the server keeps serving and nothing accepted is lost.
 
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use mxring::config::TlsVersion;
 use mxring_testkit::client::Client;
 use mxring_testkit::{closed_port, route_all, wait_until, TestServer};
-use mxring::config::TlsVersion;
 
 fn server(server_keys: &str) -> TestServer {
     TestServer::start_cfg(

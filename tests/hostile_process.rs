@@ -2,7 +2,6 @@
 //! the test must see the server's own resources: its open fds, its TCP connections
 //! in /proc/net/tcp, and its memory in /proc/PID/status.
 
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};

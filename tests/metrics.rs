@@ -2,11 +2,10 @@
 //! with a Prometheus parser (not our own). Counters are process-wide, so this binary
 //! holds one test: the counts it asserts are exactly its own traffic.
 
-
+use mxring::config::TlsVersion;
 use mxring_testkit::client::Client;
 use mxring_testkit::sink::{Script, Sink};
 use mxring_testkit::TestServer;
-use mxring::config::TlsVersion;
 use prometheus_parse::{Scrape, Value};
 
 fn scrape(s: &TestServer) -> Scrape {
@@ -73,25 +72,31 @@ fn prometheus_scrape_counts_real_traffic() {
         std::time::Duration::from_secs(10),
         "3 connections ended and 3 recipients delivered",
         || {
-        let m = scrape(&s);
-        let ended = ["mx", "secure"]
-            .iter()
-            .flat_map(|l| {
-                ["none", "TLSv1.3"].map(|t| {
-                    value(
-                        &m,
-                        "mxring_inbound_connections_total",
-                        &[("listener", l), ("tls", t)],
-                    )
+            let m = scrape(&s);
+            let ended = ["mx", "secure"]
+                .iter()
+                .flat_map(|l| {
+                    ["none", "TLSv1.3"].map(|t| {
+                        value(
+                            &m,
+                            "mxring_inbound_connections_total",
+                            &[("listener", l), ("tls", t)],
+                        )
+                    })
                 })
-            })
-            .flatten()
-            .sum::<f64>();
-        let delivered = value(&m, "mxring_recipients_total", &[("outcome", "delivered")]);
-        last = (ended, delivered);
-        (ended == 3.0 && delivered == Some(3.0)).then_some(m)
-    })
-    .unwrap_or_else(|e| panic!("{e}: connections ended: {}, delivered: {:?}", last.0, last.1));
+                .flatten()
+                .sum::<f64>();
+            let delivered = value(&m, "mxring_recipients_total", &[("outcome", "delivered")]);
+            last = (ended, delivered);
+            (ended == 3.0 && delivered == Some(3.0)).then_some(m)
+        },
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: connections ended: {}, delivered: {:?}",
+            last.0, last.1
+        )
+    });
 
     assert_eq!(
         value(&m, "mxring_messages_received_total", &[("listener", "mx")]),

@@ -4,7 +4,6 @@
 //! every one of its recipients. A spool marked with a newer format is refused with
 //! a clear message, and nothing in it is touched.
 
-
 use std::path::{Path, PathBuf};
 
 use std::time::Duration;
@@ -142,9 +141,11 @@ fn a_format_1_spool_is_migrated_and_every_message_delivered() {
     let logs = [mx.log.clone()];
     let migrated = mxring_testkit::grep_logs(&logs, &["spool migrated from format 1".to_string()]);
     assert_eq!(migrated.len(), 1, "the migration was not logged once");
-    wait_until(Duration::from_secs(30), "the queue to empty after delivery", || {
-        mx.queue_len() == Some(0)
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the queue to empty after delivery",
+        || mx.queue_len() == Some(0),
+    )
     .unwrap();
     mx.sigterm();
     assert!(mx.wait_exit(Duration::from_secs(30)).is_some());

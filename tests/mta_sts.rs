@@ -4,7 +4,6 @@
 //! `mta_sts_port`), and delivers to receiving servers with their own certificates.
 //! Each case checks what arrived and what did not.
 
-
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -12,10 +11,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use mxring_testkit::ca::Ca;
 use mxring_testkit::client::Client;
+use mxring_testkit::dns_server::{DnsServer, Zone};
 use mxring_testkit::https::{HttpsServer, Response};
 use mxring_testkit::sink::{Script, Sink};
-use mxring_testkit::{wait_for, wait_until, TestServer};
-use mxring_testkit::dns_server::{DnsServer, Zone};
+use mxring_testkit::{wait_for, wait_until, TestServer, Toml};
 
 const MX: &str = "mx.sts.test";
 const DOMAIN: &str = "dest.test";
@@ -69,18 +68,19 @@ impl Env {
     }
 
     fn config(&self, dns: &DnsServer, dest: &Sink, sts_port: u16, extra: &str) -> String {
-        format!(
-            "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n\
-             [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\n\
-             [outbound]\nport = {}\nmta_sts_port = {sts_port}\nmta_sts_ca_file = \"{}\"\n\
-             [[route]]\ndomains = [\"sender.test\"]\nnext_hop = \"[{}]:{}\"\n\
-             [queue]\nretry = [\"1h\"]\n{extra}",
-            dns.nameserver(),
-            dest.addr.port(),
-            self.ca.write(self.files.path()).display(),
-            self.senders.addr.ip(),
-            self.senders.addr.port()
-        )
+        Toml::default()
+            .listener("mx", 0, "starttls")
+            .extra(&format!(
+                "[dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\n\
+                 [outbound]\nport = {}\nmta_sts_port = {sts_port}\nmta_sts_ca_file = \"{}\"",
+                dns.nameserver(),
+                dest.addr.port(),
+                self.ca.write(self.files.path()).display(),
+            ))
+            .route("\"sender.test\"", self.senders.addr)
+            .queue("retry = [\"1h\"]")
+            .extra(extra)
+            .text()
     }
 
     fn start(&self, dns: &DnsServer, dest: &Sink, sts: &HttpsServer, extra: &str) -> TestServer {
@@ -316,9 +316,11 @@ fn the_cache_survives_a_restart_with_the_policy_server_down() {
     let spool = s.stop();
     drop(sts);
     // Let the listener thread see its stop flag and close the port.
-    wait_until(Duration::from_secs(5), "the policy server to go down", || {
-        std::net::TcpStream::connect(("127.0.0.1", sts_port)).is_err()
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "the policy server to go down",
+        || std::net::TcpStream::connect(("127.0.0.1", sts_port)).is_err(),
+    )
     .unwrap();
 
     // A new id is published but can't be fetched: the cached enforce policy stays

@@ -3,11 +3,10 @@
 //! receiving servers without STARTTLS, with self-signed and CA-signed certificates,
 //! TLS 1.2 only, and a CIDR rule on the MX address. And check-tls's transcript.
 
-
+use mxring::config::TlsVersion;
 use mxring_testkit::client::Client;
 use mxring_testkit::sink::{Script, Sink};
 use mxring_testkit::TestServer;
-use mxring::config::TlsVersion;
 
 const LISTENER: &str =
     "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n";

@@ -2,7 +2,6 @@
 //! the client address used for policy and Received headers; a header from anyone
 //! else, or a malformed one, closes the connection.
 
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;

@@ -2,7 +2,6 @@
 //! relays for nobody. None of them may relay: each is refused, or accepted as
 //! mail for the local domain and delivered there, never to the other domain.
 
-
 use mxring_testkit::client::Client;
 use mxring_testkit::sink::{Script, Sink};
 use mxring_testkit::TestServer;

@@ -1,7 +1,6 @@
 //! SIGHUP reloads policy and routes without dropping connections; a bad new config
 //! is refused with a message and the old one stays in force.
 
-
 use std::time::Duration;
 
 use mxring_testkit::client::Client;

@@ -3,15 +3,14 @@
 //! certificate verified; otherwise the sender gets a failure DSN (5.7.10) that
 //! carries the headers only.
 
-
 use std::net::Ipv4Addr;
 
+use mxring::config::TlsVersion;
 use mxring_testkit::ca::Ca;
 use mxring_testkit::client::Client;
-use mxring_testkit::sink::{Script, Sink};
-use mxring_testkit::TestServer;
 use mxring_testkit::dns_server::{DnsServer, Zone};
-use mxring::config::TlsVersion;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::{TestServer, Toml};
 
 const MX: &str = "mx.rt.test";
 
@@ -46,17 +45,19 @@ impl Env {
             ),
             None => String::new(),
         };
-        TestServer::start(&format!(
-            "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n\
-             [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\n\
-             [outbound]\nport = {}\nmta_sts = false\n{rule}\
-             [[route]]\ndomains = [\"sender.test\"]\nnext_hop = \"[{}]:{}\"\n\
-             [queue]\nretry = [\"1h\"]\n",
-            self.dns.nameserver(),
-            dest.addr.port(),
-            self.senders.addr.ip(),
-            self.senders.addr.port()
-        ))
+        TestServer::start(
+            &Toml::default()
+                .listener("mx", 0, "starttls")
+                .extra(&format!(
+                    "[dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\n\
+                     [outbound]\nport = {}\nmta_sts = false\n{rule}",
+                    self.dns.nameserver(),
+                    dest.addr.port(),
+                ))
+                .route("\"sender.test\"", self.senders.addr)
+                .queue("retry = [\"1h\"]")
+                .text(),
+        )
     }
 
     fn hop(&self, requiretls: bool) -> Sink {

@@ -1,7 +1,6 @@
 //! Durability across a hard crash: every message that got a 250 is still queued
 //! after `kill -9` and a restart of the real binary.
 
-
 use std::process::Command;
 
 use mxring_testkit::client::{queued_id, Client};

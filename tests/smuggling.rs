@@ -4,7 +4,6 @@
 //! every input the next hop must see exactly what mxring acknowledged: one message
 //! for each 250, none for each refusal, and never the smuggled sender.
 
-
 use std::time::Duration;
 
 use mxring_testkit::client::Client;

@@ -4,17 +4,16 @@
 //! a SIGHUP adds a certificate file without dropping connections, and a bad file
 //! keeps the old set and is named.
 
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use mxring::tls::{client_config_versions, ClientVerification};
 use mxring_testkit::client::Client;
 use mxring_testkit::process::Mx;
 use mxring_testkit::{free_port, TestServer, Toml};
-use mxring::tls::{client_config_versions, ClientVerification};
 use rustls::pki_types::ServerName;
 
 /// Write a self-signed certificate for `names` as `dir/stem.pem` + `dir/stem.key`;

@@ -4,7 +4,6 @@
 //! quarantined while the records around it are recovered and delivered, and a torn
 //! tail is dropped.
 
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -273,10 +272,14 @@ fn a_message_larger_than_a_segment_gets_its_own_file() {
     );
     let spool = work.join("spool");
     let mut seen = 0;
-    wait_until(Duration::from_secs(10), "the large message's file to go", || {
-        seen = log_bytes(&spool);
-        seen <= 3 << 20
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the large message's file to go",
+        || {
+            seen = log_bytes(&spool);
+            seen <= 3 << 20
+        },
+    )
     .unwrap_or_else(|e| {
         panic!("{e}: the large message's own file stayed after delivery: {seen} octets of log")
     });

@@ -102,7 +102,8 @@ fn tls_wrap(tcp: TcpStream, version: TlsVersion) -> std::io::Result<Stream> {
 }
 
 fn tcp(addr: SocketAddr, read_timeout: Duration) -> Result<TcpStream, String> {
-    let tcp = TcpStream::connect_timeout(&addr, CONNECT).map_err(|e| format!("connect {addr}: {e}"))?;
+    let tcp =
+        TcpStream::connect_timeout(&addr, CONNECT).map_err(|e| format!("connect {addr}: {e}"))?;
     tcp.set_read_timeout(Some(read_timeout)).map_err(err)?;
     tcp.set_nodelay(true).map_err(err)?;
     Ok(tcp)
@@ -176,12 +177,7 @@ impl Client {
                     return Ok((code, text));
                 }
                 Ok(None) => {}
-                Err(e) => {
-                    return Err(format!(
-                        "{e}: {:?}",
-                        String::from_utf8_lossy(&self.buf)
-                    ))
-                }
+                Err(e) => return Err(format!("{e}: {:?}", String::from_utf8_lossy(&self.buf))),
             }
             let mut chunk = [0u8; 4096];
             let n = match self.stream.read(&mut chunk) {

@@ -98,14 +98,24 @@ mod tests {
     #[test]
     fn settle_returns_the_last_reading_held_or_not() {
         let mut n = 0;
-        assert_eq!(settle(Duration::from_secs(5), || { n += 1; n }, |&n| n == 4), 4);
+        assert_eq!(
+            settle(
+                Duration::from_secs(5),
+                || {
+                    n += 1;
+                    n
+                },
+                |&n| n == 4
+            ),
+            4
+        );
         assert_eq!(settle(Duration::from_millis(30), || 7, |&n| n == 0), 7);
     }
 
     #[test]
     fn a_condition_that_never_holds_says_what_it_waited_for() {
-        let e = wait_until(Duration::from_millis(50), "the moon turned blue", || false)
-            .unwrap_err();
+        let e =
+            wait_until(Duration::from_millis(50), "the moon turned blue", || false).unwrap_err();
         assert_eq!(e.after, Duration::from_millis(50));
         assert!(e.to_string().starts_with("the moon turned blue"), "{e}");
     }

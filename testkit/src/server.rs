@@ -83,12 +83,16 @@ impl TestServer {
     /// The first recipient whose first delivery attempt is over (fails the test
     /// after `secs`).
     pub fn after_first_attempt(&self, secs: u64) -> mxring::admin::RecipientView {
-        crate::wait_for(Duration::from_secs(secs), "a first delivery attempt", || {
-            self.queue()
-                .into_iter()
-                .flat_map(|m| m.recipients)
-                .find(|r| r.attempts >= 1)
-        })
+        crate::wait_for(
+            Duration::from_secs(secs),
+            "a first delivery attempt",
+            || {
+                self.queue()
+                    .into_iter()
+                    .flat_map(|m| m.recipients)
+                    .find(|r| r.attempts >= 1)
+            },
+        )
         .unwrap()
     }
 

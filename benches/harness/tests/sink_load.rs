@@ -2,7 +2,6 @@
 //! and check both sides counted the same messages. Every process has a --duration
 //! backstop and every wait a timeout, so a failing test cannot hang.
 
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;

@@ -2,7 +2,6 @@
 //! binary, so it does not share the machine's two cores with the timing-sensitive
 //! tests of the other files; cargo runs test binaries one after another).
 
-
 use mxring_testkit::bench::{load, start_sink, stop_sink};
 use serde_json::Value;
 

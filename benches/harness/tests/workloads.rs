@@ -3,7 +3,6 @@
 //! TLS resumption on and off, a rejecting and a slow sink, several domains, and the
 //! time series in JSON, CSV and SVG. Real processes on loopback, every run bounded.
 
-
 use mxring_testkit::bench::{load, start_sink, stop_sink, temp_dir};
 use serde_json::Value;
 
