@@ -25,7 +25,7 @@ impl Rng {
         (Rng::new(seed), seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -34,7 +34,7 @@ impl Rng {
 
     /// Uniform enough in `lo..=hi`.
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
+        lo + self.next_u64() % (hi - lo + 1)
     }
 }
 
@@ -50,6 +50,6 @@ mod tests {
             assert_eq!(x, b.range(3, 9));
             assert!((3..=9).contains(&x));
         }
-        assert_ne!(Rng::new(1).next(), Rng::new(2).next());
+        assert_ne!(Rng::new(1).next_u64(), Rng::new(2).next_u64());
     }
 }
