@@ -2,11 +2,9 @@
 //! into the queue, the required and implicit listeners, relay control, limits, and
 //! a kill -9 restart that keeps every acknowledged message.
 
-mod common;
-
-use common::client::{queued_id, Client};
-use common::{closed_port, route_all, TestServer};
 use mxring::config::TlsVersion;
+use mxring_testkit::client::{queued_id, Client};
+use mxring_testkit::{closed_port, route_all, TestServer};
 
 fn listeners() -> String {
     // Mail is routed to a closed port: it stays queued, and no test looks up DNS.

@@ -3,16 +3,14 @@
 //! five failures and its end, relaying as an authenticated user, a sender the login
 //! does not own, and an `accounts` rule that a forged MAIL FROM cannot trigger.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::client::Client;
-use common::sink::{Script, Sink};
-use common::{closed_port, TestServer};
 use mxring::config::TlsVersion;
+use mxring_testkit::client::Client;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::{closed_port, wait_for, wait_until, TestServer};
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
@@ -175,17 +173,13 @@ fn five_failures_lock_the_address_out_until_the_window_passes() {
     let mut other = submit(&s);
     assert_eq!(other.cmd(&plain("bob@customer-b.test", "bob-pw")).0, 454);
     // The window is 2 s: poll, bounded, until the right password works again.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    wait_until(Duration::from_secs(15), "the lockout to end", || {
         // A new session each time: 454s count as session errors (max_errors).
         let (code, _) = submit(&s).cmd(&plain("bob@customer-b.test", "bob-pw"));
-        if code == 235 {
-            break;
-        }
-        assert_eq!(code, 454);
-        assert!(Instant::now() < deadline, "still locked out after 15 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        assert!(code == 235 || code == 454, "{code}");
+        code == 235
+    })
+    .unwrap();
     assert!(
         fifth.elapsed() >= Duration::from_millis(1900),
         "lockout ended after {:?}",
@@ -215,7 +209,7 @@ fn an_accounts_rule_defers_alice_to_a_plaintext_next_hop_and_not_bob_or_a_forged
         "Subject: a\n\nx\n",
     );
     assert_eq!(code, 250);
-    let alice_id = common::client::queued_id(&reply);
+    let alice_id = mxring_testkit::client::queued_id(&reply);
     let mut bob = submit(&s);
     assert_eq!(bob.cmd(&plain("bob@customer-b.test", "bob-pw")).0, 235);
     assert_eq!(
@@ -247,19 +241,19 @@ fn an_accounts_rule_defers_alice_to_a_plaintext_next_hop_and_not_bob_or_a_forged
     got.sort();
     assert_eq!(got, ["forged@far.test", "to-bob@far.test"]);
     // Alice's message waits for a next hop with TLS, with the reason.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let reply = loop {
-        let q = s.queue();
-        let m = q
-            .iter()
-            .find(|m| m.id == alice_id)
-            .expect("alice's message is queued");
-        if let Some(r) = m.recipients[0].last_reply.clone() {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "no attempt for alice's message");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let reply = wait_for(
+        Duration::from_secs(20),
+        "an attempt for alice's message",
+        || {
+            let q = s.queue();
+            let m = q
+                .iter()
+                .find(|m| m.id == alice_id)
+                .expect("alice's message is queued");
+            m.recipients[0].last_reply.clone()
+        },
+    )
+    .unwrap();
     assert!(
         reply.contains("4.7.4") && reply.contains("TLS is required, but was not offered"),
         "{reply}"

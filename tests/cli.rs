@@ -1,14 +1,10 @@
 //! The `mxring` binary as an operator runs it: output into a closed pipe, and
 //! JSON log lines.
 
-mod common;
-#[allow(dead_code)]
-mod dns_server;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::client::Client;
+use mxring_testkit::client::Client;
 
 fn mxring() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mxring"))
@@ -103,7 +99,7 @@ fn send_one(addr: std::net::SocketAddr, rcpt: &str) {
 
 #[test]
 fn json_logs_are_one_object_per_line_with_the_text_fields() {
-    let mut s = JsonServer::start(&common::route_all(common::closed_port()));
+    let mut s = JsonServer::start(&mxring_testkit::route_all(mxring_testkit::closed_port()));
     let listening = s.next("listening");
     assert_eq!(listening["listener"], "mx", "{listening}");
     assert_eq!(listening["level"], "INFO", "{listening}");
@@ -126,7 +122,7 @@ fn json_logs_are_one_object_per_line_with_the_text_fields() {
 /// A failed MX lookup is an attempt like any other: it gets its log line.
 #[test]
 fn a_dns_failure_gets_the_delivery_log_line() {
-    let dns = dns_server::DnsServer::start(dns_server::Zone::new());
+    let dns = mxring_testkit::dns_server::DnsServer::start(mxring_testkit::dns_server::Zone::new());
     let mut s = JsonServer::start(&format!(
         "[dns]\nnameservers = [\"{}\"]\n",
         dns.nameserver()
@@ -147,9 +143,9 @@ fn a_dns_failure_gets_the_delivery_log_line() {
 /// `mxring queue show ID` prints a summary for people; `--json` the API's JSON.
 #[test]
 fn queue_show_is_readable_and_json_on_request() {
-    let s = common::TestServer::start(&format!(
+    let s = mxring_testkit::TestServer::start(&format!(
         "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\n{}",
-        common::route_all(common::closed_port())
+        mxring_testkit::route_all(mxring_testkit::closed_port())
     ));
     send_one(s.addr("mx"), "b@dst.test");
     let id = s.queue()[0].id.clone();

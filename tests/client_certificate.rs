@@ -2,11 +2,9 @@
 //! certificate gets ours, over a real handshake; without it the handshake fails
 //! and the message waits rather than going out another way.
 
-mod common;
-
-use common::client::Client;
-use common::sink::{Script, Sink};
-use common::TestServer;
+use mxring_testkit::client::Client;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::TestServer;
 
 struct Pki {
     ca: rustls::pki_types::CertificateDer<'static>,
@@ -93,15 +91,11 @@ fn without_the_client_certificate_the_partner_refuses_and_the_message_waits() {
     let partner = partner(&pki);
     let s = server(&partner, "");
     send(&s);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let reply = loop {
+    let reply = mxring_testkit::wait_for(std::time::Duration::from_secs(20), "an attempt", || {
         let q = s.queue();
-        if let Some(r) = q.first().and_then(|m| m.recipients[0].last_reply.clone()) {
-            break r;
-        }
-        assert!(std::time::Instant::now() < deadline, "no attempt");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+        q.first().and_then(|m| m.recipients[0].last_reply.clone())
+    })
+    .unwrap();
     // Under TLS 1.3 the refusal comes as an alert after our side of the handshake.
     assert!(
         reply.starts_with("4.") && reply.contains("CertificateRequired"),

@@ -10,18 +10,16 @@
 //! On failure the temp dir with the spool and mxring's logs (RUST_LOG=info) is kept
 //! and its path printed.
 
-mod crash_support;
-
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crash_support::client::{message, Outcome, Smtp};
-use crash_support::process::Mx;
-use crash_support::sink::Sink;
-use crash_support::{free_port, grep_logs, write_config, Rng, Workdir};
+use mxring_testkit::client::{message, Client, Outcome};
+use mxring_testkit::process::Mx;
+use mxring_testkit::sink::Sink;
+use mxring_testkit::{free_port, grep_logs, settle, Rng, Toml, Workdir};
 
 const CLIENTS: usize = 8;
 /// Bound on "every acknowledged message has arrived" after the last restart.
@@ -114,7 +112,7 @@ fn load(n: usize, addr: std::net::SocketAddr, gate: &Gate) -> Ledger {
     let mut seq = 0u64;
     let mut failed_gen = 0;
     'outer: while let Some(gen) = gate.wait_up(failed_gen) {
-        let mut smtp = match Smtp::connect(addr, Duration::from_secs(20)) {
+        let mut smtp = match Client::open(addr, Duration::from_secs(20)) {
             Ok(s) => s,
             Err(_) => {
                 // This incarnation is gone; wait for the next one.
@@ -207,7 +205,7 @@ fn delivered_twice_in_one_run(logs: &[PathBuf]) -> Vec<(String, String)> {
 /// still missing then will never arrive.
 fn wait_arrived(sink: &Sink, mx: &Mx, limit: Duration, ids: &[&String]) -> bool {
     // Cheap first test: the full check only once there are enough arrivals.
-    let all = |c: &crash_support::sink::Counts| {
+    let all = |c: &mxring_testkit::sink::Counts| {
         c.arrivals.len() >= ids.len() && ids.iter().all(|id| c.arrivals.contains_key(*id))
     };
     let deadline = Instant::now() + limit;
@@ -228,27 +226,32 @@ fn wait_arrived(sink: &Sink, mx: &Mx, limit: Duration, ids: &[&String]) -> bool 
 /// Poll the admin API (bounded; there is no event for "queue empty") until the
 /// queue is empty. Returns the last length seen.
 fn wait_queue_empty(mx: &Mx, limit: Duration) -> Option<usize> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let n = mx.queue_len();
-        if n == Some(0) || Instant::now() >= deadline {
-            return n;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    settle(limit, || mx.queue_len(), |n| *n == Some(0))
+}
+
+/// The config used by both tests: two shards, plaintext listener on `port`, admin
+/// API on an ephemeral port, every domain routed to the sink, retries after 1 s.
+fn write_config(work: &Workdir, port: u16, sink: std::net::SocketAddr, extra: &str) -> PathBuf {
+    Toml::new(&work.join("spool"), 2)
+        .listener("mx", port, "none")
+        .admin("127.0.0.1:0")
+        .route_all(sink)
+        .queue("retry = [\"1s\"]\ndelay_warning_after = \"1h\"\ngive_up_after = \"1h\"")
+        .extra(extra)
+        .write(work.join("mxring.toml"))
 }
 
 #[test]
 fn kill_9_under_load_loses_nothing_acknowledged() {
     let started = Instant::now();
     let kills = env_usize("MXRING_CRASH_KILLS", 3);
-    let (mut rng, seed) = Rng::from_env_or_time();
+    let (mut rng, seed) = Rng::from_env_or_time("MXRING_CRASH_SEED");
     eprintln!("crash: kills={kills} seed={seed} (replay with MXRING_CRASH_SEED={seed})");
     let work = Workdir::new("crash");
     // A next hop a little slower than the load (10 ms per message, 4 connections
     // per shard), so that a backlog of acknowledged, undelivered messages builds
     // up in the spool and every kill hits a queue, not just a few messages.
-    let sink = Sink::start(Duration::from_millis(10));
+    let sink = Sink::delayed(Duration::from_millis(10));
     let config = write_config(
         &work,
         free_port(),
@@ -428,7 +431,7 @@ fn sigterm_drains_without_loss_or_duplicates() {
     const SENDERS: usize = 4;
     let started = Instant::now();
     let work = Workdir::new("sigterm");
-    let sink = Sink::start(Duration::from_millis(300));
+    let sink = Sink::delayed(Duration::from_millis(300));
     // Few deliveries per shard, so that at SIGTERM some are in flight and most are
     // still queued (they must wait for the restart, not be lost or doubled).
     let config = write_config(
@@ -445,7 +448,7 @@ fn sigterm_drains_without_loss_or_duplicates() {
         .map(|n| {
             let log = logs[0].clone();
             std::thread::spawn(move || {
-                let mut smtp = Smtp::connect(addr, Duration::from_secs(30)).unwrap();
+                let mut smtp = Client::open(addr, Duration::from_secs(30)).unwrap();
                 let mut acked = Vec::new();
                 for i in 0..MESSAGES / SENDERS {
                     let id = format!("s{n}-{i}");
@@ -456,7 +459,7 @@ fn sigterm_drains_without_loss_or_duplicates() {
                     }
                 }
                 let _ = smtp.send(b"QUIT\r\n");
-                let _ = smtp.reply();
+                let _ = smtp.try_reply();
                 acked
             })
         })
@@ -469,7 +472,7 @@ fn sigterm_drains_without_loss_or_duplicates() {
     let sent_in = started.elapsed();
 
     // An idle session, open at SIGTERM time: it must be told 421 4.3.2.
-    let mut idle = Smtp::connect(addr, Duration::from_secs(40)).unwrap();
+    let mut idle = Client::open(addr, Duration::from_secs(40)).unwrap();
     assert!(
         sink.state
             .wait_until(Duration::from_secs(10), |c| c.in_flight > 0),
@@ -482,7 +485,7 @@ fn sigterm_drains_without_loss_or_duplicates() {
     };
     let term_at = Instant::now();
     mx.sigterm();
-    let idle_reply = idle.reply();
+    let idle_reply = idle.try_reply();
     let status = mx.wait_exit(Duration::from_secs(60));
     let stop_time = term_at.elapsed();
     let (at_exit, abandoned) = {

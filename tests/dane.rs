@@ -3,10 +3,6 @@
 //! delivers to receiving servers started here with their own certificates. Each
 //! case checks both what arrived and what did not.
 
-mod common;
-#[allow(dead_code)]
-mod dns_server;
-
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -16,10 +12,10 @@ use hickory_proto::rr::RecordType;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use common::client::Client;
-use common::sink::{Script, Sink};
-use common::TestServer;
-use dns_server::{DnsServer, Zone};
+use mxring_testkit::client::Client;
+use mxring_testkit::dns_server::{DnsServer, Zone};
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::{TestServer, Toml};
 
 const MX: &str = "mx.dane.test";
 
@@ -89,18 +85,20 @@ fn mxring_with(
     level: &str,
     rule: &str,
 ) -> TestServer {
-    TestServer::start(&format!(
-        "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n\
-         [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\ndnssec = \"trust-ad\"\n\
-         [outbound]\nport = {}\n\
-         [[outbound_tls]]\ndomains = [\"dest.test\"]\nlevel = \"{level}\"\n{rule}\
-         [[route]]\ndomains = [\"sender.test\"]\nnext_hop = \"[{}]:{}\"\n\
-         [queue]\nretry = [\"1h\"]\n",
-        dns.nameserver(),
-        dest.addr.port(),
-        senders.addr.ip(),
-        senders.addr.port()
-    ))
+    TestServer::start(
+        &Toml::default()
+            .listener("mx", 0, "starttls")
+            .extra(&format!(
+                "[dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\ndnssec = \"trust-ad\"\n\
+                 [outbound]\nport = {}\n\
+                 [[outbound_tls]]\ndomains = [\"dest.test\"]\nlevel = \"{level}\"\n{rule}",
+                dns.nameserver(),
+                dest.addr.port(),
+            ))
+            .route("\"sender.test\"", senders.addr)
+            .queue("retry = [\"1h\"]")
+            .text(),
+    )
 }
 
 fn send(s: &TestServer, notify_success: bool) {
@@ -120,22 +118,10 @@ fn send(s: &TestServer, notify_success: bool) {
 
 /// The recipient's view once the first attempt is over (bounded wait).
 fn after_first_attempt(s: &TestServer) -> mxring::admin::RecipientView {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(r) = s
-            .queue()
-            .into_iter()
-            .flat_map(|m| m.recipients)
-            .find(|r| r.attempts >= 1)
-        {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "no attempt within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    s.after_first_attempt(20)
 }
 
-fn dsn_field(dsn: &common::sink::Arrival, name: &str) -> String {
+fn dsn_field(dsn: &mxring_testkit::sink::Arrival, name: &str) -> String {
     let p = mxring::dsn::parse_delivery_status(&dsn.data).unwrap();
     p.recipients[0].field(name).unwrap_or("").to_string()
 }

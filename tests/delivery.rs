@@ -2,13 +2,11 @@
 //! loopback. Exactly-once arrival, retries, delay and failure DSNs on a schedule of
 //! seconds, immediate failure DSNs for 5xx, and a restart that keeps the schedule.
 
-mod common;
-
 use std::time::Duration;
 
-use common::client::{queued_id, Client};
-use common::sink::{Script, Sink};
-use common::TestServer;
+use mxring_testkit::client::{queued_id, Client};
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::{wait_for, wait_until, TestServer};
 
 const LISTENER: &str = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\n";
 
@@ -240,15 +238,10 @@ fn restart_keeps_pending_messages_and_their_schedule() {
     let s = TestServer::start(&cfg);
     let id = send(&s, &["bob@dest.test"], "Subject: survive\r\n\r\nbody\r\n");
     // Wait for the first deferral to be recorded.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let q = s.queue();
-        if q.iter().any(|m| m.id == id && m.attempts >= 1) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(20), "the first deferral", || {
+        s.queue().iter().any(|m| m.id == id && m.attempts >= 1)
+    })
+    .unwrap();
     let spool = s.stop();
     let s = TestServer::start_on(spool, "", &cfg);
     let q = s.queue();
@@ -273,7 +266,7 @@ fn restart_keeps_pending_messages_and_their_schedule() {
 
 #[test]
 fn an_unreachable_next_hop_is_not_tried_for_every_message() {
-    let dead = common::closed_port();
+    let dead = mxring_testkit::closed_port();
     let cfg = format!(
         "{LISTENER}[[route]]\ndomains = [\"*\"]\nnext_hop = \"[127.0.0.1]:{}\"\n\
          [outbound]\nunreachable_hold = \"1h\"\n[queue]\nretry = [\"1h\"]\n",
@@ -301,14 +294,12 @@ fn an_unreachable_next_hop_is_not_tried_for_every_message() {
         m.recipients[0].last_reply.clone()
     };
     let wait_reply = |s: &TestServer, id: &str| -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(r) = reply_of(s, id) {
-                return r;
-            }
-            assert!(std::time::Instant::now() < deadline, "{id} never attempted");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for(
+            Duration::from_secs(20),
+            &format!("an attempt for {id}"),
+            || reply_of(s, id),
+        )
+        .unwrap()
     };
     let first = submit(1);
     let r1 = wait_reply(&s, &first);

@@ -5,15 +5,13 @@
 //! status writes that failed while full are retried). A restart afterwards finds
 //! the queue empty, so nothing can be delivered again.
 
-mod crash_support;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crash_support::client::{message, Outcome, Smtp};
-use crash_support::process::Mx;
-use crash_support::sink::Sink;
-use crash_support::{free_port, Workdir};
+use mxring_testkit::client::{message, Client, Outcome};
+use mxring_testkit::process::Mx;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::{free_port, loopback, wait_until, Toml, Workdir};
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -61,7 +59,7 @@ fn fill(path: &Path) -> u64 {
 }
 
 fn submit(addr: std::net::SocketAddr, id: &str) -> Outcome {
-    let mut c = match Smtp::connect(addr, Duration::from_secs(30)) {
+    let mut c = match Client::open(addr, Duration::from_secs(30)) {
         Ok(c) => c,
         Err(e) => return Outcome::BrokenBefore(e),
     };
@@ -71,18 +69,15 @@ fn submit(addr: std::net::SocketAddr, id: &str) -> Outcome {
 }
 
 fn config(work: &Workdir, spool: &Path, port: u16, sink_port: u16) -> PathBuf {
-    let path = work.join("mxring.toml");
-    let text = format!(
-        "[server]\nhostname = \"mx.test\"\nshards = 1\nspool = \"{spool}\"\n\
-         [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:{port}\"\ntls = \"none\"\n\
-         [admin]\naddress = \"127.0.0.1:0\"\n\
-         [[route]]\ndomains = [\"*\"]\nnext_hop = \"[127.0.0.1]:{sink_port}\"\n\
-         [queue]\nretry = [\"1s\"]\ndelay_warning_after = \"1h\"\ngive_up_after = \"1h\"\n\
-         min_free_space = \"16MiB\"\n",
-        spool = spool.display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    Toml::new(spool, 1)
+        .listener("mx", port, "none")
+        .admin("127.0.0.1:0")
+        .route_all(loopback(sink_port))
+        .queue(
+            "retry = [\"1s\"]\ndelay_warning_after = \"1h\"\ngive_up_after = \"1h\"\n\
+             min_free_space = \"16MiB\"",
+        )
+        .write(work.join("mxring.toml"))
 }
 
 #[test]
@@ -123,7 +118,7 @@ fn a_full_spool_recovers_without_restart_or_duplicates() {
     }
     // The next hop comes up: the queued mail is delivered while the disk is full,
     // so the queue cannot record it (yet).
-    let sink = Sink::start_at(&format!("127.0.0.1:{sink_port}"), Duration::ZERO);
+    let sink = Sink::start_at(&format!("127.0.0.1:{sink_port}"), Script::default());
     assert!(
         sink.state.wait_until(Duration::from_secs(60), |c| queued
             .iter()
@@ -132,7 +127,7 @@ fn a_full_spool_recovers_without_restart_or_duplicates() {
         sink.state.counts()
     );
     // The store did hit the full disk (or this test would prove nothing).
-    let wedged = crash_support::grep_logs(
+    let wedged = mxring_testkit::grep_logs(
         std::slice::from_ref(&mx.log),
         &["spool write failed".to_string()],
     );
@@ -140,30 +135,32 @@ fn a_full_spool_recovers_without_restart_or_duplicates() {
     // Space comes back: within seconds mail is taken again, and the queue empties.
     std::fs::remove_file(&filler).unwrap();
     let freed = Instant::now();
-    loop {
-        match submit(mx.smtp, "after") {
-            Outcome::Acked(_) => break,
-            other => assert!(
-                freed.elapsed() < Duration::from_secs(10),
-                "still refused {:?} after space came back: {other:?}",
-                freed.elapsed()
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut last = None;
+    wait_until(
+        Duration::from_secs(10),
+        "mail accepted again",
+        || match submit(mx.smtp, "after") {
+            Outcome::Acked(_) => true,
+            other => {
+                last = Some(other);
+                false
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: still refused after space came back: {last:?}"));
     eprintln!(
         "mail accepted again {:?} after space came back",
         freed.elapsed()
     );
-    let drained = Instant::now() + Duration::from_secs(30);
-    while mx.queue_len() != Some(0) {
-        assert!(
-            Instant::now() < drained,
-            "queue not empty after space came back: {:?} left",
+    wait_until(Duration::from_secs(30), "the queue to drain", || {
+        mx.queue_len() == Some(0)
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: queue not empty after space came back: {:?} left",
             mx.queue_len()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        )
+    });
     // A restart finds nothing left to deliver again.
     mx.sigterm();
     assert!(mx.wait_exit(Duration::from_secs(30)).is_some());

@@ -1,16 +1,8 @@
-//! MX resolution against a real DNS server on loopback (tests/dns_server), and one
+//! MX resolution against a real DNS server on loopback (the testkit's DNS server), and one
 //! message delivered end to end by MX lookup: client → mxring → DNS → SMTP sink.
 
-#[allow(dead_code)] // the DANE parts are used by tests/dane.rs
-mod dns_server;
-
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
@@ -18,7 +10,10 @@ use hickory_proto::rr::RecordType;
 use mxring::config::{DnsConfig, Dur};
 use mxring::dns::{Dns, DnsFailure, MxHost};
 
-use dns_server::{DnsServer, Zone};
+use mxring_testkit::client::Client;
+use mxring_testkit::dns_server::{DnsServer, Zone};
+use mxring_testkit::sink::{Arrival, Script, Sink};
+use mxring_testkit::TestServer;
 
 /// Run `f` with a resolver pointed at `server`, on a current-thread runtime (as in a shard).
 fn with_dns<T>(server: &DnsServer, timeout: Duration, f: impl AsyncFnOnce(&Dns) -> T) -> T {
@@ -251,242 +246,31 @@ fn truncated_udp_answer_is_retried_over_tcp() {
 // ---------------------------------------------------------------------------
 // End to end: a message to user@dest.test goes to dest.test's MX, found in DNS.
 
-/// One message as the sink received it.
-#[derive(Debug)]
-struct Received {
-    mail_from: String,
-    rcpts: Vec<String>,
-    body: String,
-}
-
-/// A plaintext SMTP server that accepts everything and hands each message over a channel.
-struct Sink {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Sink {
-    fn start(tx: mpsc::Sender<Received>) -> Sink {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind sink");
-        let addr = listener.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("test-smtp-sink".into())
-                .spawn(move || {
-                    let mut conns = Vec::new();
-                    for stream in listener.incoming() {
-                        if stop.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        let Ok(stream) = stream else { continue };
-                        let (tx, stop) = (tx.clone(), stop.clone());
-                        conns.push(std::thread::spawn(move || sink_session(stream, &tx, &stop)));
-                    }
-                    for c in conns {
-                        let _ = c.join();
-                    }
-                })
-                .expect("spawn sink")
-        };
-        Sink {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Read one CRLF line; None at EOF, on error, or when the sink stops.
-fn read_line(r: &mut BufReader<TcpStream>, stop: &AtomicBool) -> Option<String> {
-    let mut line = Vec::new();
-    loop {
-        match r.read_until(b'\n', &mut line) {
-            Ok(0) => return None,
-            Ok(_) if line.ends_with(b"\n") => return Some(String::from_utf8_lossy(&line).into()),
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                if stop.load(Ordering::SeqCst) {
-                    return None;
-                }
-            }
-            Err(_) => return None,
-        }
-    }
-}
-
-/// The `<path>` of a MAIL or RCPT command, without its parameters.
-fn path(cmd: &str) -> String {
-    match (cmd.find('<'), cmd.find('>')) {
-        (Some(a), Some(b)) if a < b => cmd[a..=b].to_string(),
-        _ => cmd.to_string(),
-    }
-}
-
-fn sink_session(stream: TcpStream, tx: &mpsc::Sender<Received>, stop: &AtomicBool) {
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-    let mut w = stream.try_clone().expect("clone stream");
-    let mut r = BufReader::new(stream);
-    let mut say = |s: &str| w.write_all(s.as_bytes()).is_ok();
-    if !say("220 sink.test ESMTP test sink\r\n") {
-        return;
-    }
-    let mut mail_from = String::new();
-    let mut rcpts = Vec::new();
-    while let Some(line) = read_line(&mut r, stop) {
-        let cmd = line.trim_end().to_string();
-        let verb = cmd
-            .split([' ', ':'])
-            .next()
-            .unwrap_or("")
-            .to_ascii_uppercase();
-        let ok = match verb.as_str() {
-            "EHLO" => say("250-sink.test\r\n250 8BITMIME\r\n"),
-            "HELO" | "NOOP" => say("250 2.0.0 Ok\r\n"),
-            "MAIL" => {
-                mail_from = path(&cmd);
-                rcpts.clear();
-                say("250 2.1.0 Ok\r\n")
-            }
-            "RCPT" => {
-                rcpts.push(path(&cmd));
-                say("250 2.1.5 Ok\r\n")
-            }
-            "DATA" => {
-                if !say("354 End data with <CR><LF>.<CR><LF>\r\n") {
-                    return;
-                }
-                let mut body = String::new();
-                loop {
-                    let Some(l) = read_line(&mut r, stop) else {
-                        return;
-                    };
-                    if l == ".\r\n" {
-                        break;
-                    }
-                    body.push_str(l.strip_prefix('.').unwrap_or(&l));
-                }
-                let _ = tx.send(Received {
-                    mail_from: std::mem::take(&mut mail_from),
-                    rcpts: std::mem::take(&mut rcpts),
-                    body,
-                });
-                say("250 2.0.0 Ok: delivered\r\n")
-            }
-            "RSET" => {
-                mail_from.clear();
-                rcpts.clear();
-                say("250 2.0.0 Ok\r\n")
-            }
-            "QUIT" => {
-                say("221 2.0.0 Bye\r\n");
-                return;
-            }
-            _ => say("502 5.5.2 Error: command not recognized\r\n"),
-        };
-        if !ok {
-            return;
-        }
-    }
-}
-
-/// Read one (possibly multi-line) reply; returns its last line.
-fn reply(r: &mut BufReader<TcpStream>) -> String {
-    loop {
-        let mut line = String::new();
-        let n = r.read_line(&mut line).expect("read reply");
-        assert!(n > 0, "mxring closed the connection");
-        if line.len() < 4 || line.as_bytes()[3] != b'-' {
-            return line.trim_end().to_string();
-        }
-    }
-}
-
-fn command(w: &mut TcpStream, r: &mut BufReader<TcpStream>, cmd: &str, code: &str) -> String {
-    w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
-    let rep = reply(r);
-    assert!(rep.starts_with(code), "{cmd} -> {rep}");
-    rep
-}
-
 /// Start mxring with `dns` as its resolver and `[outbound] port` = the sink's, plus
 /// `extra` config; send one message to `rcpt`; return what the sink received.
-fn relay_one(dns: &DnsServer, extra: &str, rcpt: &str) -> Received {
-    let (tx, rx) = mpsc::channel();
-    let sink = Sink::start(tx);
-    let spool = tempfile::tempdir().expect("tempdir");
-    let toml = format!(
-        r#"
-[server]
-hostname = "mx.test"
-spool = "{spool}"
-shards = 1
-
-[[listener]]
-address = "127.0.0.1:0"
-tls = "none"
-
-[admin]
-address = ""
-
-[dns]
-nameservers = ["{ns}"]
-timeout = "2s"
-
-[outbound]
-port = {port}
-{extra}"#,
-        spool = spool.path().display(),
+fn relay_one(dns: &DnsServer, extra: &str, rcpt: &str) -> Arrival {
+    let sink = Sink::start(Script::default());
+    let server = TestServer::start(&format!(
+        "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\n\
+         [dns]\nnameservers = [\"{ns}\"]\ntimeout = \"2s\"\n\
+         [outbound]\nport = {port}\n{extra}",
         ns = dns.nameserver(),
         port = sink.addr.port(),
+    ));
+    let mut c = Client::connect(server.addr("mx"));
+    assert_eq!(c.greeting.0, 220, "{}", c.greeting.1);
+    let (code, text) = c.cmd("EHLO client.test");
+    assert_eq!(code, 250, "{text}");
+    let (code, queued) = c.send_mail(
+        "sender@client.test",
+        &[rcpt],
+        "Subject: via MX\r\n\r\nHello through DNS.\r\n.dot-stuffed line\r\n",
     );
-    let config = mxring::config::load_str(&toml, "test").expect("config");
-    let server = mxring::shard::start(config, "test").expect("start mxring");
-    let addr = server.listeners[0].1;
-
-    let stream = TcpStream::connect(addr).expect("connect to mxring");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut w = stream.try_clone().unwrap();
-    let mut r = BufReader::new(stream);
-    let banner = reply(&mut r);
-    assert!(banner.starts_with("220 "), "{banner}");
-    command(&mut w, &mut r, "EHLO client.test", "250");
-    command(&mut w, &mut r, "MAIL FROM:<sender@client.test>", "250");
-    command(&mut w, &mut r, &format!("RCPT TO:<{rcpt}>"), "250");
-    command(&mut w, &mut r, "DATA", "354");
-    let queued = command(
-        &mut w,
-        &mut r,
-        "Subject: via MX\r\n\r\nHello through DNS.\r\n..dot-stuffed line\r\n.",
-        "250",
-    );
+    assert_eq!(code, 250, "{queued}");
     assert!(queued.contains("queued as"), "{queued}");
-    command(&mut w, &mut r, "QUIT", "221");
-    drop((w, r));
-
-    let got = rx.recv_timeout(Duration::from_secs(20));
-    server.shutdown();
-    drop(sink);
+    assert_eq!(c.cmd("QUIT").0, 221);
+    let got = sink.arrivals.recv_timeout(Duration::from_secs(20));
+    drop(server);
     got.expect("message delivered within 20 s")
 }
 
@@ -498,19 +282,17 @@ fn delivers_to_mx_found_in_dns() {
             .a("mx1.dest.test", Ipv4Addr::LOCALHOST),
     );
     let got = relay_one(&dns, "", "user@dest.test");
-    assert_eq!(got.mail_from, "<sender@client.test>");
-    assert_eq!(got.rcpts, ["<user@dest.test>"]);
+    assert_eq!(got.from, "sender@client.test");
+    assert_eq!(got.rcpts, ["user@dest.test"]);
+    let body = String::from_utf8(got.data).expect("the message is UTF-8");
     assert!(
-        got.body.starts_with("Received: "),
-        "Received: header at the top: {}",
-        got.body
+        body.starts_with("Received: "),
+        "Received: header at the top: {body}"
     );
-    assert!(got.body.contains("by mx.test"), "{}", got.body);
+    assert!(body.contains("by mx.test"), "{body}");
     assert!(
-        got.body
-            .ends_with("Subject: via MX\r\n\r\nHello through DNS.\r\n.dot-stuffed line\r\n"),
-        "{}",
-        got.body
+        body.ends_with("Subject: via MX\r\n\r\nHello through DNS.\r\n.dot-stuffed line\r\n"),
+        "{body}"
     );
 }
 
@@ -522,10 +304,10 @@ fn route_to_a_host_name_uses_the_outbound_port() {
                  [[route]]\ndomains = [\"other.test\"]\nnext_hop = \"relay.customer.test\"\n";
     assert_eq!(
         relay_one(&dns, route, "a@customer.test").rcpts,
-        ["<a@customer.test>"]
+        ["a@customer.test"]
     );
     assert_eq!(
         relay_one(&dns, route, "b@other.test").rcpts,
-        ["<b@other.test>"]
+        ["b@other.test"]
     );
 }

@@ -3,13 +3,11 @@
 //! drives both a running server and the `mxring` binary's explain; the verdicts
 //! ("accepted" or the 530 text) must agree.
 
-mod common;
-
 use std::process::Command;
 
-use common::client::Client;
-use common::TestServer;
 use mxring::config::TlsVersion;
+use mxring_testkit::client::Client;
+use mxring_testkit::TestServer;
 
 struct Case {
     name: &'static str,
@@ -219,7 +217,7 @@ fn explain_agrees_with_the_server_for_every_inbound_policy_case() {
              [relay]\nnetworks = []\ndomains = [\"bank.test\", \"corp.test\"]\n\
              {}{}",
             c.listener_tls,
-            common::route_all(common::closed_port()),
+            mxring_testkit::route_all(mxring_testkit::closed_port()),
             c.rules
         );
         let s = TestServer::start(&extra);

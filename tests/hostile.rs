@@ -3,15 +3,13 @@
 //! twice, TLS garbage, and a reset in the middle of DATA. Each gets a clear reply
 //! or a closed connection; the server keeps serving and nothing accepted is lost.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::client::Client;
-use common::{closed_port, route_all, TestServer};
 use mxring::config::TlsVersion;
+use mxring_testkit::client::Client;
+use mxring_testkit::{closed_port, route_all, wait_until, TestServer};
 
 fn server(server_keys: &str) -> TestServer {
     TestServer::start_cfg(
@@ -105,15 +103,10 @@ fn connections_per_address_are_capped_with_421() {
     }
     drop(open.pop());
     // A slot frees when a connection closes; wait for the server to notice.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let c = Client::connect(s.addr("mx"));
-        if c.greeting.0 == 220 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "slot never freed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(10), "a connection slot to free", || {
+        Client::connect(s.addr("mx")).greeting.0 == 220
+    })
+    .unwrap();
 }
 
 #[test]
@@ -360,7 +353,7 @@ fn data_trickle_hits_the_total_data_deadline() {
 /// to `[server] postmaster`.
 #[test]
 fn bare_postmaster_is_delivered_to_the_configured_address() {
-    let sink = common::sink::Sink::start(Default::default());
+    let sink = mxring_testkit::sink::Sink::start(Default::default());
     let s = TestServer::start_cfg(
         "postmaster = \"hostmaster@ops.test\"\n",
         &format!(
@@ -382,7 +375,7 @@ fn bare_postmaster_is_delivered_to_the_configured_address() {
 /// chunks, and no spill file is left behind.
 #[test]
 fn large_bodies_spilled_while_arriving_arrive_intact() {
-    let sink = common::sink::Sink::start(Default::default());
+    let sink = mxring_testkit::sink::Sink::start(Default::default());
     let s = TestServer::start_cfg(
         "",
         &format!(

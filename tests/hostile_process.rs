@@ -2,29 +2,22 @@
 //! the test must see the server's own resources: its open fds, its TCP connections
 //! in /proc/net/tcp, and its memory in /proc/PID/status.
 
-mod crash_support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crash_support::process::Mx;
-use crash_support::{free_port, grep_logs, Workdir};
+use mxring_testkit::process::Mx;
+use mxring_testkit::{closed_port, free_port, grep_logs, settle, Toml, Workdir};
 
 /// One shard (so per-IP limits are exact), plaintext, every domain routed to a
 /// closed port (nothing is delivered; mail stays queued).
 fn start(work: &Workdir, server_keys: &str) -> Mx {
-    let closed = free_port();
-    let path = work.join("mxring.toml");
-    let text = format!(
-        "[server]\nhostname = \"mx.test\"\nshards = 1\nspool = \"{spool}\"\n{server_keys}\
-         [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:{port}\"\ntls = \"none\"\n\
-         [admin]\naddress = \"127.0.0.1:0\"\n\
-         [[route]]\ndomains = [\"*\"]\nnext_hop = \"[127.0.0.1]:{closed}\"\n",
-        spool = work.join("spool").display(),
-        port = free_port(),
-    );
-    std::fs::write(&path, text).unwrap();
+    let path = Toml::new(&work.join("spool"), 1)
+        .server(server_keys)
+        .listener("mx", free_port(), "none")
+        .admin("127.0.0.1:0")
+        .route_all(closed_port())
+        .write(work.join("mxring.toml"));
     Mx::start(&path, work.join("mxring.log"))
 }
 
@@ -66,19 +59,8 @@ fn status_kib(pid: u32, key: &str) -> u64 {
 
 /// Poll `what` (bounded by `secs`) until `ok` holds of it; the server has no event
 /// for "that connection is gone" that a test could wait on instead.
-fn wait_until<T: std::fmt::Debug>(
-    secs: u64,
-    mut what: impl FnMut() -> T,
-    ok: impl Fn(&T) -> bool,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let v = what();
-        if ok(&v) || Instant::now() > deadline {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_until<T>(secs: u64, what: impl FnMut() -> T, ok: impl Fn(&T) -> bool) -> T {
+    settle(Duration::from_secs(secs), what, ok)
 }
 
 /// A reading that stayed the same for half a second (bounded to ten seconds).

@@ -9,18 +9,16 @@
 //! MXRING_IO is removed from the child's environment: these tests are about the
 //! config key, and must mean the same in CI's second (MXRING_IO=epoll) run.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::client::Client;
-use common::seccomp::{block_io_uring, block_large_io_urings};
-use common::sink::Sink;
 use mxring::config::TlsVersion;
+use mxring_testkit::client::Client;
+use mxring_testkit::seccomp::{block_io_uring, block_large_io_urings};
+use mxring_testkit::sink::Sink;
 
 const START_LIMIT: Duration = Duration::from_secs(30);
 

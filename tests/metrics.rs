@@ -2,12 +2,10 @@
 //! with a Prometheus parser (not our own). Counters are process-wide, so this binary
 //! holds one test: the counts it asserts are exactly its own traffic.
 
-mod common;
-
-use common::client::Client;
-use common::sink::{Script, Sink};
-use common::TestServer;
 use mxring::config::TlsVersion;
+use mxring_testkit::client::Client;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::TestServer;
 use prometheus_parse::{Scrape, Value};
 
 fn scrape(s: &TestServer) -> Scrape {
@@ -35,7 +33,7 @@ fn prometheus_scrape_counts_real_traffic() {
         "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n\
          [[listener]]\nname = \"secure\"\naddress = \"127.0.0.1:0\"\ntls = \"required\"\n\
          [relay]\nnetworks = []\ndomains = [\"dest.test\"]\n{}",
-        common::route_all(sink.addr)
+        mxring_testkit::route_all(sink.addr)
     ));
 
     let mut plain = Client::connect(s.addr("mx"));
@@ -69,32 +67,36 @@ fn prometheus_scrape_counts_real_traffic() {
     }
     s.wait_queue_empty(20);
     // A connection is counted when its session ends, after QUIT's reply: poll.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let m = loop {
-        let m = scrape(&s);
-        let ended = ["mx", "secure"]
-            .iter()
-            .flat_map(|l| {
-                ["none", "TLSv1.3"].map(|t| {
-                    value(
-                        &m,
-                        "mxring_inbound_connections_total",
-                        &[("listener", l), ("tls", t)],
-                    )
+    let mut last = (0.0, None);
+    let m = mxring_testkit::wait_for(
+        std::time::Duration::from_secs(10),
+        "3 connections ended and 3 recipients delivered",
+        || {
+            let m = scrape(&s);
+            let ended = ["mx", "secure"]
+                .iter()
+                .flat_map(|l| {
+                    ["none", "TLSv1.3"].map(|t| {
+                        value(
+                            &m,
+                            "mxring_inbound_connections_total",
+                            &[("listener", l), ("tls", t)],
+                        )
+                    })
                 })
-            })
-            .flatten()
-            .sum::<f64>();
-        let delivered = value(&m, "mxring_recipients_total", &[("outcome", "delivered")]);
-        if ended == 3.0 && delivered == Some(3.0) {
-            break m;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "connections ended: {ended}, delivered: {delivered:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+                .flatten()
+                .sum::<f64>();
+            let delivered = value(&m, "mxring_recipients_total", &[("outcome", "delivered")]);
+            last = (ended, delivered);
+            (ended == 3.0 && delivered == Some(3.0)).then_some(m)
+        },
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: connections ended: {}, delivered: {:?}",
+            last.0, last.1
+        )
+    });
 
     assert_eq!(
         value(&m, "mxring_messages_received_total", &[("listener", "mx")]),

@@ -4,15 +4,13 @@
 //! every one of its recipients. A spool marked with a newer format is refused with
 //! a clear message, and nothing in it is touched.
 
-mod crash_support;
-
 use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
-use crash_support::process::Mx;
-use crash_support::sink::Sink;
-use crash_support::{free_port, Workdir};
+use mxring_testkit::process::Mx;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::{free_port, loopback, wait_until, Toml, Workdir};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spool-v1")
@@ -29,17 +27,12 @@ fn copy_fixture(to: &Path) {
 /// Two shards, every domain to `hop`. The fixture's messages were queued on
 /// 2026-12-01 and age with the calendar: no delay or give-up time may fire.
 fn config(work: &Workdir, port: u16, hop: u16) -> PathBuf {
-    let path = work.join("mxring.toml");
-    let text = format!(
-        "[server]\nhostname = \"mx.test\"\nshards = 2\nspool = \"{spool}\"\n\
-         [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:{port}\"\ntls = \"none\"\n\
-         [admin]\naddress = \"127.0.0.1:0\"\n\
-         [[route]]\ndomains = [\"*\"]\nnext_hop = \"[127.0.0.1]:{hop}\"\n\
-         [queue]\nretry = [\"1h\"]\ndelay_warning_after = \"3650d\"\ngive_up_after = \"3650d\"\n",
-        spool = work.join("spool").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    Toml::new(&work.join("spool"), 2)
+        .listener("mx", port, "none")
+        .admin("127.0.0.1:0")
+        .route_all(loopback(hop))
+        .queue("retry = [\"1h\"]\ndelay_warning_after = \"3650d\"\ngive_up_after = \"3650d\"")
+        .write(work.join("mxring.toml"))
 }
 
 /// What the fixture holds (see its README): message id, recipients, and a line
@@ -78,7 +71,7 @@ fn a_format_1_spool_is_migrated_and_every_message_delivered() {
     let mx = Mx::start(&cfg, work.join("mxring.log"));
 
     // Migrated with their schedule and status: all five are queued.
-    let admin = mxring::admin::AdminClient::new(mx.admin);
+    let admin = mxring::admin::AdminClient::new(mx.admin.unwrap());
     let (status, body) = admin.request("GET", "/queue").unwrap();
     assert_eq!(status, 200, "{body}");
     let queued: Vec<mxring::admin::MessageView> = serde_json::from_str(&body).unwrap();
@@ -96,26 +89,23 @@ fn a_format_1_spool_is_migrated_and_every_message_delivered() {
         "the migrated queue is not the fixture's"
     );
     // The next hop comes up and the operator asks for them now.
-    let sink = Sink::start_at(&format!("127.0.0.1:{hop}"), Duration::ZERO);
-    sink.state
-        .keep
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let sink = Sink::start_at(&format!("127.0.0.1:{hop}"), Script::default());
+    sink.keep();
     for m in &queued {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        let what = format!("the retry of {} to be taken", m.id);
+        wait_until(Duration::from_secs(30), &what, || {
             let (status, body) = admin
                 .request("POST", &format!("/queue/{}/retry", m.id))
                 .unwrap();
             match status {
                 // 404: the attempt due at start found the hop up and delivered it.
-                200 | 404 => break,
+                200 | 404 => true,
                 // An attempt (the one due at start) is still running.
-                409 if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
+                409 => false,
                 _ => panic!("retry of {}: {status} {body}", m.id),
             }
-        }
+        })
+        .unwrap();
     }
 
     let wanted: usize = EXPECTED.iter().map(|(_, r, _, _)| r.len()).sum();
@@ -149,22 +139,20 @@ fn a_format_1_spool_is_migrated_and_every_message_delivered() {
         }
     }
     let logs = [mx.log.clone()];
-    let migrated = crash_support::grep_logs(&logs, &["spool migrated from format 1".to_string()]);
+    let migrated = mxring_testkit::grep_logs(&logs, &["spool migrated from format 1".to_string()]);
     assert_eq!(migrated.len(), 1, "the migration was not logged once");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while mx.queue_len() != Some(0) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the queue did not empty after delivery"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        "the queue to empty after delivery",
+        || mx.queue_len() == Some(0),
+    )
+    .unwrap();
     mx.sigterm();
     assert!(mx.wait_exit(Duration::from_secs(30)).is_some());
     // Migrated once: a restart finds format 2 and nothing left to deliver.
     let mx = Mx::start(&cfg, work.join("mxring-2.log"));
     assert_eq!(mx.queue_len(), Some(0));
-    let again = crash_support::grep_logs(
+    let again = mxring_testkit::grep_logs(
         std::slice::from_ref(&mx.log),
         &["spool migrated".to_string()],
     );
@@ -192,7 +180,7 @@ fn a_spool_of_a_newer_format_is_refused_and_left_alone() {
         db.flush().unwrap();
     }
     let before = std::fs::read(spool.join("db")).unwrap();
-    let sink = Sink::start(Duration::ZERO);
+    let sink = Sink::start(Script::default());
     let cfg = config(&work, free_port(), sink.addr.port());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mxring"))
         .args(["serve", "--config"])

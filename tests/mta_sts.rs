@@ -4,21 +4,17 @@
 //! `mta_sts_port`), and delivers to receiving servers with their own certificates.
 //! Each case checks what arrived and what did not.
 
-mod common;
-#[allow(dead_code)]
-mod dns_server;
-
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use common::ca::Ca;
-use common::client::Client;
-use common::https::{HttpsServer, Response};
-use common::sink::{Script, Sink};
-use common::TestServer;
-use dns_server::{DnsServer, Zone};
+use mxring_testkit::ca::Ca;
+use mxring_testkit::client::Client;
+use mxring_testkit::dns_server::{DnsServer, Zone};
+use mxring_testkit::https::{HttpsServer, Response};
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::{wait_for, wait_until, TestServer, Toml};
 
 const MX: &str = "mx.sts.test";
 const DOMAIN: &str = "dest.test";
@@ -72,18 +68,19 @@ impl Env {
     }
 
     fn config(&self, dns: &DnsServer, dest: &Sink, sts_port: u16, extra: &str) -> String {
-        format!(
-            "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n\
-             [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\n\
-             [outbound]\nport = {}\nmta_sts_port = {sts_port}\nmta_sts_ca_file = \"{}\"\n\
-             [[route]]\ndomains = [\"sender.test\"]\nnext_hop = \"[{}]:{}\"\n\
-             [queue]\nretry = [\"1h\"]\n{extra}",
-            dns.nameserver(),
-            dest.addr.port(),
-            self.ca.write(self.files.path()).display(),
-            self.senders.addr.ip(),
-            self.senders.addr.port()
-        )
+        Toml::default()
+            .listener("mx", 0, "starttls")
+            .extra(&format!(
+                "[dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\n\
+                 [outbound]\nport = {}\nmta_sts_port = {sts_port}\nmta_sts_ca_file = \"{}\"",
+                dns.nameserver(),
+                dest.addr.port(),
+                self.ca.write(self.files.path()).display(),
+            ))
+            .route("\"sender.test\"", self.senders.addr)
+            .queue("retry = [\"1h\"]")
+            .extra(extra)
+            .text()
     }
 
     fn start(&self, dns: &DnsServer, dest: &Sink, sts: &HttpsServer, extra: &str) -> TestServer {
@@ -103,19 +100,7 @@ fn send(s: &TestServer) {
 
 /// The recipient's view once the first attempt is over (bounded wait).
 fn after_first_attempt(s: &TestServer) -> mxring::admin::RecipientView {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(r) = s
-            .queue()
-            .into_iter()
-            .flat_map(|m| m.recipients)
-            .find(|r| r.attempts >= 1)
-        {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "no attempt within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    s.after_first_attempt(20)
 }
 
 fn assert_deferred_by_sts(s: &TestServer, dest: &Sink, words: &[&str]) {
@@ -213,17 +198,13 @@ fn testing_mode_delivers_to_a_self_signed_non_matching_mx() {
     dest.next(20);
     assert_eq!(sts.count(), 1, "the policy was fetched");
     // Counted for the domain's TLS report: a session the policy would have failed.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let counts = loop {
+    let counts = wait_for(Duration::from_secs(10), "a count in the TLS report", || {
         let (status, body) = s.admin().request("GET", "/tls-report").unwrap();
         assert_eq!(status, 200, "{body}");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        if v.as_array().is_some_and(|a| !a.is_empty()) {
-            break v;
-        }
-        assert!(Instant::now() < deadline, "nothing counted");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+        v.as_array().is_some_and(|a| !a.is_empty()).then_some(v)
+    })
+    .unwrap();
     let c = &counts[0];
     assert_eq!(c["policy_type"], "sts", "{c}");
     assert_eq!(c["success"], 0, "{c}");
@@ -335,11 +316,12 @@ fn the_cache_survives_a_restart_with_the_policy_server_down() {
     let spool = s.stop();
     drop(sts);
     // Let the listener thread see its stop flag and close the port.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::net::TcpStream::connect(("127.0.0.1", sts_port)).is_ok() {
-        assert!(Instant::now() < deadline, "policy server still up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(5),
+        "the policy server to go down",
+        || std::net::TcpStream::connect(("127.0.0.1", sts_port)).is_err(),
+    )
+    .unwrap();
 
     // A new id is published but can't be fetched: the cached enforce policy stays
     // in force, so a self-signed MX is refused.
@@ -738,11 +720,10 @@ fn an_https_rua_gets_the_report_posted_as_tlsrpt_gzip() {
     );
     send(&s);
     dest.next(20);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while endpoint.count() == 0 {
-        assert!(Instant::now() < deadline, "no report posted");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(20), "a report posted", || {
+        endpoint.count() > 0
+    })
+    .unwrap();
     let req = endpoint.requests.lock().unwrap()[0].clone();
     assert!(
         req.head.starts_with("POST /v1/tlsrpt HTTP/1.1"),
@@ -786,12 +767,8 @@ fn a_policy_past_half_its_max_age_is_fetched_again_while_the_cached_one_serves()
     }
     send(&s);
     dest.next(20);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sts.count() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the policy was not fetched again"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(10), "the policy fetched again", || {
+        sts.count() >= 2
+    })
+    .unwrap();
 }

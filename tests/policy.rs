@@ -3,12 +3,10 @@
 //! receiving servers without STARTTLS, with self-signed and CA-signed certificates,
 //! TLS 1.2 only, and a CIDR rule on the MX address. And check-tls's transcript.
 
-mod common;
-
-use common::client::Client;
-use common::sink::{Script, Sink};
-use common::TestServer;
 use mxring::config::TlsVersion;
+use mxring_testkit::client::Client;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::TestServer;
 
 const LISTENER: &str =
     "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n";
@@ -16,7 +14,7 @@ const LISTENER: &str =
 fn inbound(rules: &str, sink: &Sink) -> TestServer {
     TestServer::start(&format!(
         "{LISTENER}[relay]\nnetworks = []\ndomains = [\"bank.test\", \"corp.test\"]\n{}{rules}",
-        common::route_all(sink.addr)
+        mxring_testkit::route_all(sink.addr)
     ))
 }
 
@@ -144,7 +142,7 @@ fn send(s: &TestServer, to: &str) {
     );
 }
 
-fn dsn_field(dsn: &common::sink::Arrival, name: &str) -> String {
+fn dsn_field(dsn: &mxring_testkit::sink::Arrival, name: &str) -> String {
     let p = mxring::dsn::parse_delivery_status(&dsn.data).unwrap();
     p.recipients[0].field(name).unwrap_or("").to_string()
 }
@@ -194,7 +192,7 @@ fn encrypt_without_starttls_is_deferred_never_sent_plain_then_warned_and_bounced
 }
 
 /// The human-readable part of a DSN, folded lines joined.
-fn first_part(dsn: &common::sink::Arrival) -> String {
+fn first_part(dsn: &mxring_testkit::sink::Arrival) -> String {
     let text = String::from_utf8_lossy(&dsn.data);
     let start = text.find("This is the mail system").expect("first part");
     let end = text[start..]
@@ -241,31 +239,27 @@ fn self_signed_peer_is_fine_for_encrypt_and_deferred_under_verify() {
     assert_eq!(a.tls.as_deref(), Some("TLSv1_3"));
     send(&s, "carol@verify.test");
     // Deferred with 4.7.5: wait until the attempt is recorded.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let q = s.queue();
-        let r = q
-            .iter()
-            .flat_map(|m| m.recipients.iter())
-            .find(|r| r.address == "carol@verify.test")
-            .cloned();
-        if let Some(r) = r.filter(|r| r.attempts > 0) {
-            assert_eq!(r.state, "deferred");
-            assert!(
-                r.last_reply
-                    .as_deref()
-                    .unwrap()
-                    .contains("Server certificate not verified"),
-                "{r:?}"
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no attempt recorded: {q:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut q = Vec::new();
+    let r = mxring_testkit::wait_for(
+        std::time::Duration::from_secs(20),
+        "an attempt for carol@verify.test",
+        || {
+            q = s.queue();
+            q.iter()
+                .flat_map(|m| m.recipients.iter())
+                .find(|r| r.address == "carol@verify.test" && r.attempts > 0)
+                .cloned()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: no attempt recorded: {q:?}"));
+    assert_eq!(r.state, "deferred");
+    assert!(
+        r.last_reply
+            .as_deref()
+            .unwrap()
+            .contains("Server certificate not verified"),
+        "{r:?}"
+    );
     assert!(
         dest.arrivals.try_recv().is_err(),
         "verify must not deliver to an unverified peer"

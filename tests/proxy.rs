@@ -2,13 +2,11 @@
 //! the client address used for policy and Received headers; a header from anyone
 //! else, or a malformed one, closes the connection.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{closed_port, route_all, TestServer};
+use mxring_testkit::{closed_port, route_all, TestServer};
 
 fn server(networks: &str) -> TestServer {
     TestServer::start(&format!(

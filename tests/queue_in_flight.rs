@@ -3,26 +3,23 @@
 //! A retry then does nothing (no second delivery); bounce and delete wait for the
 //! attempt to end and apply only to the recipients still pending then.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::client::{queued_id, Client};
-use common::sink::{hold, Hold, Script, Sink};
-use common::TestServer;
-
-const LISTENER: &str = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\n";
+use mxring_testkit::client::{queued_id, Client};
+use mxring_testkit::sink::{hold, Hold, Script, Sink};
+use mxring_testkit::{TestServer, Toml};
 
 /// Mail for dest.test goes to `dest`; DSNs (to sender.test) to `senders`.
 fn start(dest: &Sink, senders: &Sink) -> TestServer {
-    TestServer::start(&format!(
-        "{LISTENER}[[route]]\ndomains = [\"dest.test\"]\nnext_hop = \"[127.0.0.1]:{}\"\n\
-         [[route]]\ndomains = [\"sender.test\"]\nnext_hop = \"[127.0.0.1]:{}\"\n\
-         [queue]\nretry = [\"1s\"]\n",
-        dest.addr.port(),
-        senders.addr.port()
-    ))
+    TestServer::start(
+        &Toml::default()
+            .listener("mx", 0, "none")
+            .route("\"dest.test\"", dest.addr)
+            .route("\"sender.test\"", senders.addr)
+            .queue("retry = [\"1s\"]")
+            .text(),
+    )
 }
 
 /// A next hop that holds its first reply to the end of data; `data_reply` is

@@ -2,11 +2,9 @@
 //! relays for nobody. None of them may relay: each is refused, or accepted as
 //! mail for the local domain and delivered there, never to the other domain.
 
-mod common;
-
-use common::client::Client;
-use common::sink::{Script, Sink};
-use common::TestServer;
+use mxring_testkit::client::Client;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::TestServer;
 
 #[test]
 fn classic_relay_tricks_never_relay() {

@@ -1,16 +1,14 @@
 //! SIGHUP reloads policy and routes without dropping connections; a bad new config
 //! is refused with a message and the old one stays in force.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::client::Client;
-use common::closed_port;
-use common::sink::{Script, Sink};
+use mxring_testkit::client::Client;
+use mxring_testkit::closed_port;
+use mxring_testkit::sink::{Script, Sink};
 
 fn config(
     domains: &str,
@@ -242,7 +240,7 @@ fn send(addr: std::net::SocketAddr, to: &str) -> String {
     c.cmd("EHLO c");
     let (code, reply) = c.send_mail("a@s.test", &[to], "Subject: reload\r\n\r\nhello\r\n");
     assert_eq!(code, 250, "{reply}");
-    common::client::queued_id(&reply)
+    mxring_testkit::client::queued_id(&reply)
 }
 
 /// Each reloadable key whose effect shows from outside: a CA file replaced in
@@ -255,7 +253,7 @@ fn sighup_applies_a_replaced_ca_file_and_the_reloaded_timeouts() {
     let admin = closed_port();
     let file = dir.path().join("mxring.toml");
     let spool = dir.path().join("spool");
-    let (old_ca, new_ca) = (common::ca::Ca::new(), common::ca::Ca::new());
+    let (old_ca, new_ca) = (mxring_testkit::ca::Ca::new(), mxring_testkit::ca::Ca::new());
     let sink = Sink::start(Script {
         tls: Some(new_ca.issue("mx.c.test")),
         ..Default::default()

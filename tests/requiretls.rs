@@ -3,19 +3,14 @@
 //! certificate verified; otherwise the sender gets a failure DSN (5.7.10) that
 //! carries the headers only.
 
-mod common;
-#[allow(dead_code)]
-mod dns_server;
-
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
 
-use common::ca::Ca;
-use common::client::Client;
-use common::sink::{Script, Sink};
-use common::TestServer;
-use dns_server::{DnsServer, Zone};
 use mxring::config::TlsVersion;
+use mxring_testkit::ca::Ca;
+use mxring_testkit::client::Client;
+use mxring_testkit::dns_server::{DnsServer, Zone};
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::{TestServer, Toml};
 
 const MX: &str = "mx.rt.test";
 
@@ -50,17 +45,19 @@ impl Env {
             ),
             None => String::new(),
         };
-        TestServer::start(&format!(
-            "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n\
-             [dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\n\
-             [outbound]\nport = {}\nmta_sts = false\n{rule}\
-             [[route]]\ndomains = [\"sender.test\"]\nnext_hop = \"[{}]:{}\"\n\
-             [queue]\nretry = [\"1h\"]\n",
-            self.dns.nameserver(),
-            dest.addr.port(),
-            self.senders.addr.ip(),
-            self.senders.addr.port()
-        ))
+        TestServer::start(
+            &Toml::default()
+                .listener("mx", 0, "starttls")
+                .extra(&format!(
+                    "[dns]\nnameservers = [\"{}\"]\ntimeout = \"2s\"\n\
+                     [outbound]\nport = {}\nmta_sts = false\n{rule}",
+                    self.dns.nameserver(),
+                    dest.addr.port(),
+                ))
+                .route("\"sender.test\"", self.senders.addr)
+                .queue("retry = [\"1h\"]")
+                .text(),
+        )
     }
 
     fn hop(&self, requiretls: bool) -> Sink {
@@ -154,19 +151,7 @@ fn requiretls_raises_an_opportunistic_level_to_verified_tls() {
     });
     let s = env.start(&dest, None);
     send_requiretls(&s);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let r = loop {
-        if let Some(r) = s
-            .queue()
-            .into_iter()
-            .flat_map(|m| m.recipients)
-            .find(|r| r.attempts >= 1)
-        {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "no attempt within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let r = s.after_first_attempt(20);
     let reply = r.last_reply.unwrap_or_default();
     assert_eq!(r.state, "deferred", "{reply}");
     assert!(

@@ -1,72 +1,26 @@
 //! Durability across a hard crash: every message that got a 250 is still queued
 //! after `kill -9` and a restart of the real binary.
 
-mod common;
+use std::process::Command;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-use common::client::{queued_id, Client};
-use common::closed_port;
-
-/// Start `mxring serve` and wait for its "listening" log line (a signal, not a sleep).
-fn spawn(config: &std::path::Path) -> (Child, std::net::SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mxring"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("mxring exited before listening")
-            .unwrap();
-        if line.contains("listening") {
-            let a = line
-                .split("addr=")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap();
-            break a.parse().unwrap();
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
+use mxring_testkit::client::{queued_id, Client};
+use mxring_testkit::process::Mx;
+use mxring_testkit::{closed_port, free_port, Toml};
 
 #[test]
 fn kill_9_after_250_keeps_every_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let admin = closed_port();
     let dead_end = closed_port();
-    let config = dir.path().join("mxring.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nhostname = \"mx.test\"\nshards = 2\nspool = \"{}/spool\"\n\
-             [[listener]]\naddress = \"127.0.0.1:{port}\"\ntls = \"none\"\n\
-             [admin]\naddress = \"{admin}\"\n\
-             [[route]]\ndomains = [\"*\"]\nnext_hop = \"[{}]:{}\"\n",
-            dir.path().display(),
-            dead_end.ip(),
-            dead_end.port()
-        ),
-    )
-    .unwrap();
+    let config = Toml::new(&dir.path().join("spool"), 2)
+        .listener("mx", port, "none")
+        .admin(&admin.to_string())
+        .route_all(dead_end)
+        .write(dir.path().join("mxring.toml"));
 
-    let (mut child, addr) = spawn(&config);
+    let mx = Mx::start(&config, dir.path().join("mxring-1.log"));
+    let addr = mx.smtp;
     let mut ids = Vec::new();
     for i in 0..25 {
         let mut c = Client::connect(addr);
@@ -79,17 +33,15 @@ fn kill_9_after_250_keeps_every_acknowledged_message() {
         assert_eq!(code, 250, "{text}");
         ids.push(queued_id(&text));
     }
-    child.kill().unwrap(); // SIGKILL: no flush, no goodbye.
-    child.wait().unwrap();
+    mx.kill9();
 
-    let (mut child, _) = spawn(&config);
+    let mx = Mx::start(&config, dir.path().join("mxring-2.log"));
     let out = Command::new(env!("CARGO_BIN_EXE_mxring"))
         .args(["queue", "list", "--json", "--config"])
         .arg(&config)
         .output()
         .unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    mx.kill9();
     assert!(
         out.status.success(),
         "{}",

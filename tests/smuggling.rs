@@ -1,17 +1,14 @@
 //! The SMTP smuggling matrix (issue 11, item 1): each input goes in over a raw socket
 //! with DATA and with BDAT, and mxring relays what it accepts to a lenient next hop
-//! (tests/common/lenient.rs: it ends lines at a bare CR or LF and drops NULs). For
+//! (the testkit sink's lenient mode: it ends lines at a bare CR or LF and drops NULs). For
 //! every input the next hop must see exactly what mxring acknowledged: one message
 //! for each 250, none for each refusal, and never the smuggled sender.
 
-mod common;
+use std::time::Duration;
 
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
-
-use common::client::Client;
-use common::lenient::LenientSink;
-use common::{route_all, TestServer};
+use mxring_testkit::client::Client;
+use mxring_testkit::sink::Sink;
+use mxring_testkit::{route_all, wait_until, TestServer};
 
 /// The commands an attacker hides behind a fake end of data.
 const SMUGGLED: &str =
@@ -52,7 +49,7 @@ fn send(c: &mut Client, bdat: bool, body: &[u8]) -> (u16, String) {
 
 #[test]
 fn no_input_smuggles_a_message_past_a_lenient_next_hop() {
-    let sink = LenientSink::start();
+    let sink = Sink::lenient();
     let s = TestServer::start(&format!(
         "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\n\
          [outbound]\nidle_timeout = \"200ms\"\n{}",
@@ -79,14 +76,12 @@ fn no_input_smuggles_a_message_past_a_lenient_next_hop() {
     // Everything acknowledged has been delivered, and every connection to the next
     // hop has closed, so the next hop has read all mxring sent it.
     s.wait_queue_empty(60);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sink.open.load(Ordering::SeqCst) > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "connections to the next hop stay open"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        "connections to the next hop to close",
+        || sink.open_connections() == 0,
+    )
+    .unwrap();
     let seen = sink.seen();
     let smuggled: Vec<_> = seen
         .iter()

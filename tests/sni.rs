@@ -4,18 +4,16 @@
 //! a SIGHUP adds a certificate file without dropping connections, and a bad file
 //! keeps the old set and is named.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::client::Client;
-use common::TestServer;
 use mxring::tls::{client_config_versions, ClientVerification};
+use mxring_testkit::client::Client;
+use mxring_testkit::process::Mx;
+use mxring_testkit::{free_port, TestServer, Toml};
 use rustls::pki_types::ServerName;
 
 /// Write a self-signed certificate for `names` as `dir/stem.pem` + `dir/stem.key`;
@@ -169,48 +167,19 @@ fn sighup_adds_a_certificate_file_and_a_bad_one_keeps_the_old_set() {
     let certs = dir.path().join("certs");
     std::fs::create_dir(&certs).unwrap();
     let a = write_cert(&certs, "a.test", &["a.test"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let file = dir.path().join("mxring.toml");
     std::fs::write(
         &file,
-        format!(
-            "[server]\nhostname = \"mx.test\"\nshards = 2\nspool = \"{}\"\n[admin]\naddress = \"\"\n\
-             [[listener]]\nname = \"smtps\"\naddress = \"127.0.0.1:{port}\"\ntls = \"implicit\"\n\
-             [tls]\ncertificate_dir = \"{}\"\n",
-            dir.path().join("spool").display(),
-            certs.display()
-        ),
+        Toml::new(&dir.path().join("spool"), 2)
+            .admin("")
+            .listener("smtps", port, "implicit")
+            .extra(&format!("[tls]\ncertificate_dir = \"{}\"", certs.display()))
+            .text(),
     )
     .unwrap();
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_mxring"))
-            .args(["serve", "--config"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let wait_for = |needle: &str| loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
-        if line.contains(needle) {
-            return line;
-        }
-    };
-    wait_for("listening");
+    let mx = Mx::start_without_admin(&file, dir.path().join("mxring.log"));
+    let wait_for = |needle: &str| mx.wait_log(needle, Duration::from_secs(20));
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let default = served(addr, Some("b.test"));
     assert_ne!(default, a);
@@ -218,13 +187,7 @@ fn sighup_adds_a_certificate_file_and_a_bad_one_keeps_the_old_set() {
     let mut kept = Client::connect_tls(addr);
     kept.cmd("EHLO kept.test");
 
-    let hup = || {
-        assert!(Command::new("kill")
-            .args(["-HUP", &child.0.id().to_string()])
-            .status()
-            .unwrap()
-            .success())
-    };
+    let hup = || mx.sighup();
     let b = write_cert(&certs, "b.test", &["b.test"]);
     hup();
     wait_for("configuration reloaded");
@@ -280,20 +243,7 @@ fn sighup_adds_a_certificate_file_and_a_bad_one_keeps_the_old_set() {
     assert!(refused.contains("d.test.pem"), "{refused}");
     assert_eq!(served(addr, Some("a.test")), a);
 
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    assert!(child.0.wait().unwrap().success());
-}
-
-/// The server is killed if the test fails half-way.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    mx.sigterm();
+    let status = mx.wait_exit(Duration::from_secs(60));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }

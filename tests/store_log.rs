@@ -4,37 +4,32 @@
 //! quarantined while the records around it are recovered and delivered, and a torn
 //! tail is dropped.
 
-mod crash_support;
-
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crash_support::client::{message, Outcome, Smtp};
-use crash_support::process::Mx;
-use crash_support::sink::Sink;
-use crash_support::{free_port, Workdir};
+use mxring_testkit::client::{message, Client, Outcome};
+use mxring_testkit::process::Mx;
+use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::{free_port, loopback, wait_until, Toml, Workdir};
 
 /// One shard (so the records sit in one log, in order), every domain to `sink`
 /// except held.test, which goes to `held` (nobody listens there until the test
 /// says so).
 fn config(work: &Workdir, port: u16, sink: u16, held: u16, queue: &str) -> PathBuf {
-    let path = work.join("mxring.toml");
-    let text = format!(
-        "[server]\nhostname = \"mx.test\"\nshards = 1\nspool = \"{spool}\"\n\
-         [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:{port}\"\ntls = \"none\"\n\
-         [admin]\naddress = \"127.0.0.1:0\"\n\
-         [outbound]\nunreachable_hold = \"0s\"\n\
-         [[route]]\ndomains = [\"held.test\"]\nnext_hop = \"[127.0.0.1]:{held}\"\n\
-         [[route]]\ndomains = [\"*\"]\nnext_hop = \"[127.0.0.1]:{sink}\"\n\
-         [queue]\ndelay_warning_after = \"1h\"\ngive_up_after = \"1h\"\n{queue}",
-        spool = work.join("spool").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    Toml::new(&work.join("spool"), 1)
+        .listener("mx", port, "none")
+        .admin("127.0.0.1:0")
+        .extra("[outbound]\nunreachable_hold = \"0s\"")
+        .route("\"held.test\"", loopback(held))
+        .route_all(loopback(sink))
+        .queue(&format!(
+            "delay_warning_after = \"1h\"\ngive_up_after = \"1h\"\n{queue}"
+        ))
+        .write(work.join("mxring.toml"))
 }
 
 fn submit(addr: std::net::SocketAddr, to: &str, id: &str, lines: usize) {
-    let mut c = Smtp::connect(addr, Duration::from_secs(30)).unwrap();
+    let mut c = Client::open(addr, Duration::from_secs(30)).unwrap();
     match c.submit("sender@client.test", to, &message(id, lines)) {
         Outcome::Acked(_) => {}
         other => panic!("{id} was not accepted: {other:?}"),
@@ -67,7 +62,7 @@ fn disk_use_stays_bounded_with_messages_held_back() {
     const SEGMENT: u64 = 1 << 20;
     const BOUND: u64 = 7 * SEGMENT;
     let work = Workdir::new("compaction");
-    let sink = Sink::start(Duration::ZERO);
+    let sink = Sink::start(Script::default());
     let held_port = free_port();
     let cfg = config(
         &work,
@@ -95,18 +90,18 @@ fn disk_use_stays_bounded_with_messages_held_back() {
         sink.state.counts().arrivals.len()
     );
     let spool = work.join("spool");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = log_bytes(&spool);
-    while seen > BOUND {
-        assert!(
-            Instant::now() < deadline,
-            "the log still takes {seen} octets, over the bound of {BOUND}, with {} messages held",
-            held.len()
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    let mut seen = 0;
+    wait_until(Duration::from_secs(30), "the log to shrink to its bound", || {
         seen = log_bytes(&spool);
-    }
-    let compacted = crash_support::grep_logs(
+        seen <= BOUND
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: the log still takes {seen} octets, over the bound of {BOUND}, with {} messages held",
+            held.len()
+        )
+    });
+    let compacted = mxring_testkit::grep_logs(
         std::slice::from_ref(&mx.log),
         &["log segment compacted".to_string()],
     );
@@ -115,8 +110,8 @@ fn disk_use_stays_bounded_with_messages_held_back() {
         "the log shrank below the bound without compaction, so this test proves nothing"
     );
     // The held messages survived being moved: they arrive whole once their host is up.
-    let held_sink = Sink::start_at(&format!("127.0.0.1:{held_port}"), Duration::ZERO);
-    let admin = mxring::admin::AdminClient::new(mx.admin);
+    let held_sink = Sink::start_at(&format!("127.0.0.1:{held_port}"), Script::default());
+    let admin = mxring::admin::AdminClient::new(mx.admin.unwrap());
     let (_, body) = admin.request("GET", "/queue").unwrap();
     let queued: Vec<mxring::admin::MessageView> = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -192,7 +187,7 @@ fn a_damaged_record_is_quarantined_and_its_neighbours_delivered() {
     bytes[end..end + torn.len()].copy_from_slice(&torn);
     std::fs::write(&segment, &bytes).unwrap();
 
-    let sink = Sink::start_at(&format!("127.0.0.1:{sink_port}"), Duration::ZERO);
+    let sink = Sink::start_at(&format!("127.0.0.1:{sink_port}"), Script::default());
     let mx = Mx::start(&cfg, work.join("mxring-2.log"));
     assert!(
         sink.state.wait_until(Duration::from_secs(30), |c| c
@@ -213,7 +208,7 @@ fn a_damaged_record_is_quarantined_and_its_neighbours_delivered() {
     drop(counts);
 
     let logs = [mx.log.clone()];
-    let said = |needle: &str| !crash_support::grep_logs(&logs, &[needle.to_string()]).is_empty();
+    let said = |needle: &str| !mxring_testkit::grep_logs(&logs, &[needle.to_string()]).is_empty();
     assert!(
         said("damaged log record moved to quarantine"),
         "the damage was not logged"
@@ -233,7 +228,7 @@ fn a_damaged_record_is_quarantined_and_its_neighbours_delivered() {
         find(&kept, b"middle line 000001").is_some(),
         "the quarantined octets are not the damaged record"
     );
-    let (_, metrics) = mxring::admin::AdminClient::new(mx.admin)
+    let (_, metrics) = mxring::admin::AdminClient::new(mx.admin.unwrap())
         .request("GET", "/metrics")
         .unwrap();
     assert!(
@@ -252,7 +247,7 @@ fn a_damaged_record_is_quarantined_and_its_neighbours_delivered() {
 #[test]
 fn a_message_larger_than_a_segment_gets_its_own_file() {
     let work = Workdir::new("oversize");
-    let sink = Sink::start(Duration::ZERO);
+    let sink = Sink::start(Script::default());
     let cfg = config(
         &work,
         free_port(),
@@ -276,13 +271,16 @@ fn a_message_larger_than_a_segment_gets_its_own_file() {
         "the large message was damaged"
     );
     let spool = work.join("spool");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while log_bytes(&spool) > 3 << 20 {
-        assert!(
-            Instant::now() < deadline,
-            "the large message's own file stayed after delivery: {} octets of log",
-            log_bytes(&spool)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut seen = 0;
+    wait_until(
+        Duration::from_secs(10),
+        "the large message's file to go",
+        || {
+            seen = log_bytes(&spool);
+            seen <= 3 << 20
+        },
+    )
+    .unwrap_or_else(|e| {
+        panic!("{e}: the large message's own file stayed after delivery: {seen} octets of log")
+    });
 }

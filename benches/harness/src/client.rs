@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use mxring::proto::client::{ClientAction, ClientSession, OutboundTx, SessionFailure, Stage};
 use mxring::proto::client::{TlsWant, TxOutcome};
+use mxring::proto::reply::parse_reply;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -397,18 +398,15 @@ impl Client {
     }
 }
 
-/// The length of the first complete reply in `buf`: up to the end of the first line
-/// that is not a continuation ("250-"). Validation is the session's job.
+/// The length of the first complete reply in `buf`, as mxring's own reply parser
+/// (the one delivery uses) delimits it. Bytes it refuses are handed over whole, for
+/// the session (which parses with the same code) to refuse with its own words.
 fn reply_len(buf: &[u8]) -> Option<usize> {
-    let mut pos = 0;
-    while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
-        let line = &buf[pos..pos + nl];
-        pos += nl + 1;
-        if line.get(3) != Some(&b'-') {
-            return Some(pos);
-        }
+    match parse_reply(buf) {
+        Ok(Some((_, n))) => Some(n),
+        Ok(None) => None,
+        Err(_) => Some(buf.len()),
     }
-    None
 }
 
 /// The EHLO reply as the session should see it: PIPELINING and CHUNKING hidden when

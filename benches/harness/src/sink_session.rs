@@ -1,5 +1,6 @@
 //! One sink connection: a small ESMTP server that accepts everything and keeps nothing,
-//! run as a task on one of the sink's event loops.
+//! run as a task on one of the sink's event loops. Commands are parsed by mxring's own
+//! `proto::command` parser.
 //!
 //! Input is processed as far as it goes before anything is written, so a pipelined group
 //! of commands gets all its replies in one write (RFC 2920 asks servers to batch).
@@ -11,6 +12,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+
+use mxring::proto::command::{parse_command, Command, CommandError};
 
 use crate::conn::Conn;
 use crate::data::DataReader;
@@ -226,8 +229,7 @@ impl Session<'_> {
                     let line = &input[pos..pos + nl];
                     pos += nl + 1;
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
-                    let line = String::from_utf8_lossy(line).into_owned();
-                    let next = self.command(&line);
+                    let next = self.command(line);
                     if next != Next::Read {
                         return (pos, next);
                     }
@@ -236,10 +238,10 @@ impl Session<'_> {
         }
     }
 
-    fn command(&mut self, line: &str) -> Next {
-        let (verb, arg) = line.split_once(' ').unwrap_or((line, ""));
-        match verb.to_ascii_uppercase().as_str() {
-            "EHLO" => {
+    /// One command line (without its line ending), parsed by mxring's own parser.
+    fn command(&mut self, line: &[u8]) -> Next {
+        match parse_command(line) {
+            Ok(Command::Ehlo(_)) => {
                 self.reset();
                 let mut lines = vec![
                     "sink.test greets you".to_string(),
@@ -259,32 +261,28 @@ impl Session<'_> {
                     self.reply(&format!("250{sep}{l}"));
                 }
             }
-            "HELO" => {
+            Ok(Command::Helo(_)) => {
                 self.reset();
                 self.reply("250 sink.test");
             }
-            "MAIL" => {
+            Ok(Command::Mail(_)) => {
                 if self.have_mail {
                     self.reply("503 5.5.1 Nested MAIL command");
-                } else if !arg.to_ascii_uppercase().starts_with("FROM:") {
-                    self.reply("501 5.5.4 Syntax: MAIL FROM:<address>");
                 } else {
                     self.have_mail = true;
                     self.state.mail_started();
                     self.reply("250 2.1.0 Ok");
                 }
             }
-            "RCPT" => {
+            Ok(Command::Rcpt(_)) => {
                 if !self.have_mail {
                     self.reply("503 5.5.1 Need MAIL first");
-                } else if !arg.to_ascii_uppercase().starts_with("TO:") {
-                    self.reply("501 5.5.4 Syntax: RCPT TO:<address>");
                 } else {
                     self.rcpts += 1;
                     self.reply("250 2.1.5 Ok");
                 }
             }
-            "DATA" => {
+            Ok(Command::Data) => {
                 if !self.have_mail || self.rcpts == 0 {
                     self.reply("503 5.5.1 Need MAIL and RCPT first");
                 } else {
@@ -292,17 +290,17 @@ impl Session<'_> {
                     self.reply("354 End data with <CR><LF>.<CR><LF>");
                 }
             }
-            "BDAT" => self.bdat(arg),
-            "RSET" => {
+            Ok(Command::Bdat { size, last }) => self.bdat(size, last),
+            Ok(Command::Rset) => {
                 self.reset();
                 self.reply("250 2.0.0 Ok");
             }
-            "NOOP" => self.reply("250 2.0.0 Ok"),
-            "QUIT" => {
+            Ok(Command::Noop) => self.reply("250 2.0.0 Ok"),
+            Ok(Command::Quit) => {
                 self.reply("221 2.0.0 Bye");
                 return Next::Close;
             }
-            "STARTTLS" => {
+            Ok(Command::StartTls) => {
                 if self.state.acceptor.is_none() || self.tls_active {
                     self.reply("502 5.5.1 STARTTLS not available");
                 } else {
@@ -310,24 +308,15 @@ impl Session<'_> {
                     return Next::StartTls;
                 }
             }
-            _ => self.reply("500 5.5.2 Command not recognized"),
+            // A BDAT without a valid size leaves the chunk boundary unknown; like any
+            // syntax error it is refused and nothing is read as its chunk.
+            Err(CommandError::Syntax(usage)) => self.reply(&format!("501 5.5.4 Syntax: {usage}")),
+            Ok(_) | Err(_) => self.reply("500 5.5.2 Command not recognized"),
         }
         Next::Read
     }
 
-    fn bdat(&mut self, arg: &str) {
-        let mut parts = arg.split_ascii_whitespace();
-        let size = parts.next().and_then(|s| s.parse::<u64>().ok());
-        let last = match parts.next() {
-            None => Some(false),
-            Some(p) if p.eq_ignore_ascii_case("LAST") => Some(true),
-            Some(_) => None,
-        };
-        let (Some(size), Some(last)) = (size, last) else {
-            // Without a valid size the chunk boundary is unknown; nothing sane follows.
-            self.reply("501 5.5.4 Syntax: BDAT size [LAST]");
-            return;
-        };
+    fn bdat(&mut self, size: u64, last: bool) {
         let accept = self.have_mail && self.rcpts > 0;
         if accept && self.bdat_bytes == 0 && self.bdat_kept.is_none() {
             self.bdat_kept = self.state.dump_dir.is_some().then(Vec::new);

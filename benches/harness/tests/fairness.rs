@@ -12,11 +12,13 @@
 //! stderr that it did not run; under CI=true it fails instead, unless
 //! MXRING_BENCH_NO_POSTFIX_TOOLS=1 says to skip it knowingly.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use mxring_testkit::{free_port, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mxring-bench");
 const OPT_OUT: &str = "MXRING_BENCH_NO_POSTFIX_TOOLS";
@@ -69,14 +71,6 @@ fn place(cmd: &mut Command, cpu: usize) -> &mut Command {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs a command to completion within RUN_LIMIT; returns its wall-clock time, the
@@ -208,14 +202,10 @@ fn rates_agree_with_smtp_source_against_smtp_sink() {
         .spawn()
         .expect("start smtp-sink");
     let _sink = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "smtp-sink did not listen within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(10), "smtp-sink to listen", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .unwrap();
 
     // Alternating rounds, each tool judged by its median round: one run caught by the
     // machine's other work (either way) does not decide the comparison.

@@ -2,14 +2,12 @@
 //! and check both sides counted the same messages. Every process has a --duration
 //! backstop and every wait a timeout, so a failing test cannot hang.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{load, sink_report, start_sink, temp_dir, BIN};
+use mxring_testkit::bench::{bin, load, sink_report, start_sink, temp_dir};
 
 #[test]
 fn plaintext_pipelined_reused_connections() {
@@ -124,14 +122,8 @@ fn rejected_messages_fail_the_run() {
 
 #[test]
 fn unreachable_target_ends_with_failure() {
-    // Bind then drop to get a loopback port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let (code, r) = load(
-        &format!("127.0.0.1:{port}"),
+        &mxring_testkit::closed_port().to_string(),
         &["--messages", "3", "--connections", "1"],
     );
     assert_ne!(code, 0);
@@ -217,7 +209,7 @@ fn rate_paces_the_offered_load() {
 #[test]
 fn rate_must_be_positive() {
     for bad in ["0", "-5", "fast", "NaN"] {
-        let out = Command::new(BIN)
+        let out = Command::new(bin())
             .args(["load", "--target", "127.0.0.1:9", "--messages", "1"])
             .arg(format!("--rate={bad}"))
             .output()

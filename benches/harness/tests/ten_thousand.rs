@@ -2,9 +2,7 @@
 //! binary, so it does not share the machine's two cores with the timing-sensitive
 //! tests of the other files; cargo runs test binaries one after another).
 
-mod common;
-
-use common::{load, start_sink, stop_sink};
+use mxring_testkit::bench::{load, start_sink, stop_sink};
 use serde_json::Value;
 
 fn u(v: &Value) -> u64 {

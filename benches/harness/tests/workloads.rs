@@ -3,9 +3,7 @@
 //! TLS resumption on and off, a rejecting and a slow sink, several domains, and the
 //! time series in JSON, CSV and SVG. Real processes on loopback, every run bounded.
 
-mod common;
-
-use common::{load, start_sink, stop_sink, temp_dir};
+use mxring_testkit::bench::{load, start_sink, stop_sink, temp_dir};
 use serde_json::Value;
 
 fn u(v: &Value) -> u64 {

@@ -1,19 +1,12 @@
-//! Shared pieces of the integration tests: an in-process mxring on loopback with a
-//! temp spool, a blocking SMTP client with rustls, and a scriptable receiving SMTP
-//! server (the next hop) that reports each message on a channel.
-
-#![allow(dead_code)]
-
-pub mod ca;
-pub mod client;
-pub mod https;
-pub mod lenient;
-pub mod seccomp;
-pub mod sink;
+//! mxring in-process: the library's own `shard::start` on loopback, with a temp
+//! spool and the admin API on a free port.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use mxring::shard::RunningServer;
+
+use crate::config::Toml;
 
 pub struct TestServer {
     pub server: Option<RunningServer>,
@@ -38,13 +31,21 @@ impl TestServer {
         } else {
             "command_timeout = \"30s\"\n"
         };
-        let text = format!(
-            "[server]\nhostname = \"mx.test\"\nshards = 1\nspool = \"{}\"\n{timeout}{server_keys}[admin]\naddress = \"127.0.0.1:0\"\n{extra}",
-            spool.path().display()
-        );
+        let text = Toml::new(spool.path(), 1)
+            .server(timeout)
+            .server(server_keys)
+            .admin("127.0.0.1:0")
+            .extra(extra)
+            .text();
         let config =
             mxring::config::load_str(&text, "test").unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let server = mxring::shard::start(config, "test").unwrap();
+        // Started from a thread of its own: the start probes io_uring, and a ring's
+        // task work is signalled to the thread that made it, which would see EINTR
+        // in its own blocking reads (the test's raw sockets) ever after.
+        let server = std::thread::spawn(move || mxring::shard::start(config, "test"))
+            .join()
+            .expect("the start did not panic")
+            .unwrap();
         TestServer {
             server: Some(server),
             spool: Some(spool),
@@ -69,18 +70,30 @@ impl TestServer {
     /// Poll the admin API until the queue is empty. There is no event for "the
     /// queue drained" outside the server, so this polls, bounded by `secs`.
     pub fn wait_queue_empty(&self, secs: u64) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            let q = self.queue();
-            if q.is_empty() {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "queue did not drain: {q:?}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut last = Vec::new();
+        let drained = crate::wait_until(Duration::from_secs(secs), "the queue to drain", || {
+            last = self.queue();
+            last.is_empty()
+        });
+        if let Err(e) = drained {
+            panic!("{e}: {last:?}");
         }
+    }
+
+    /// The first recipient whose first delivery attempt is over (fails the test
+    /// after `secs`).
+    pub fn after_first_attempt(&self, secs: u64) -> mxring::admin::RecipientView {
+        crate::wait_for(
+            Duration::from_secs(secs),
+            "a first delivery attempt",
+            || {
+                self.queue()
+                    .into_iter()
+                    .flat_map(|m| m.recipients)
+                    .find(|r| r.attempts >= 1)
+            },
+        )
+        .unwrap()
     }
 
     /// Stop (draining) and hand back the spool for a restart.
@@ -98,19 +111,8 @@ impl Drop for TestServer {
     }
 }
 
-/// A route sending every domain to `addr` (so no test ever looks up real DNS).
+/// A route sending every domain to `addr` (so no test ever looks up real DNS), as
+/// TOML to append to a config.
 pub fn route_all(addr: SocketAddr) -> String {
-    format!(
-        "[[route]]\ndomains = [\"*\"]\nnext_hop = \"[{}]:{}\"\n",
-        addr.ip(),
-        addr.port()
-    )
-}
-
-/// A loopback port with nothing listening (connections are refused).
-pub fn closed_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = l.local_addr().unwrap();
-    drop(l);
-    a
+    Toml::default().route_all(addr).text()
 }

@@ -1,13 +1,13 @@
-//! A receiving SMTP server as lenient as they come, to be the next hop in smuggling
-//! tests: it drops NULs, ends a line at CRLF, a bare CR or a bare LF, does not offer
+//! The sink's lenient mode (`Sink::lenient()`), as lenient as they come, to be the
+//! next hop in smuggling tests: it drops NULs, ends a line at CRLF, a bare CR or a bare LF, does not offer
 //! CHUNKING (so mxring relays with DATA and dot-stuffing), and counts every message
 //! it believes it received. A count above what mxring accepted is a smuggled message.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::TcpStream;
 use std::time::Duration;
+
+use crate::sink::SinkState;
 
 #[derive(Clone, Debug)]
 pub struct Seen {
@@ -16,54 +16,18 @@ pub struct Seen {
     pub lines: Vec<Vec<u8>>,
 }
 
-pub struct LenientSink {
-    pub addr: SocketAddr,
-    pub seen: Arc<Mutex<Vec<Seen>>>,
-    /// Connections accepted and not yet closed.
-    pub open: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
-
-impl LenientSink {
-    pub fn start() -> LenientSink {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let open = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s2, o2, st2) = (seen.clone(), open.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !st2.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        o2.fetch_add(1, Ordering::SeqCst);
-                        let (s3, o3) = (s2.clone(), o2.clone());
-                        std::thread::spawn(move || {
-                            let _ = serve(stream, &s3);
-                            o3.fetch_sub(1, Ordering::SeqCst);
-                        });
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        LenientSink {
-            addr,
-            seen,
-            open,
-            stop,
-        }
+impl crate::sink::Sink {
+    /// A lenient next hop (see the module comment).
+    pub fn lenient() -> crate::sink::Sink {
+        crate::sink::Sink::start(crate::sink::Script {
+            lenient: true,
+            ..Default::default()
+        })
     }
 
+    /// What the lenient reader believes it received, in order.
     pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for LenientSink {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.state.counts().seen.clone()
     }
 }
 
@@ -92,7 +56,7 @@ impl Lines {
     }
 }
 
-fn serve(mut stream: TcpStream, seen: &Mutex<Vec<Seen>>) -> std::io::Result<()> {
+pub(crate) fn serve(mut stream: TcpStream, state: &SinkState) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     stream.write_all(b"220 lenient.test ESMTP\r\n")?;
     let mut splitter = Lines::default();
@@ -112,10 +76,11 @@ fn serve(mut stream: TcpStream, seen: &Mutex<Vec<Seen>>) -> std::io::Result<()> 
             if in_data {
                 if line == b"." {
                     in_data = false;
-                    seen.lock().unwrap().push(Seen {
+                    let seen = Seen {
                         from: from.clone(),
                         lines: std::mem::take(&mut content),
-                    });
+                    };
+                    state.update(|c| c.seen.push(seen));
                     replies.push_str("250 2.0.0 Ok: queued\r\n");
                 } else {
                     let l = line.strip_prefix(b".").unwrap_or(&line).to_vec();

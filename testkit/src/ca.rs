@@ -14,6 +14,12 @@ pub struct Ca {
     key: KeyPair,
 }
 
+impl Default for Ca {
+    fn default() -> Ca {
+        Ca::new()
+    }
+}
+
 impl Ca {
     pub fn new() -> Ca {
         let key = KeyPair::generate().unwrap();

@@ -1,16 +1,19 @@
-//! Helpers shared by the harness's integration tests: run the sink binary on a free
-//! loopback port, run the load generator against it, and collect both JSON reports.
+//! For the bench harness's integration tests: run `mxring-bench sink` on a free
+//! loopback port, run `mxring-bench load` against it, and collect both JSON reports.
 //! Every process has a --duration backstop and every wait a bound.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_mxring-bench");
+/// The `mxring-bench` binary cargo built for the harness's tests (see
+/// `process::built_bin`).
+pub fn bin() -> PathBuf {
+    crate::process::built_bin("mxring-bench")
+}
 
 pub struct Sink {
     pub child: Child,
@@ -19,7 +22,7 @@ pub struct Sink {
 
 /// Starts a sink on a free loopback port and returns once it is listening.
 pub fn start_sink(extra: &[&str]) -> Sink {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args([
             "sink",
             "--listen",
@@ -47,28 +50,21 @@ pub fn start_sink(extra: &[&str]) -> Sink {
 
 /// Waits for a child with a bound, killing it if it overstays.
 pub fn finish(mut child: Child, limit: Duration) -> (i32, String) {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            let mut out = String::new();
-            child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut out)
-                .unwrap();
-            return (status.code().unwrap_or(-1), out);
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("process did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let Some(status) = crate::process::wait_child(&mut child, limit) else {
+        panic!("process did not finish within {limit:?}");
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    (status.code().unwrap_or(-1), out)
 }
 
 pub fn load(addr: &str, extra: &[&str]) -> (i32, Value) {
-    let child = Command::new(BIN)
+    let child = Command::new(bin())
         .args([
             "load",
             "--target",
