@@ -32,35 +32,31 @@ pub enum AddressError {
 /// Split `<path> params` into the path and the parameter text. Leading spaces before
 /// the path are tolerated, as Postfix does, because many clients send `FROM: <a>`.
 pub fn split_path(arg: &str) -> Result<(&str, &str), AddressError> {
-    let arg = arg.trim_start();
-    if !arg.starts_with('<') {
+    let Some(inner) = arg.trim_start().strip_prefix('<') else {
         return Err(AddressError::MissingBrackets);
-    }
+    };
     // A '>' inside a quoted local part does not end the path.
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, &b) in arg.as_bytes().iter().enumerate().skip(1) {
+    let (mut quoted, mut escaped) = (false, false);
+    let closing = |c: char| {
         if escaped {
             escaped = false;
-            continue;
+            return false;
         }
-        match b {
-            b'\\' if quoted => escaped = true,
-            b'"' => quoted = !quoted,
-            b'>' if !quoted => {
-                // `i` is at an ASCII '>', so both sides are whole UTF-8.
-                let (path, params) = arg.split_at_checked(i).ok_or(AddressError::Syntax)?;
-                let params = params.strip_prefix('>').unwrap_or(params);
-                if !params.is_empty() && !params.starts_with(' ') {
-                    return Err(AddressError::Syntax);
-                }
-                let path = path.strip_prefix('<').unwrap_or(path);
-                return Ok((path, params.trim()));
-            }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '>' if !quoted => return true,
             _ => {}
         }
+        false
+    };
+    let (path, params) = inner
+        .split_once(closing)
+        .ok_or(AddressError::MissingBrackets)?;
+    if !params.is_empty() && !params.starts_with(' ') {
+        return Err(AddressError::Syntax);
     }
-    Err(AddressError::MissingBrackets)
+    Ok((path, params.trim()))
 }
 
 /// Parse the inside of `<...>`: empty (the null path) or an optional source route
