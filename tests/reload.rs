@@ -2,13 +2,15 @@
 //! is refused with a message and the old one stays in force.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use mxring_testkit::client::Client;
-use mxring_testkit::closed_port;
+use mxring_testkit::process::Mx;
 use mxring_testkit::sink::{Script, Sink};
+use mxring_testkit::{closed_port, free_port, wait_for, Toml};
+
+/// How long a log line may take to come.
+const LOG_WAIT: Duration = Duration::from_secs(20);
 
 fn config(
     domains: &str,
@@ -17,23 +19,13 @@ fn config(
     spool: &std::path::Path,
     server_extra: &str,
 ) -> String {
-    let dead = closed_port();
-    format!(
-        "[server]\nhostname = \"mx.test\"\nshards = 2\nspool = \"{}\"\n{server_extra}\
-         [[listener]]\naddress = \"127.0.0.1:{port}\"\ntls = \"starttls\"\n[admin]\naddress = \"{admin}\"\n\
-         [relay]\nnetworks = []\ndomains = [{domains}]\n[[route]]\ndomains = [\"*\"]\nnext_hop = \"[{}]:{}\"\n",
-        spool.display(),
-        dead.ip(),
-        dead.port()
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    Toml::new(spool, 2)
+        .server(server_extra)
+        .listener("mx", port, "starttls")
+        .admin(&admin.to_string())
+        .extra(&format!("[relay]\nnetworks = []\ndomains = [{domains}]"))
+        .route_all(closed_port())
+        .text()
 }
 
 fn rcpt(addr: std::net::SocketAddr, to: &str) -> u16 {
@@ -43,89 +35,39 @@ fn rcpt(addr: std::net::SocketAddr, to: &str) -> u16 {
     c.cmd(&format!("RCPT TO:<{to}>")).0
 }
 
-/// `mxring serve` on a config file, its log lines on a channel.
-struct Running {
-    child: KillOnDrop,
-    lines: mpsc::Receiver<String>,
-    file: std::path::PathBuf,
-    shards: usize,
+/// The next log line that has every one of `needles`.
+fn wait_for_all(mx: &Mx, needles: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + LOG_WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = mx.wait_log(needles[0], left);
+        if needles.iter().all(|n| line.contains(n)) {
+            return line;
+        }
+    }
 }
 
-impl Running {
-    fn start(file: std::path::PathBuf, shards: usize) -> Running {
-        let mut child = KillOnDrop(
-            Command::new(env!("CARGO_BIN_EXE_mxring"))
-                .args(["serve", "--config"])
-                .arg(&file)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.0.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Running {
-            child,
-            lines,
-            file,
-            shards,
-        }
-    }
+/// Write the config file and send SIGHUP.
+fn reload_with(mx: &Mx, file: &std::path::Path, text: String) {
+    std::fs::write(file, text).unwrap();
+    mx.sighup();
+}
 
-    /// The next log line that has every one of `needles`.
-    fn wait_for_all(&self, needles: &[&str]) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| panic!("no log line with {needles:?}"));
-            // Shown when the test fails: what the server said on the way.
-            eprintln!("mxring: {line}");
-            if needles.iter().all(|n| line.contains(n)) {
-                return line;
-            }
-        }
+/// Until every shard has logged that it applied the new settings. The CLI logs
+/// "configuration reloaded" too, once it has sent them (before the shards may
+/// have taken them), so only the shards' lines count.
+fn wait_reloaded(mx: &Mx, shards: usize) {
+    let mut pending: Vec<String> = (0..shards).map(|i| format!("shard={i}")).collect();
+    while !pending.is_empty() {
+        let line = mx.wait_log("configuration reloaded", LOG_WAIT);
+        pending.retain(|shard| !line.contains(shard.as_str()));
     }
+}
 
-    fn wait_for(&self, needle: &str) -> String {
-        self.wait_for_all(&[needle])
-    }
-
-    /// Write the config file and send SIGHUP.
-    fn reload_with(&self, text: String) {
-        std::fs::write(&self.file, text).unwrap();
-        self.signal("-HUP");
-    }
-
-    /// Until every shard has logged that it applied the new settings. The CLI
-    /// logs "configuration reloaded" too, once it has sent them (before the shards
-    /// may have taken them), so only the shards' lines count.
-    fn wait_reloaded(&self) {
-        let mut pending: Vec<String> = (0..self.shards).map(|i| format!("shard={i}")).collect();
-        while !pending.is_empty() {
-            let line = self.wait_for("configuration reloaded");
-            pending.retain(|shard| !line.contains(shard.as_str()));
-        }
-    }
-
-    fn signal(&self, which: &str) {
-        let pid = self.child.0.id().to_string();
-        assert!(Command::new("kill")
-            .args([which, &pid])
-            .status()
-            .unwrap()
-            .success());
-    }
-
-    fn stop(mut self) {
-        self.signal("-TERM");
-        assert!(self.child.0.wait().unwrap().success());
-    }
+fn stop(mx: Mx) {
+    mx.sigterm();
+    let status = mx.wait_exit(LOG_WAIT).expect("mxring stops on SIGTERM");
+    assert!(status.success(), "{status}");
 }
 
 #[test]
@@ -136,22 +78,25 @@ fn sighup_reloads_policy_and_keeps_connections_and_refuses_bad_configs() {
     let file = dir.path().join("mxring.toml");
     let spool = dir.path().join("spool");
     std::fs::write(&file, config("\"a.test\"", port, admin, &spool, "")).unwrap();
-    let mx = Running::start(file, 2);
-    mx.wait_for("listening");
+    let mx = Mx::start(&file, dir.path().join("mxring.log"));
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     assert_eq!(rcpt(addr, "x@a.test"), 250);
     assert_eq!(rcpt(addr, "x@b.test"), 554);
 
     let mut kept = Client::connect(addr);
     kept.cmd("EHLO kept");
-    mx.reload_with(config(
-        "\"b.test\"",
-        port,
-        admin,
-        &spool,
-        "command_timeout = \"1s\"\n",
-    ));
-    mx.wait_reloaded();
+    reload_with(
+        &mx,
+        &file,
+        config(
+            "\"b.test\"",
+            port,
+            admin,
+            &spool,
+            "command_timeout = \"1s\"\n",
+        ),
+    );
+    wait_reloaded(&mx, 2);
     // Every shard applies it; new connections may land on any of them.
     for _ in 0..8 {
         assert_eq!(rcpt(addr, "x@b.test"), 250);
@@ -176,23 +121,27 @@ fn sighup_reloads_policy_and_keeps_connections_and_refuses_bad_configs() {
     // The session that began before the reload keeps the timeout it began with.
     assert_eq!(kept.cmd("NOOP").0, 250);
 
-    mx.reload_with("[server]\nshardz = 1\n".into());
-    let refused = mx.wait_for("reload refused");
+    reload_with(&mx, &file, "[server]\nshardz = 1\n".into());
+    let refused = mx.wait_log("reload refused", LOG_WAIT);
     assert!(refused.contains("shardz"), "{refused}");
     assert_eq!(rcpt(addr, "x@b.test"), 250, "the old config stays in force");
 
     // A key that needs a restart is named, not silently ignored.
-    mx.reload_with(config(
-        "\"b.test\"",
-        port,
-        admin,
-        &spool,
-        "max_connections_per_ip = 7\n",
-    ));
-    let warned = mx.wait_for("only after a restart");
+    reload_with(
+        &mx,
+        &file,
+        config(
+            "\"b.test\"",
+            port,
+            admin,
+            &spool,
+            "max_connections_per_ip = 7\n",
+        ),
+    );
+    let warned = mx.wait_log("only after a restart", LOG_WAIT);
     assert!(warned.contains("server.max_connections_per_ip"), "{warned}");
-    mx.wait_reloaded();
-    mx.stop();
+    wait_reloaded(&mx, 2);
+    stop(mx);
 }
 
 fn effects_config(
@@ -205,23 +154,20 @@ fn effects_config(
     outbound_extra: &str,
 ) -> String {
     let (sink, silent) = hops;
-    format!(
-        "[server]\nhostname = \"mx.test\"\nshards = 2\nspool = \"{}\"\n{server_extra}\
-         [[listener]]\naddress = \"127.0.0.1:{port}\"\ntls = \"starttls\"\n\
-         [admin]\naddress = \"{admin}\"\n\
-         [relay]\nnetworks = []\ndomains = [\"c.test\", \"slow.test\"]\n\
-         [outbound]\n{outbound_extra}\
-         [[route]]\ndomains = [\"c.test\"]\nnext_hop = \"[{}]:{}\"\n\
-         [[route]]\ndomains = [\"slow.test\"]\nnext_hop = \"[{}]:{}\"\n\
-         [[outbound_tls]]\ndomains = [\"c.test\"]\nlevel = \"verify\"\nca_file = \"{}\"\n\
-         match_names = [\"mx.c.test\"]\n",
-        spool.display(),
-        sink.ip(),
-        sink.port(),
-        silent.ip(),
-        silent.port(),
-        ca.display()
-    )
+    Toml::new(spool, 2)
+        .server(server_extra)
+        .listener("mx", port, "starttls")
+        .admin(&admin.to_string())
+        .extra("[relay]\nnetworks = []\ndomains = [\"c.test\", \"slow.test\"]")
+        .extra(&format!("[outbound]\n{outbound_extra}"))
+        .route("\"c.test\"", sink)
+        .route("\"slow.test\"", silent)
+        .extra(&format!(
+            "[[outbound_tls]]\ndomains = [\"c.test\"]\nlevel = \"verify\"\nca_file = \"{}\"\n\
+             match_names = [\"mx.c.test\"]",
+            ca.display()
+        ))
+        .text()
 }
 
 /// The code of one (possibly multiline) reply.
@@ -266,46 +212,45 @@ fn sighup_applies_a_replaced_ca_file_and_the_reloaded_timeouts() {
         effects_config(port, admin, &spool, hops, &ca, server_extra, outbound_extra)
     };
     std::fs::write(&file, text("", "")).unwrap();
-    let mx = Running::start(file, 2);
-    mx.wait_for("listening");
+    let mx = Mx::start(&file, dir.path().join("mxring.log"));
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 
     // The next hop's certificate is from a CA the file does not hold yet.
     let id = send(addr, "x@c.test");
-    let line = mx.wait_for_all(&["to=x@c.test", "result=\"deferred\""]);
+    let line = wait_for_all(&mx, &["to=x@c.test", "result=\"deferred\""]);
     assert!(line.contains("certificate"), "{line}");
     // The same path, another CA: it counts from the reload on.
     new_ca.write(dir.path());
-    mx.reload_with(text("", ""));
-    mx.wait_reloaded();
+    reload_with(&mx, &file, text("", ""));
+    wait_reloaded(&mx, 2);
     let admin_api = mxring::admin::AdminClient::new(admin);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        // 409 while the deferred attempt is still being recorded.
+    // 409 while the deferred attempt is still being recorded.
+    let (status, body) = wait_for(LOG_WAIT, "the retry to be taken (not 409)", || {
         let (status, body) = admin_api
             .request("POST", &format!("/queue/{id}/retry"))
             .unwrap();
-        if status != 409 {
-            assert_eq!(status, 200, "{body}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{body}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        (status != 409).then_some((status, body))
+    })
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
     let arrival = sink.next(20);
     assert_eq!(arrival.rcpts, ["x@c.test"]);
     assert!(arrival.tls.is_some(), "delivered over verified TLS");
 
     // Reply timeouts (default 5 minutes for the banner) and the inbound TLS
     // handshake timeout (default 30s) come from the reloaded file.
-    mx.reload_with(text(
-        "tls_handshake_timeout = \"1s\"\n",
-        "banner_timeout = \"1s\"\n",
-    ));
-    mx.wait_reloaded();
+    reload_with(
+        &mx,
+        &file,
+        text(
+            "tls_handshake_timeout = \"1s\"\n",
+            "banner_timeout = \"1s\"\n",
+        ),
+    );
+    wait_reloaded(&mx, 2);
     let started = std::time::Instant::now();
     send(addr, "x@slow.test");
-    let line = mx.wait_for_all(&["to=x@slow.test", "result=\"deferred\""]);
+    let line = wait_for_all(&mx, &["to=x@slow.test", "result=\"deferred\""]);
     assert!(line.contains("timed out after 1s"), "{line}");
     assert!(started.elapsed() < Duration::from_secs(15), "{line}");
 
@@ -331,15 +276,5 @@ fn sighup_applies_a_replaced_ca_file_and_the_reloaded_timeouts() {
         "closed after {:?}",
         started.elapsed()
     );
-    mx.stop();
-}
-
-/// The server is killed if the test fails half-way.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    stop(mx);
 }
