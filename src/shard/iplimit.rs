@@ -23,6 +23,16 @@ pub enum Refusal {
     TooFast,
 }
 
+impl Refusal {
+    /// For the log: which of the operator's limits the address reached.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Refusal::TooManyOpen => "max_connections_per_ip reached",
+            Refusal::TooFast => "connection_rate_per_ip reached",
+        }
+    }
+}
+
 impl IpLimits {
     /// `shards` divides the configured limits: each shard enforces its share.
     pub fn new(max_open: usize, per_minute: u32, shards: usize) -> Self {

@@ -4,6 +4,7 @@
 //! A shard that fails stops the whole process: a server with a dead shard would
 //! keep accepting connections on its sockets that nobody serves.
 
+mod accept;
 mod ctx;
 mod inbound;
 mod iplimit;
@@ -21,12 +22,12 @@ use anyhow::Context;
 
 use crate::config::Config;
 use crate::delivery::DeliveryCtx;
-use crate::net::{self, Backend, Listener, Stream};
+use crate::net::{self, Backend, Listener};
 use crate::policy::Policy;
 use crate::queue::IdSource;
 use crate::queue::Spool;
 
-use ctx::ConnectionGuard;
+use crate::delivery::operator::OperatorRequest;
 
 /// How long a stopping shard waits for sessions and deliveries in progress.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
@@ -103,16 +104,43 @@ fn build_settings(
     Ok(Settings::build(Arc::new(config), policy, tls_server, auth))
 }
 
-pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
-    // First: `io = "uring"` without io_uring refuses before anything is opened.
-    let backend = net::choose(config.server.io).map_err(anyhow::Error::msg)?;
-    let shards = match config.server.shards {
+/// Shards as configured; 0 means one per core.
+fn shard_count(config: &Config) -> usize {
+    match config.server.shards {
         0 => std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
         n => n,
     }
-    .min(255);
+    .min(255)
+}
+
+/// Listening sockets for each shard (SO_REUSEPORT, one per shard and listener),
+/// and each listener's bound address.
+type Bound = (
+    Vec<(String, SocketAddr)>,
+    Vec<Vec<(String, std::net::TcpListener)>>,
+);
+
+fn bind_listeners(config: &Config, shards: usize) -> anyhow::Result<Bound> {
+    let mut bound = Vec::new();
+    let mut per_shard: Vec<Vec<(String, std::net::TcpListener)>> =
+        (0..shards).map(|_| Vec::new()).collect();
+    for l in &config.listeners {
+        let (addr, sockets) = net::bind_all(l.address, shards)
+            .with_context(|| format!("listener {} on {}", l.name, l.address))?;
+        bound.push((l.name.clone(), addr));
+        for (i, s) in sockets.into_iter().enumerate() {
+            per_shard[i].push((l.name.clone(), s));
+        }
+    }
+    Ok((bound, per_shard))
+}
+
+pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
+    // First: `io = "uring"` without io_uring refuses before anything is opened.
+    let backend = net::choose(config.server.io).map_err(anyhow::Error::msg)?;
+    let shards = shard_count(&config);
     let spool = Arc::new(
         Spool::open_with(
             &config.server.spool,
@@ -130,18 +158,7 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
         crate::auth::Authenticator::default_workers(),
     );
     let settings = Arc::new(build_settings(config.clone(), origin, auth.clone())?);
-
-    let mut bound = Vec::new();
-    let mut per_shard: Vec<Vec<(String, std::net::TcpListener)>> =
-        (0..shards).map(|_| Vec::new()).collect();
-    for l in &config.listeners {
-        let (addr, sockets) = net::bind_all(l.address, shards)
-            .with_context(|| format!("listener {} on {}", l.name, l.address))?;
-        bound.push((l.name.clone(), addr));
-        for (i, s) in sockets.into_iter().enumerate() {
-            per_shard[i].push((l.name.clone(), s));
-        }
-    }
+    let (bound, per_shard) = bind_listeners(&config, shards)?;
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<usize>();
@@ -157,7 +174,7 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
         .collect();
     for (index, listeners) in per_shard.into_iter().enumerate() {
         let queue = spool.shard(index)?;
-        let extra: Vec<_> = if index == 0 {
+        let orphan_slices: Vec<_> = if index == 0 {
             orphans
                 .iter()
                 .map(|&n| spool.shard(n))
@@ -165,54 +182,37 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
         } else {
             vec![]
         };
-        let (admin_tx, admin_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (admin_tx, operator_rx) = tokio::sync::mpsc::unbounded_channel();
         let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
         admin_shards.push(crate::admin::ShardHandle {
             queue: queue.clone(),
             commands: admin_tx,
         });
         reload.push(reload_tx);
-        let settings = settings.clone();
-        let shutdown = shutdown_rx.clone();
+        let shard = ShardStart {
+            index,
+            backend,
+            settings: settings.clone(),
+            queue,
+            orphan_slices,
+            listeners,
+            shutdown: shutdown_rx.clone(),
+            operator_rx,
+            reload_rx,
+            shard_count: shards,
+            ready: ready_tx.clone(),
+        };
         let core = cores.get(index % cores.len().max(1)).copied();
-        let ready = ready_tx.clone();
-        let t = std::thread::Builder::new()
-            .name(format!("mxring-shard{index}"))
-            .spawn(move || {
-                if let Some(core) = core {
-                    core_affinity::set_for_current(core);
-                }
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    net::run(
-                        backend,
-                        shard_main(
-                            index, backend, settings, queue, extra, listeners, shutdown, admin_rx,
-                            reload_rx, shards, ready,
-                        ),
-                    )
-                }));
-                match outcome {
-                    Ok(Ok(Ok(()))) => {}
-                    Ok(Ok(Err(e))) => shard_failed(index, backend, &e.to_string()),
-                    Ok(Err(e)) => shard_failed(
-                        index,
-                        backend,
-                        &format!("its {} runtime could not start: {e}", backend.name()),
-                    ),
-                    Err(panic) => shard_failed(index, backend, &panic_text(&*panic)),
-                }
-            })?;
-        threads.push(t);
+        threads.push(spawn_shard_thread(shard, core)?);
     }
     drop(ready_tx);
     // "listening" is logged by the caller: only once every shard really accepts.
     for _ in 0..shards {
-        match ready_rx.recv_timeout(START_DEADLINE) {
-            Ok(_) => {}
-            Err(_) => anyhow::bail!(
+        if ready_rx.recv_timeout(START_DEADLINE).is_err() {
+            anyhow::bail!(
                 "the shards did not all start accepting within {} s",
                 START_DEADLINE.as_secs()
-            ),
+            );
         }
     }
     let admin = if config.admin.address.is_empty() {
@@ -237,20 +237,68 @@ pub fn start(config: Config, origin: &str) -> anyhow::Result<RunningServer> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn shard_main(
+/// What one shard starts with.
+struct ShardStart {
     index: usize,
     backend: Backend,
     settings: Arc<Settings>,
     queue: crate::queue::QueueView,
+    /// Slices of a run with more shards, for shard 0 to adopt.
     orphan_slices: Vec<crate::queue::QueueView>,
     listeners: Vec<(String, std::net::TcpListener)>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-    mut admin_rx: tokio::sync::mpsc::UnboundedReceiver<crate::delivery::operator::OperatorRequest>,
-    mut reload_rx: tokio::sync::mpsc::UnboundedReceiver<Arc<Settings>>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    operator_rx: tokio::sync::mpsc::UnboundedReceiver<OperatorRequest>,
+    reload_rx: tokio::sync::mpsc::UnboundedReceiver<Arc<Settings>>,
     shard_count: usize,
     ready: std::sync::mpsc::Sender<usize>,
-) -> std::io::Result<()> {
+}
+
+/// The shard's thread, pinned to `core`, running its runtime until shutdown.
+/// Any failure there stops the process (see the module comment).
+fn spawn_shard_thread(
+    shard: ShardStart,
+    core: Option<core_affinity::CoreId>,
+) -> std::io::Result<JoinHandle<()>> {
+    let (index, backend) = (shard.index, shard.backend);
+    std::thread::Builder::new()
+        .name(format!("mxring-shard{index}"))
+        .spawn(move || {
+            if let Some(core) = core {
+                core_affinity::set_for_current(core);
+            }
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                net::run(backend, shard_main(shard))
+            }));
+            match outcome {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => shard_failed(index, backend, &e.to_string()),
+                Ok(Err(e)) => shard_failed(
+                    index,
+                    backend,
+                    &format!("its {} runtime could not start: {e}", backend.name()),
+                ),
+                Err(panic) => shard_failed(index, backend, &panic_text(&*panic)),
+            }
+        })
+}
+
+/// The shard's two roles over its queue slice: inbound (one acceptor per
+/// listener) and delivery; operator requests and reloads until shutdown, then
+/// the drain.
+async fn shard_main(shard: ShardStart) -> std::io::Result<()> {
+    let ShardStart {
+        index,
+        backend,
+        settings,
+        queue,
+        orphan_slices,
+        listeners,
+        mut shutdown,
+        mut operator_rx,
+        mut reload_rx,
+        shard_count,
+        ready,
+    } = shard;
     let queue = crate::queue::ShardQueue::start(queue)
         .await
         .map_err(|e| std::io::Error::other(format!("its queue log cannot be opened: {e}")))?;
@@ -271,48 +319,8 @@ async fn shard_main(
     let listener_count = listeners.len();
     for (name, std_listener) in listeners {
         let listener = Listener::from_std(std_listener)?;
-        let ctx = ctx.clone();
-        let mut stop = shutdown.clone();
-        tokio::task::spawn_local(async move {
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        let (stream, peer) = match accepted {
-                            Ok(a) => a,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "accept failed");
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                                continue;
-                            }
-                        };
-                        let settings = ctx.settings();
-                        let Some((session_cfg, listener_cfg)) = settings.sessions.get(&name).cloned() else { continue };
-                        let host = settings.config.server.hostname.clone();
-                        if ctx.connections.get() >= settings.config.server.max_connections_per_shard {
-                            tokio::task::spawn_local(refuse(stream, format!("{host} Error: too many connections, try again later")));
-                            continue;
-                        }
-                        if let Err(why) = ctx.ip_limits.borrow_mut().admit(peer.ip(), std::time::Instant::now()) {
-                            tracing::info!(%peer, reason = ?why, "connection refused by per-address limit");
-                            let text = match why {
-                                iplimit::Refusal::TooManyOpen => format!("{host} Error: too many connections from your address"),
-                                iplimit::Refusal::TooFast => format!("{host} Error: too many connections from your address per minute"),
-                            };
-                            tokio::task::spawn_local(refuse(stream, text));
-                            continue;
-                        }
-                        let guard = ConnectionGuard::new(ctx.clone(), peer.ip());
-                        tokio::task::spawn_local(async move {
-                            let _guard = guard;
-                            inbound::serve(_guard.0.clone(), session_cfg, listener_cfg, stream, peer).await;
-                        });
-                    }
-                    _ = stop.wait_for(|s| *s) => break,
-                }
-            }
-        });
+        accept::spawn_acceptor(ctx.clone(), name, listener, shutdown.clone());
     }
-
     let mut delivery = tokio::task::spawn_local(crate::delivery::run(delivery_ctx.clone()));
     let mut delivery_ended = false;
     tracing::info!(
@@ -333,7 +341,7 @@ async fn shard_main(
                     }
                 }
             }
-            Some(req) = admin_rx.recv() => crate::delivery::operator_request(&delivery_ctx, req),
+            Some(req) = operator_rx.recv() => crate::delivery::operator_request(&delivery_ctx, req),
             Some(s) = reload_rx.recv() => {
                 delivery_ctx.replace_settings(s.delivery());
                 ctx.replace_settings(s);
@@ -377,10 +385,4 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     } else {
         "it panicked".to_string()
     }
-}
-
-async fn refuse(mut stream: Stream, text: String) {
-    let msg = format!("421 4.7.0 {text}\r\n").into_bytes();
-    let _ = stream.write_all(msg).await;
-    let _ = stream.shutdown(std::net::Shutdown::Write);
 }
