@@ -232,8 +232,9 @@ impl Connection {
         // A body as a whole has a deadline too, so a steady trickle that never
         // trips the idle timeout still ends (Postfix: smtpd_timeout plus a rate).
         if self.session.receiving_body() {
+            // Set once per body, not on every read.
             self.body_deadline
-                .get_or_insert(now + server.data_total_timeout());
+                .get_or_insert_with(|| now + server.data_total_timeout());
         } else {
             self.body_deadline = None;
         }
